@@ -1,0 +1,103 @@
+"""AMI adapter (panoramisk): keeps the outage failover targets in Asterisk's own AstDB.
+
+The dialplan's outage path (``dialplan/callctl-dialplan.conf``) reads
+``${DB(callctl_failover/<DID>)}`` = ``"<number>|<mailbox>"`` when the Stasis app is not
+connected, so these entries must be written while the controller is up and must not depend on
+Redis. ``sync_failover`` makes AstDB equal to the wanted map: puts what changed, deletes stale
+DIDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from panoramisk import Manager
+
+log = logging.getLogger("callctl.ami")
+
+FAMILY = "callctl_failover"
+_ENTRY = re.compile(r"^/" + FAMILY + r"/(\S+)\s*:\s*(.*?)\s*$")
+
+
+class AmiError(RuntimeError):
+    pass
+
+
+def failover_value(number: str | None, mailbox: str | None) -> str:
+    """The AstDB value the dialplan parses. Both parts are validated by the flow schema."""
+    return f"{number or ''}|{mailbox or ''}"
+
+
+def parse_database_show(lines: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in lines:
+        m = _ENTRY.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+class Ami:
+    def __init__(self, host: str, port: int, user: str, secret: str) -> None:
+        self._config = {"host": host, "port": port, "username": user, "secret": secret,
+                        "ping_delay": 10, "reconnect_timeout": 2}
+        self.manager: Manager | None = None
+
+    async def connect(self, timeout: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        self.manager = Manager(loop=loop, **self._config)
+        await asyncio.wait_for(self.manager.connect(), timeout)
+        deadline = loop.time() + timeout
+        while not self.manager.authenticated:
+            if loop.time() > deadline:
+                raise AmiError(f"AMI login to {self._config['host']}:{self._config['port']} "
+                               "failed (check CALLCTL_AMI_SECRET)")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        if self.manager is not None:
+            self.manager.close()
+            self.manager = None
+
+    async def _action(self, **action: Any) -> Any:
+        if self.manager is None:
+            raise AmiError("AMI not connected")
+        resp = await asyncio.wait_for(self.manager.send_action(action), 5)
+        if isinstance(resp, list):
+            resp = resp[0] if resp else None
+        if resp is None or not resp.success:
+            raise AmiError(f"AMI {action.get('Action')} failed: "
+                           f"{getattr(resp, 'Message', resp)}")
+        return resp
+
+    async def db_put(self, key: str, value: str) -> None:
+        await self._action(Action="DBPut", Family=FAMILY, Key=key, Val=value)
+
+    async def db_del(self, key: str) -> None:
+        await self._action(Action="DBDel", Family=FAMILY, Key=key)
+
+    async def db_entries(self) -> dict[str, str]:
+        if self.manager is None:
+            raise AmiError("AMI not connected")
+        resp = await asyncio.wait_for(
+            self.manager.send_command(f"database show {FAMILY}"), 5)
+        lines = getattr(resp, "Output", None) or []
+        if isinstance(lines, str):
+            lines = lines.splitlines()
+        return parse_database_show(list(lines))
+
+    async def sync_failover(self, wanted: dict[str, str]) -> tuple[int, int]:
+        """Make AstDB hold exactly ``wanted`` (DID -> value). Returns (written, removed)."""
+        current = await self.db_entries()
+        written = removed = 0
+        for did, value in wanted.items():
+            if current.get(did) != value:
+                await self.db_put(did, value)
+                written += 1
+        for did in current.keys() - wanted.keys():
+            await self.db_del(did)
+            removed += 1
+        return written, removed

@@ -1,0 +1,396 @@
+"""One live call: drives the pure engine and executes its commands on ARI and Redis.
+
+Each call has one task and one inbox queue; the controller routes every event about the call
+(its own channel, its ringing legs, its playbacks) into that queue in websocket order, so a
+call sees its events strictly in order and a slow call never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from controller import engine
+from controller.ari.errors import AriError, NotFound
+from controller.ari.events import (
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    Event,
+    PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
+    StasisEnd,
+    StasisStart,
+    channel_id_of,
+)
+from controller.callerid import presentable
+from controller.model import (
+    Answer,
+    CallContext,
+    Digits,
+    GetSticky,
+    Hangup,
+    HttpPost,
+    HttpResponse,
+    Indicate,
+    LoadFacts,
+    NextCursor,
+    Prompt,
+    Record,
+    Recorded,
+    RingGroup,
+    RingResult,
+    SetSticky,
+    Stop,
+    UserFacts,
+)
+from controller.ringrace import Cancel, Connect, Originate, RingRace
+from controller.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from controller.runtime import Controller
+
+log = logging.getLogger("callctl.call")
+
+DTMF = frozenset("0123456789*#ABCD")
+MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class CallGone(Exception):
+    """The caller's channel is gone (hung up, or we hung it up)."""
+
+
+class Call:
+    def __init__(self, ctl: Controller, channel_id: str, ctx: CallContext, version: int) -> None:
+        self.ctl = ctl
+        self.ari = ctl.ari
+        self.id = channel_id
+        self.ctx = ctx
+        self.version = version
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.answered = False
+        self.caller_up = True
+        self.legs: set[str] = set()  # leg channels that may still exist (for teardown)
+        self.connected_leg: str | None = None
+        self.bridge_id: str | None = None
+        self._bridge_task: asyncio.Task[None] | None = None
+        self.busy_users: set[str] = set()
+        self.leg_seq = 0
+        self.play_seq = 0
+        self.started = time.time()
+        self.answered_at: float | None = None
+        self.result = "unknown"
+        self._loop = asyncio.get_running_loop()
+
+    # ------------------------------------------------------------------ events
+
+    def feed(self, ev: Event) -> None:
+        self.inbox.put_nowait(ev)
+
+    async def _event(self, deadline: float | None) -> Event | None:
+        """The next event, or None at ``deadline`` (loop time). Raises CallGone on hangup."""
+        while True:
+            if deadline is None:
+                ev = await self.inbox.get()
+            else:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0 and self.inbox.empty():
+                    return None
+                try:
+                    async with asyncio.timeout(max(remaining, 0)):
+                        ev = await self.inbox.get()
+                except TimeoutError:
+                    return None
+            if isinstance(ev, (StasisEnd, ChannelDestroyed, ChannelHangupRequest)):
+                cid = channel_id_of(ev)
+                if cid == self.id:
+                    self.caller_up = False
+                    raise CallGone
+                if cid in self.legs and not isinstance(ev, ChannelHangupRequest):
+                    if cid == self.connected_leg and isinstance(ev, StasisEnd):
+                        return ev
+                    if isinstance(ev, ChannelDestroyed):
+                        self.legs.discard(cid)
+            return ev
+
+    # ------------------------------------------------------------------ main
+
+    async def run(self) -> None:
+        try:
+            stop = await self._drive(engine.run_call(self.ctx))
+            self.result = stop.reason
+            if stop.reason == "connected":
+                await self._while_connected()
+            elif stop.reason == "no_flow":
+                await self._hangup_caller(1)
+        except CallGone:
+            if self.result == "unknown":
+                self.result = "caller_hangup"
+        except Exception:
+            log.exception("call %s: controller error; hanging up", self.id)
+            self.result = "error"
+        finally:
+            await self._teardown()
+
+    async def _drive(self, gen: Generator[Any, Any, Stop]) -> Stop:
+        try:
+            cmd = gen.send(None)
+            while True:
+                result = await self._exec(cmd)
+                cmd = gen.send(result)
+        except StopIteration as stop:
+            return stop.value if isinstance(stop.value, Stop) else Stop("end")
+        finally:
+            gen.close()
+
+    async def _exec(self, cmd: Any) -> Any:
+        handler = self._HANDLERS.get(type(cmd))
+        if handler is None:
+            raise TypeError(f"unknown command {cmd!r}")
+        return await handler(self, cmd)
+
+    # ------------------------------------------------------------------ commands
+
+    async def _answer(self, _cmd: Answer | None = None) -> None:
+        if self.answered:
+            return
+        try:
+            await self.ari.answer(self.id)
+        except NotFound:
+            self.caller_up = False
+            raise CallGone from None
+        self.answered = True
+        self.answered_at = self.answered_at or time.time()
+
+    async def _indicate(self, _cmd: Indicate) -> None:
+        if not self.answered:
+            self.ctl.background(self.ari.ring(self.id))
+
+    async def _prompt(self, cmd: Prompt) -> Digits:
+        await self._answer()
+        self.play_seq += 1
+        pb_id = f"{self.id}-P{self.play_seq}"
+        playing = bool(cmd.media)
+        if playing:
+            try:
+                await self.ari.play(self.id, list(cmd.media), playback_id=pb_id,
+                                    lang=self.ctx.language)
+            except NotFound:
+                self.caller_up = False
+                raise CallGone from None
+        digits = ""
+        deadline = None if playing else self._loop.time() + cmd.timeout
+        if cmd.max_digits == 0 and not playing:
+            return Digits("", "played")
+        while True:
+            ev = await self._event(deadline)
+            if ev is None:
+                return Digits(digits, "timeout")
+            if isinstance(ev, PlaybackFinished) and ev.playback_id == pb_id:
+                playing = False
+                if cmd.max_digits == 0:
+                    return Digits("", "played")
+                wait = cmd.inter_digit_timeout if digits else cmd.timeout
+                deadline = self._loop.time() + wait
+            elif isinstance(ev, ChannelDtmfReceived) and channel_id_of(ev) == self.id:
+                d = ev.digit
+                if d not in DTMF or cmd.max_digits == 0:
+                    continue
+                if playing:
+                    if not cmd.barge_in:
+                        continue
+                    playing = False
+                    self.ctl.background(self.ari.stop_playback(pb_id))
+                self.ctx.log("dtmf", digit=d)
+                if cmd.terminator and d == cmd.terminator:
+                    return Digits(digits, "terminator")
+                digits += d
+                if len(digits) >= cmd.max_digits:
+                    return Digits(digits, "max")
+                deadline = self._loop.time() + cmd.inter_digit_timeout
+
+    async def _record(self, cmd: Record) -> Recorded:
+        if not MAILBOX_RE.fullmatch(cmd.mailbox):
+            raise ValueError(f"invalid mailbox {cmd.mailbox!r}")
+        await self._answer()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        name = f"voicemail/{cmd.mailbox}/{stamp}-{self.id}"
+        self.ctx.log("voicemail", mailbox=cmd.mailbox, recording=name)
+        try:
+            await self.ari.record(self.id, name=name, fmt="wav", max_duration=cmd.max_seconds,
+                                  beep=cmd.beep, terminate_on=cmd.terminate_on or "none")
+        except NotFound:
+            self.caller_up = False
+            raise CallGone from None
+        while True:
+            ev = await self._event(None)
+            if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
+                dur = getattr(ev, "duration", None) or 0.0
+                reason = "failed" if isinstance(ev, RecordingFailed) else "finished"
+                return Recorded(cmd.mailbox, name, float(dur), reason)
+
+    async def _http_post(self, cmd: HttpPost) -> HttpResponse:
+        return await self.ctl.http_post(cmd.url, cmd.payload, cmd.timeout)
+
+    async def _hangup(self, cmd: Hangup) -> None:
+        await self._hangup_caller(cmd.cause)
+        self.result = self.result if self.result != "unknown" else "hangup"
+        raise CallGone
+
+    async def _load_facts(self, cmd: LoadFacts) -> dict[str, UserFacts]:
+        try:
+            facts = await self.ctl.store.facts(cmd.users)
+        except StoreUnavailable as e:
+            log.warning("call %s: %s; routing on last known user state", self.id, e)
+            return {u: self.ctl.last_facts.get(u, UserFacts()) for u in cmd.users}
+        self.ctl.last_facts.update(facts)
+        return facts
+
+    async def _next_cursor(self, cmd: NextCursor) -> int:
+        try:
+            return await self.ctl.store.next_cursor(cmd.key)
+        except StoreUnavailable as e:
+            log.warning("call %s: %s; round-robin continues locally", self.id, e)
+            return self.ctl.local_cursor(cmd.key)
+
+    async def _get_sticky(self, cmd: GetSticky) -> str | None:
+        try:
+            return await self.ctl.store.get_sticky(cmd.department, cmd.caller)
+        except StoreUnavailable as e:
+            log.warning("call %s: %s; no sticky agent this time", self.id, e)
+            return None
+
+    async def _set_sticky(self, cmd: SetSticky) -> None:
+        self.ctl.background(self.ctl.store.set_sticky(cmd.department, cmd.caller, cmd.user,
+                                                      cmd.ttl))
+
+    # ------------------------------------------------------------------ ringing
+
+    async def _ring(self, cmd: RingGroup) -> RingResult:
+        race = RingRace(cmd, self.id)
+        if self._bridge_task is None:
+            self.bridge_id = f"{self.id}-B"
+            self._bridge_task = asyncio.create_task(self._create_bridge())
+        await self._apply(race, race.start(time.time(), first_seq=self.leg_seq))
+        while not race.done:
+            dl = race.next_deadline()
+            deadline = None if dl is None else self._loop.time() + (dl - time.time())
+            ev = await self._event(deadline)
+            now = time.time()
+            if ev is None:
+                actions = race.expire(now)
+            elif isinstance(ev, StasisStart) and ev.channel.id in race.legs:
+                actions = race.answered(ev.channel.id, now)
+            elif isinstance(ev, ChannelDestroyed) and ev.channel.id in race.legs:
+                actions = race.destroyed(ev.channel.id, ev.cause, now)
+            else:
+                continue
+            await self._apply(race, actions)
+        self.leg_seq = race.next_seq
+        return race.result()  # the pure side logs each leg with its classified outcome
+
+    async def _apply(self, race: RingRace, actions: list[Any]) -> None:
+        originates = [a for a in actions if isinstance(a, Originate)]
+        for a in actions:
+            if isinstance(a, Cancel):
+                self.ctl.background(self._hangup_channel(a.leg_id))
+            elif isinstance(a, Connect):
+                await self._connect(a.leg_id, race)
+        if originates:
+            results = await asyncio.gather(*(self._originate(a) for a in originates))
+            for a, ok in zip(originates, results, strict=True):
+                if not ok:
+                    await self._apply(race, race.originate_failed(a.leg_id, time.time()))
+
+    async def _originate(self, a: Originate) -> bool:
+        t = a.target
+        endpoint = f"PJSIP/{t.address}" if t.kind == "sip" else \
+            f"PJSIP/{t.address}@{self.ctl.trunk}"
+        caller_id = presentable(a.caller_id) if a.caller_id else presentable(self.ctx.caller)
+        self.legs.add(a.leg_id)
+        try:
+            await self.ari.originate(endpoint, channel_id=a.leg_id, app=self.ctl.app,
+                                     app_args=f"leg,{self.id}", caller_id=caller_id,
+                                     timeout=int(a.timeout) + 10)
+            return True
+        except AriError as e:
+            self.legs.discard(a.leg_id)
+            log.info("call %s: cannot ring %s (%s): HTTP %s", self.id, endpoint, t.role,
+                     e.status)
+            return False
+
+    async def _create_bridge(self) -> None:
+        assert self.bridge_id
+        await self.ari.create_bridge(self.bridge_id, type="mixing")
+
+    async def _connect(self, leg_id: str, race: RingRace) -> None:
+        target = race.legs[leg_id].target
+        self.connected_leg = leg_id
+        await self._answer()
+        assert self._bridge_task is not None
+        await self._bridge_task
+        try:
+            await self.ari.add_to_bridge(self.bridge_id or "", [self.id, leg_id])
+        except NotFound:
+            log.info("call %s: leg %s vanished while bridging", self.id, leg_id)
+        self.ctx.answered_by = target.user or target.address
+        self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
+        if target.user:
+            self.busy_users.add(target.user)
+            self.ctl.background(self.ctl.store.mark_busy(target.user, self.id))
+
+    async def _while_connected(self) -> None:
+        """Bridged: wait for either side to hang up."""
+        while True:
+            ev = await self._event(None)
+            cid = channel_id_of(ev)
+            if cid == self.connected_leg and isinstance(ev, (StasisEnd, ChannelDestroyed)):
+                self.result = "completed"
+                return
+
+    # ------------------------------------------------------------------ teardown
+
+    async def _hangup_channel(self, channel_id: str, cause: int | None = None) -> None:
+        try:
+            await self.ari.hangup(channel_id, reason_code=cause)
+        except NotFound:
+            pass
+        except AriError as e:
+            log.warning("call %s: hangup of %s failed: %s", self.id, channel_id, e)
+
+    async def _hangup_caller(self, cause: int = 16) -> None:
+        if self.caller_up:
+            self.caller_up = False
+            await self._hangup_channel(self.id, cause)
+
+    async def _teardown(self) -> None:
+        jobs = [self._hangup_channel(leg) for leg in self.legs]
+        if self.caller_up:
+            self.caller_up = False
+            jobs.append(self._hangup_channel(self.id))
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if self._bridge_task is not None:
+            try:
+                await self._bridge_task
+            except Exception:  # noqa: BLE001 - creation failed: nothing to destroy
+                self._bridge_task = None
+            if self._bridge_task is not None:
+                try:
+                    await self.ari.destroy_bridge(self.bridge_id or "")
+                except NotFound:
+                    pass
+                except AriError as e:
+                    log.warning("call %s: bridge destroy failed: %s", self.id, e)
+        await self.ctl.call_ended(self)
+
+    _HANDLERS: dict[type, Any] = {
+        Answer: _answer, Indicate: _indicate, Prompt: _prompt, Record: _record,
+        HttpPost: _http_post, Hangup: _hangup, LoadFacts: _load_facts,
+        NextCursor: _next_cursor, GetSticky: _get_sticky, SetSticky: _set_sticky,
+        RingGroup: _ring,
+    }

@@ -1,0 +1,157 @@
+"""Prompt names -> Asterisk media URIs.
+
+A prompt is a *name* such as ``welcome`` or ``sales/intro``. It resolves, for the call's
+language, to the first of:
+
+1. ``<prompts_dir>/<ctx.language>/<name>.<ext>``  -> ``sound:<absolute path without extension>``
+2. ``<prompts_dir>/<settings.language>/<name>.<ext>`` (the default language)
+3. Asterisk's stock sound ``sound:<name>`` (``beep``, ``vm-intro``, ...), which Asterisk looks
+   up in its own sounds directory for the channel's language.
+
+``prompts_dir`` (``settings.prompts_dir``) is relative to the project root unless absolute.
+Directory listings are cached per process for :data:`CACHE_TTL` seconds, so resolving a prompt
+costs a dict lookup; :func:`clear_cache` drops the cache (new prompt files otherwise show up
+within ``CACHE_TTL``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from controller.config import PROJECT_ROOT
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CACHE_TTL",
+    "LANGUAGE_RE",
+    "PROMPT_NAME_RE",
+    "STOCK_SOUNDS_DIR",
+    "check_prompt_name",
+    "clear_cache",
+    "media",
+    "prompt_exists",
+    "prompt_file",
+    "prompts_root",
+    "resolve_prompt",
+    "valid_prompt_name",
+]
+
+PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(?:/[a-z0-9][a-z0-9_-]*)*$")
+"""Lower-case segments separated by '/'; no '..', no leading '/', no empty segment."""
+MAX_PROMPT_NAME = 128
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?$")
+AUDIO_EXTENSIONS = frozenset({"wav", "gsm", "ulaw", "alaw", "sln", "sln16", "g722", "g729"})
+"""File formats Asterisk plays from ``sound:`` URIs (it picks the best one present)."""
+STOCK_SOUNDS_DIR = Path("/usr/share/asterisk/sounds")
+CACHE_TTL = 30.0
+
+_lock = threading.Lock()
+_listings: dict[Path, tuple[float, frozenset[str]]] = {}
+
+
+def valid_prompt_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_PROMPT_NAME
+        and PROMPT_NAME_RE.fullmatch(name) is not None
+    )
+
+
+def check_prompt_name(name: str) -> str:
+    """Pydantic-style validator: return ``name`` or raise ValueError."""
+    if not valid_prompt_name(name):
+        raise ValueError(
+            f"invalid prompt name {name!r}: use lower-case letters, digits, '_', '-' and '/' "
+            "(e.g. 'welcome' or 'sales/intro'), without a file extension"
+        )
+    return name
+
+
+def prompts_root(settings: Any) -> Path:
+    """The prompts directory of ``settings`` (None: ``<project>/prompts``), absolute."""
+    raw = getattr(settings, "prompts_dir", None) or "prompts"
+    path = Path(raw)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def clear_cache() -> None:
+    with _lock:
+        _listings.clear()
+
+
+def _stems(directory: Path) -> frozenset[str]:
+    """Names (without extension) of the playable files in ``directory``; cached."""
+    now = time.monotonic()
+    with _lock:
+        hit = _listings.get(directory)
+    if hit is not None and now - hit[0] < CACHE_TTL:
+        return hit[1]
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        names = []
+    stems = frozenset(
+        stem for stem, _, ext in (n.rpartition(".") for n in names)
+        if stem and ext.lower() in AUDIO_EXTENSIONS
+    )
+    with _lock:
+        _listings[directory] = (now, stems)
+    return stems
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    target = directory / name
+    return target if target.name in _stems(target.parent) else None
+
+
+def _languages(language: str | None, settings: Any) -> list[str]:
+    out: list[str] = []
+    for lang in (language, getattr(settings, "language", None) or "en"):
+        if lang and LANGUAGE_RE.fullmatch(lang) and lang not in out:
+            out.append(lang)
+    return out
+
+
+def prompt_file(name: str, settings: Any, language: str | None = None) -> Path | None:
+    """The prompt's file in ``prompts_dir`` (without extension) for ``language`` or the
+    default language, or None."""
+    check_prompt_name(name)
+    root = prompts_root(settings)
+    for lang in _languages(language, settings):
+        found = _find(root / lang, name)
+        if found is not None:
+            return found
+    return None
+
+
+def resolve_prompt(name: str, ctx: Any) -> str:
+    """The media URI that plays prompt ``name`` in the call's language.
+
+    Raises ValueError for an invalid name (a published flow never contains one: the schema and
+    lint reject them)."""
+    settings = getattr(getattr(ctx, "flowset", None), "settings", None)
+    found = prompt_file(name, settings, getattr(ctx, "language", None))
+    return f"sound:{found}" if found is not None else f"sound:{name}"
+
+
+def media(names: Iterable[str], ctx: Any) -> tuple[str, ...]:
+    """Resolve several prompt names, in order."""
+    return tuple(resolve_prompt(n, ctx) for n in names)
+
+
+def prompt_exists(name: str, settings: Any, language: str | None = None) -> bool:
+    """Is there something to play for ``name``: a file in ``prompts_dir`` (``language`` or the
+    default language) or an Asterisk stock sound (any format)? Used by lint."""
+    if not valid_prompt_name(name):
+        return False
+    if prompt_file(name, settings, language) is not None:
+        return True
+    langs = [*_languages(language, settings), "en"]
+    stock_dirs = [STOCK_SOUNDS_DIR / lang for lang in dict.fromkeys(langs)] + [STOCK_SOUNDS_DIR]
+    return any(_find(d, name) is not None for d in stock_dirs)

@@ -1,0 +1,172 @@
+"""The ring race: several legs ring, the first answer wins. Pure, no I/O.
+
+One ``RingRace`` per ``RingGroup`` command. The runtime feeds it what happened (originate
+failed, a leg answered, a leg was destroyed with a cause, the ring timeout) and executes the
+actions it returns. All ring-all decisions live here, in one place:
+
+- the first leg to answer wins; every other live leg is cancelled at once;
+- a leg answering after a winner exists is cancelled (two answers in the same instant never
+  both get the caller: events of one call are processed strictly in order);
+- a leg that fails with one of the group's alternate causes (or has no contact) rings its
+  target's alternate immediately, sequentially (the primary is already gone);
+- at the timeout every live leg is cancelled (and, if the flow opted in, alternates ring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from controller.model import DialTarget, LegResult, RingGroup, RingResult
+
+
+@dataclass(frozen=True, slots=True)
+class Originate:
+    leg_id: str
+    target: DialTarget
+    caller_id: str | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    leg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Bridge this leg with the caller."""
+
+    leg_id: str
+
+
+Action = Originate | Cancel | Connect
+
+
+@dataclass(slots=True)
+class _Leg:
+    target: DialTarget
+    started: float
+    via_alternate: bool
+    live: bool = True
+    answered: bool = False
+    cause: int | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    no_contact: bool = False
+    ended: float = 0.0
+
+
+@dataclass(slots=True)
+class RingRace:
+    group: RingGroup
+    call_id: str
+    legs: dict[str, _Leg] = field(default_factory=dict)
+    winner: str | None = None
+    _seq: int = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now: float, first_seq: int = 0) -> list[Action]:
+        self._seq = first_seq
+        return [self._originate(t, now, via_alternate=False) for t in self.group.targets]
+
+    def originate_failed(self, leg_id: str, now: float) -> list[Action]:
+        """The channel could not even be created (no reachable contact / unknown endpoint)."""
+        leg = self.legs.get(leg_id)
+        if leg is None or not leg.live:
+            return []
+        leg.live, leg.no_contact, leg.ended = False, True, now
+        if self.winner is None and self.group.alternate_on_no_contact:
+            return self._alternate_for(leg, now)
+        return []
+
+    def answered(self, leg_id: str, now: float) -> list[Action]:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            return [Cancel(leg_id)]  # not ours (stale): make sure it does not linger
+        if self.winner is not None or not leg.live:
+            leg.live, leg.cancelled, leg.ended = False, True, leg.ended or now
+            return [Cancel(leg_id)]
+        self.winner = leg_id
+        leg.answered = True
+        actions: list[Action] = [Connect(leg_id)]
+        for other_id, other in self.legs.items():
+            if other_id != leg_id and other.live:
+                other.live, other.cancelled, other.ended = False, True, now
+                actions.append(Cancel(other_id))
+        return actions
+
+    def destroyed(self, leg_id: str, cause: int | None, now: float) -> list[Action]:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            return []
+        if leg.answered:
+            leg.ended = now  # the winner hung up later: the call's business, not the race's
+            return []
+        if not leg.live:
+            if leg.cause is None and not leg.no_contact:
+                leg.cause = cause  # a cancelled leg's final cause, for the trace
+            return []
+        leg.live, leg.cause, leg.ended = False, cause, now
+        if self.winner is None and cause is not None and cause in self.group.alternate_causes:
+            return self._alternate_for(leg, now)
+        return []
+
+    def next_deadline(self) -> float | None:
+        """When the earliest live leg's ring time runs out (each leg has its own)."""
+        live = [leg.started + self.group.timeout for leg in self.legs.values() if leg.live]
+        return min(live) if live else None
+
+    def expire(self, now: float) -> list[Action]:
+        """Cancel the legs whose ring time is over (and, if opted in, ring their alternates)."""
+        if self.winner is not None:
+            return []
+        actions: list[Action] = []
+        for lid, leg in list(self.legs.items()):
+            if leg.live and leg.started + self.group.timeout <= now + 1e-3:
+                leg.live, leg.timed_out, leg.ended = False, True, now
+                actions.append(Cancel(lid))
+                if self.group.alternate_on_timeout:
+                    actions.extend(self._alternate_for(leg, now))
+        return actions
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def done(self) -> bool:
+        return self.winner is not None or not any(leg.live for leg in self.legs.values())
+
+    @property
+    def live_legs(self) -> list[str]:
+        return [lid for lid, leg in self.legs.items() if leg.live]
+
+    def result(self) -> RingResult:
+        legs = tuple(
+            LegResult(target=leg.target, answered=leg.answered, cause=leg.cause,
+                      timed_out=leg.timed_out, cancelled=leg.cancelled,
+                      no_contact=leg.no_contact, started=leg.started, ended=leg.ended,
+                      via_alternate=leg.via_alternate)
+            for leg in self.legs.values()
+        )
+        answered = self.legs[self.winner].target if self.winner else None
+        return RingResult(answered=answered, legs=legs)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _originate(self, target: DialTarget, now: float, *, via_alternate: bool) -> Originate:
+        self._seq += 1
+        leg_id = f"{self.call_id}-L{self._seq}"
+        self.legs[leg_id] = _Leg(target=target, started=now, via_alternate=via_alternate)
+        cid = self.group.alternate_caller_id if via_alternate else self.group.caller_id
+        return Originate(leg_id, target, cid, self.group.timeout)
+
+    def _alternate_for(self, leg: _Leg, now: float) -> list[Action]:
+        alt = leg.target.alternate
+        if alt is None or leg.via_alternate:
+            return []
+        alt = replace(alt, role="alternate", user=alt.user or leg.target.user)
+        return [self._originate(alt, now, via_alternate=True)]
+
+    @property
+    def next_seq(self) -> int:
+        return self._seq

@@ -1,0 +1,267 @@
+"""The controller: ARI events in, one Call task per inbound call, shared state in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from controller.ari.client import AriClient
+from controller.ari.errors import AriError
+from controller.ari.events import (
+    ChannelDestroyed,
+    Event,
+    StasisEnd,
+    StasisStart,
+    channel_id_of,
+)
+from controller.ari.stream import EventStream
+from controller.call import Call
+from controller.callerid import normalise, valid_did
+from controller.config import Settings
+from controller.live import LiveFlows
+from controller.model import CallContext, HttpResponse, UserFacts
+from controller.store import RedisStore, StoreUnavailable
+
+log = logging.getLogger("callctl.runtime")
+
+
+class StartupError(RuntimeError):
+    """A dependency is missing at start. The message is one line saying which and what to do."""
+
+
+def call_key(channel_id: str) -> str:
+    """The call a channel/playback id belongs to: legs are ``<call>-L<n>``, playbacks ``-P<n>``."""
+    head, sep, tail = channel_id.rpartition("-")
+    if sep and tail[:1] in ("L", "P", "B") and tail[1:].isdigit() or tail == "B":
+        return head
+    return channel_id
+
+
+class Controller:
+    def __init__(self, settings: Settings, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self.app = settings.app
+        self.trunk = "pstn"
+        self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password,
+                             settings.app)
+        self.store = RedisStore(settings.redis_url, settings.redis_prefix)
+        self.flows = LiveFlows(self.store, settings.redis_prefix)
+        self.stream = EventStream(self.ari, self.on_event, on_connect=self.resync)
+        self.calls: dict[str, Call] = {}
+        self.last_facts: dict[str, UserFacts] = {}
+        self._cursors: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.calls_total = 0
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each finished call's record (tests, webhooks, metrics)."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def check(self) -> None:
+        """Fail fast, with one clear line, when ARI or Redis is not there."""
+        if not await self.store.ping():
+            raise StartupError(
+                f"Redis at {self.store._safe_url()} does not answer: start it with "
+                "`callctl stack up` or set REDIS_URL")
+        try:
+            info = await self.ari.asterisk_info()
+        except AriError as e:
+            hint = " (wrong ARI credentials?)" if e.status == 401 else ""
+            raise StartupError(
+                f"Asterisk ARI at {self.settings.ari_url} answered HTTP {e.status}{hint}: "
+                "check CALLCTL_ARI_USER/CALLCTL_ARI_PASSWORD") from None
+        except Exception:  # noqa: BLE001 - any connection failure means the same to the user
+            raise StartupError(
+                f"Asterisk ARI at {self.settings.ari_url} does not answer: start it with "
+                "`callctl stack up` or set CALLCTL_ARI_URL") from None
+        log.info("asterisk %s at %s; redis at %s",
+                 (info or {}).get("system", {}).get("version", "?"), self.settings.ari_url,
+                 self.store._safe_url())
+
+    async def start(self) -> None:
+        await self.check()
+        await self.flows.start()
+        self._spawn(self.stream.run())
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await self.stream.stop()
+        for call in list(self.calls.values()):
+            call.feed(StasisEnd.synthetic(call.id))
+        deadline = asyncio.get_running_loop().time() + 5
+        while self.calls and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # calls tear down (hang up their channels) on their own
+        await self.flows.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+        await self.ari.close()
+        await self.store.close()
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, ev: Event) -> None:
+        if isinstance(ev, StasisStart):
+            args = ev.args
+            if args and args[0] == "inbound":
+                self._new_call(ev)
+                return
+            if args and args[0] == "leg" and len(args) > 1:
+                call = self.calls.get(args[1])
+                if call is not None:
+                    call.feed(ev)
+                else:  # a leg answering for a call that is gone: do not leave it up
+                    self.background(self._hangup_stray(ev.channel.id))
+                return
+        cid = channel_id_of(ev)
+        if cid is None:
+            return
+        call = self.calls.get(call_key(cid))
+        if call is not None:
+            call.feed(ev)
+
+    def _new_call(self, ev: StasisStart) -> None:
+        ch = ev.channel
+        did = ev.args[1] if len(ev.args) > 1 else ch.exten
+        caller = normalise(ch.caller_number)
+        if not valid_did(did or ""):
+            log.warning("call %s: rejected: malformed DID", ch.id)
+            self.background(self._hangup_stray(ch.id, 1))
+            return
+        live = self.flows.current
+        ctx = CallContext(call_id=ch.id, did=did, caller=caller,
+                          flowset=live[1] if live else None, now=self.clock)
+        if live is None or live[1].flow_for_did(did) is None:
+            # Documented: a DID with no published flow is rejected, unanswered, with cause 1
+            # (unallocated number: SIP 404 to the carrier), and logged with the DID.
+            log.warning("call %s: no published flow for DID %s (caller %s): rejected with "
+                        "cause 1", ch.id, did, caller or "withheld")
+            self.background(self._hangup_stray(ch.id, 1))
+            self.background(self._log_rejected(ch.id, did, caller))
+            return
+        call = Call(self, ch.id, ctx, live[0])
+        call.answered = ch.state == "Up"
+        self.calls[ch.id] = call
+        self.calls_total += 1
+        self.background(self.store.put_call(ch.id, {
+            "did": did, "caller": caller, "started": str(call.started),
+            "flow_version": str(live[0]), "owner": self.app}))
+        self._spawn(call.run())
+
+    async def _hangup_stray(self, channel_id: str, cause: int | None = None) -> None:
+        try:
+            await self.ari.hangup(channel_id, reason_code=cause)
+        except AriError:
+            pass
+
+    async def _log_rejected(self, call_id: str, did: str, caller: str) -> None:
+        now = time.time()
+        record = {"call_id": call_id, "did": did, "caller": caller, "started": now,
+                  "ended": now, "result": "no_flow", "answered_by": None, "path": []}
+        self._notify({**record, "trace": []})
+        await self.store.log_call(record, [])
+
+    async def resync(self) -> None:
+        """After a (re)connect: calls whose channels vanished meanwhile are ended."""
+        try:
+            channels = await self.ari.list_channels()
+        except AriError as e:
+            log.warning("resync: cannot list channels: %s", e)
+            return
+        alive = {c["id"] for c in channels or []}
+        for call in list(self.calls.values()):
+            if call.id not in alive:
+                log.info("call %s: gone while disconnected", call.id)
+                call.feed(StasisEnd.synthetic(call.id))
+                continue
+            for leg in list(call.legs):
+                if leg not in alive:
+                    call.feed(ChannelDestroyed.synthetic(leg, 0))
+
+    # ------------------------------------------------------------------ services for calls
+
+    async def call_ended(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+        ended = time.time()
+        for user in call.busy_users:
+            try:
+                await self.store.release_busy(user, call.id)
+            except StoreUnavailable as e:
+                log.warning("call %s: busy mark of %s not released (%s); it expires", call.id,
+                            user, e)
+        record = {
+            "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
+            "flow_version": call.version, "started": call.started, "ended": ended,
+            "answered_at": call.answered_at, "result": call.result,
+            "answered_by": call.ctx.answered_by, "path": call.ctx.path,
+        }
+        trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
+        try:
+            await self.store.remove_call(call.id)
+            await self.store.log_call(record, trace)
+        except StoreUnavailable as e:
+            log.warning("call %s: call log not written (%s)", call.id, e)
+        log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
+                 call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
+        self._notify({**record, "trace": trace})
+
+    def _notify(self, record: dict[str, Any]) -> None:
+        for obs in self.observers:
+            try:
+                obs(record)
+            except Exception:  # noqa: BLE001 - an observer never breaks call handling
+                log.exception("call observer failed")
+
+    def local_cursor(self, key: str) -> int:
+        n = self._cursors.get(key, 0)
+        self._cursors[key] = n + 1
+        return n
+
+    async def http_post(self, url: str, payload: dict[str, Any], timeout: float) -> HttpResponse:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        try:
+            async with self._http.post(url, json=payload,
+                                       timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                try:
+                    body = await resp.json(content_type=None)
+                except ValueError:
+                    body = None
+                return HttpResponse(resp.status, body)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            return HttpResponse(0, None, e.__class__.__name__)
+
+    def background(self, aw: Awaitable[Any]) -> None:
+        """Run a side job (never on the call's critical path); failures are logged."""
+        self._spawn(aw, quiet=True)
+
+    def _spawn(self, aw: Awaitable[Any], quiet: bool = False) -> None:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, (AriError, StoreUnavailable)):
+                log.warning("background: %s", exc)
+            else:
+                log.error("background task failed", exc_info=exc)

@@ -1,0 +1,280 @@
+"""`callctl stack up|down|status`: Asterisk and Redis as the project's own processes.
+
+The config in ``asterisk-conf/`` and ``dialplan/`` is rendered into ``<run>/etc`` (placeholders
+``@NAME@`` replaced, secrets written to ``*-secrets.conf`` files with mode 0600), then
+``asterisk -C <run>/etc/asterisk.conf -f`` and ``redis-server`` are started detached, and we
+wait until ARI and Redis answer. The same files are what the Docker image and CI run.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from controller.config import PROJECT_ROOT, Settings, ensure_secrets
+
+CONF_DIR = PROJECT_ROOT / "asterisk-conf"
+DIALPLAN_DIR = PROJECT_ROOT / "dialplan"
+PROMPTS_DIR = PROJECT_ROOT / "prompts"
+
+
+class StackError(RuntimeError):
+    """A stack operation failed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    run: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.run / "etc"
+
+    @property
+    def log(self) -> Path:
+        return self.run / "log"
+
+    @property
+    def spool(self) -> Path:
+        return self.run / "spool"
+
+    @property
+    def pids(self) -> Path:
+        return self.run / "run"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.run / "redis"
+
+    @property
+    def asterisk_conf(self) -> Path:
+        return self.etc / "asterisk.conf"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def render(settings: Settings) -> Paths:
+    """Render the Asterisk config set into the run directory. Idempotent."""
+    p = Paths(settings.run_dir)
+    for d in (p.etc, p.log, p.spool / "recording", p.spool / "voicemail", p.pids,
+              p.run / "lib", p.run / "cache", p.redis_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    sec = ensure_secrets(settings.secrets_path)
+    subst = {
+        "RUN": str(p.run),
+        "APP": settings.app,
+        "ARI_PORT": str(settings.ari_port),
+        "AMI_PORT": str(settings.ami_port),
+        "HTTP_BIND": settings.http_bind,
+        "SIP_BIND": settings.sip_bind,
+        "SIP_PORT": str(settings.sip_port),
+        "CARRIER_MATCH": settings.carrier_match,
+        "PSTN_HOST": settings.pstn_host,
+        "PSTN_PORT": str(settings.pstn_port),
+        "RTP_START": str(settings.rtp_start),
+        "RTP_END": str(settings.rtp_end),
+        "PROMPTS": str(PROMPTS_DIR),
+        "SPOOL": str(p.spool),
+    }
+    sources = sorted(CONF_DIR.glob("*.conf")) + sorted(DIALPLAN_DIR.glob("*.conf"))
+    for src in sources:
+        text = src.read_text()
+        for key, val in subst.items():
+            text = text.replace(f"@{key}@", val)
+        (p.etc / src.name).write_text(text)
+    _write_private(p.etc / "ari-secrets.conf",
+                   f"[{settings.ari_user}]\ntype = user\nread_only = no\n"
+                   f"password_format = plain\npassword = {sec['ARI_PASSWORD']}\n")
+    _write_private(p.etc / "manager-secrets.conf",
+                   f"[{settings.ami_user}]\nsecret = {sec['AMI_SECRET']}\n"
+                   "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
+                   "read = system,call,dtmf,reporting\nwrite = system,call,command,originate\n")
+    phones = []
+    for n in (1, 2, 3):
+        phones.append(
+            f"[phone{n}](agent-endpoint)\naors = phone{n}\nauth = phone{n}\n\n"
+            f"[phone{n}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n\n"
+            f"[phone{n}]\ntype = auth\nauth_type = userpass\nusername = phone{n}\n"
+            f"password = {sec[f'PHONE{n}_PASSWORD']}\n")
+    _write_private(p.etc / "pjsip-secrets.conf", "\n".join(phones))
+    return p
+
+
+# --------------------------------------------------------------------------- process helpers
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our exited child) is not alive.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def _spawn(argv: list[str], log: Path, pidfile: Path) -> int:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _stop_pid(pidfile: Path, timeout: float = 10.0) -> bool:
+    pid = _read_pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+# --------------------------------------------------------------------------- readiness probes
+
+def redis_ping(url: str, timeout: float = 0.5) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379),
+                                      timeout=timeout) as s:
+            if parts.password:
+                user = parts.username or "default"
+                s.sendall(f"AUTH {user} {parts.password}\r\n".encode())
+                s.recv(64)
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def ari_ping(settings: Settings, timeout: float = 1.0) -> tuple[bool, str]:
+    """(ok, detail). Detail is an Asterisk version or the reason it failed."""
+    req = urllib.request.Request(f"{settings.ari_url}/ari/asterisk/info")
+    token = base64.b64encode(f"{settings.ari_user}:{settings.ari_password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            import json
+
+            info = json.loads(resp.read() or b"{}")
+            return True, info.get("system", {}).get("version", "?")
+    except urllib.error.HTTPError as e:
+        return False, f"HTTP {e.code}" + (" (wrong ARI credentials?)" if e.code == 401 else "")
+    except (OSError, ValueError) as e:
+        return False, str(getattr(e, "reason", e))
+
+
+def _wait(pred, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise StackError(f"{what} did not answer within {timeout:.0f} s; see {log}")
+
+
+def _is_local(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list[str]:
+    """Start what is not running and wait until it answers. Returns status lines."""
+    p = render(settings)
+    lines: list[str] = []
+    if redis:
+        if redis_ping(settings.redis_url):
+            lines.append(f"redis: already answering at {settings.redis_url}")
+        elif not _is_local(settings.redis_url):
+            raise StackError(f"Redis at {settings.redis_url} does not answer, and it is not "
+                             "on this machine: start it there or set REDIS_URL")
+        else:
+            exe = shutil.which("redis-server")
+            if not exe:
+                raise StackError("redis-server is not installed: run scripts/install.sh")
+            port = urlsplit(settings.redis_url).port or 6379
+            log = p.log / "redis.log"
+            _spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(p.redis_dir),
+                    "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
+                    "--logfile", ""], log, p.pids / "redis.pid")
+            _wait(lambda: redis_ping(settings.redis_url), 10, "Redis", log)
+            lines.append(f"redis: started on 127.0.0.1:{port} (log {log})")
+    if asterisk:
+        ok, detail = ari_ping(settings)
+        if ok:
+            lines.append(f"asterisk: already answering at {settings.ari_url} ({detail})")
+        else:
+            exe = shutil.which("asterisk")
+            if not exe:
+                raise StackError("asterisk is not installed: run scripts/install.sh")
+            if _read_pid(p.pids / "asterisk.pid") is None:
+                log = p.log / "asterisk.out"
+                _spawn([exe, "-C", str(p.asterisk_conf), "-f", "-n"], log,
+                       p.pids / "asterisk.pid")
+            _wait(lambda: ari_ping(settings)[0], 45, "Asterisk ARI", p.log / "asterisk.out")
+            lines.append(f"asterisk: {ari_ping(settings)[1]} ARI at {settings.ari_url}, "
+                         f"SIP udp {settings.sip_bind}:{settings.sip_port} "
+                         f"(logs {p.log}/messages, {p.log}/asterisk.out)")
+    lines.append(f"secrets: {settings.secrets_path} (ARI/AMI passwords, admin token, "
+                 "softphone passwords)")
+    return lines
+
+
+def down(settings: Settings) -> list[str]:
+    p = Paths(settings.run_dir)
+    lines = []
+    for name in ("asterisk", "redis"):
+        stopped = _stop_pid(p.pids / f"{name}.pid")
+        lines.append(f"{name}: {'stopped' if stopped else 'not running (not started by us)'}")
+    return lines
+
+
+def asterisk_cli(settings: Settings, command: str, timeout: float = 10.0) -> str:
+    """Run an Asterisk CLI command on our instance (``asterisk -rx``)."""
+    p = Paths(settings.run_dir)
+    res = subprocess.run(["asterisk", "-C", str(p.asterisk_conf), "-rx", command],
+                         capture_output=True, text=True, timeout=timeout)
+    return res.stdout
+
+
+def status(settings: Settings) -> dict[str, object]:
+    p = Paths(settings.run_dir)
+    ari_ok, ari_detail = ari_ping(settings)
+    return {
+        "asterisk": {"pid": _read_pid(p.pids / "asterisk.pid"), "ari": ari_ok,
+                     "detail": ari_detail, "url": settings.ari_url},
+        "redis": {"pid": _read_pid(p.pids / "redis.pid"),
+                  "ping": redis_ping(settings.redis_url), "url": settings.redis_url},
+        "logs": str(p.log),
+    }

@@ -1,0 +1,207 @@
+"""Redis adapter: everything that must be shared between controller processes.
+
+Keys (prefix default ``callctl:``; TTLs in seconds):
+
+| key                         | type   | what                                             | TTL        |
+|-----------------------------|--------|--------------------------------------------------|------------|
+| call:<call id>              | hash   | a live call (did, caller, node, started, owner)  | 4 h        |
+| calls:live                  | zset   | live call ids scored by start time               | -          |
+| busy:<user>                 | string | the call id the user is on                       | 4 h        |
+| lastcall                    | zset   | user -> end time of their last answered call     | -          |
+| rr:<department>             | string | round-robin cursor (INCR)                        | -          |
+| sticky:<department>:<num>   | string | user who last answered this caller               | per dept   |
+| user:<user>                 | hash   | runtime overrides: receive_calls, alternate, ... | -          |
+| trace:<call id>             | string | JSON decision trace of a finished call           | 30 days    |
+| calllog                     | stream | one record per finished call (MAXLEN ~100000)    | -          |
+| flows:*                     | (see controller.flows.publish)                                          |
+
+Multi-key updates are Lua scripts (atomic). A Redis failure raises ``StoreUnavailable``; the
+call runtime catches it and degrades (the call goes on) rather than dropping the call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from controller.model import UserFacts
+
+CALL_TTL = 4 * 3600
+BUSY_TTL = 4 * 3600
+TRACE_TTL = 30 * 86400
+CALLLOG_MAXLEN = 100_000
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis did not answer (or answered an error)."""
+
+
+# KEYS[1] busy:<user>  KEYS[2] lastcall zset
+# ARGV[1] call id      ARGV[2] user   ARGV[3] now
+# Release the busy mark only if this call holds it, and stamp the end of the user's call.
+RELEASE_BUSY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] call:<id>  KEYS[2] calls:live   ARGV[1] call id  ARGV[2] started  ARGV[3] ttl
+# ARGV[4..] field/value pairs
+PUT_CALL = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
+        self.url = url
+        self.p = prefix
+        self.redis: aioredis.Redis = aioredis.from_url(
+            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
+            health_check_interval=10,
+        )
+        self._release = self.redis.register_script(RELEASE_BUSY)
+        self._put_call = self.redis.register_script(PUT_CALL)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    # ----------------------------------------------------------------- live calls
+
+    async def put_call(self, call_id: str, fields: dict[str, str]) -> None:
+        args: list[Any] = [call_id, fields.get("started", time.time()), CALL_TTL]
+        for k, v in fields.items():
+            args += [k, v]
+        await self._do(self._put_call(keys=[self.p + f"call:{call_id}", self.p + "calls:live"],
+                                      args=args))
+
+    async def update_call(self, call_id: str, fields: dict[str, str]) -> None:
+        await self._do(self.redis.hset(self.p + f"call:{call_id}", mapping=fields))
+
+    async def remove_call(self, call_id: str) -> None:
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.p + f"call:{call_id}")
+                pipe.zrem(self.p + "calls:live", call_id)
+                await pipe.execute()
+
+        await self._do(run())
+
+    async def live_calls(self) -> list[dict[str, str]]:
+        ids = await self._do(self.redis.zrange(self.p + "calls:live", 0, -1))
+        out = []
+        for cid in ids:
+            h = await self._do(self.redis.hgetall(self.p + f"call:{cid}"))
+            if h:
+                out.append({"id": cid, **h})
+            else:  # expired hash: drop the index entry too
+                await self._do(self.redis.zrem(self.p + "calls:live", cid))
+        return out
+
+    # ----------------------------------------------------------------- users
+
+    async def facts(self, users: tuple[str, ...]) -> dict[str, UserFacts]:
+        if not users:
+            return {}
+
+        async def run() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for u in users:
+                    pipe.exists(self.p + f"busy:{u}")
+                    pipe.zscore(self.p + "lastcall", u)
+                    pipe.hgetall(self.p + f"user:{u}")
+                return await pipe.execute()
+
+        raw = await self._do(run())
+        out: dict[str, UserFacts] = {}
+        for i, u in enumerate(users):
+            busy, last, over = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or {}
+            rc = over.get("receive_calls")
+            avail = over.get("availability")
+            out[u] = UserFacts(
+                busy=bool(busy),
+                last_call_end=float(last) if last is not None else None,
+                receive_calls=None if rc is None else rc == "1",
+                alternate=over.get("alternate"),
+                availability=tuple(json.loads(avail)) if avail else None,
+            )
+        return out
+
+    async def set_user_override(self, user: str, field: str, value: str | None) -> None:
+        key = self.p + f"user:{user}"
+        if value is None:
+            await self._do(self.redis.hdel(key, field))
+        else:
+            await self._do(self.redis.hset(key, field, value))
+
+    async def mark_busy(self, user: str, call_id: str) -> None:
+        await self._do(self.redis.set(self.p + f"busy:{user}", call_id, ex=BUSY_TTL))
+
+    async def release_busy(self, user: str, call_id: str) -> bool:
+        res = await self._do(self._release(
+            keys=[self.p + f"busy:{user}", self.p + "lastcall"],
+            args=[call_id, user, time.time()]))
+        return bool(res)
+
+    # ----------------------------------------------------------------- strategies
+
+    async def next_cursor(self, key: str) -> int:
+        return int(await self._do(self.redis.incr(self.p + key))) - 1
+
+    async def get_sticky(self, dept: str, caller: str) -> str | None:
+        return await self._do(self.redis.get(self.p + f"sticky:{dept}:{caller}"))
+
+    async def set_sticky(self, dept: str, caller: str, user: str, ttl: int) -> None:
+        await self._do(self.redis.set(self.p + f"sticky:{dept}:{caller}", user, ex=ttl))
+
+    # ----------------------------------------------------------------- call log
+
+    async def log_call(self, record: dict[str, Any], trace: list[dict[str, Any]]) -> None:
+        call_id = record["call_id"]
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.p + f"trace:{call_id}", json.dumps(trace), ex=TRACE_TTL)
+                pipe.xadd(self.p + "calllog", {"record": json.dumps(record)},
+                          maxlen=CALLLOG_MAXLEN, approximate=True)
+                await pipe.execute()
+
+        await self._do(run())
+
+    async def get_trace(self, call_id: str) -> list[dict[str, Any]] | None:
+        raw = await self._do(self.redis.get(self.p + f"trace:{call_id}"))
+        return json.loads(raw) if raw else None
+
+    async def recent_calls(self, count: int = 50) -> list[dict[str, Any]]:
+        rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=count))
+        return [json.loads(fields["record"]) for _, fields in rows]
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _do(self, aw: Any) -> Any:
+        try:
+            return await aw
+        except (RedisError, OSError) as e:
+            raise StoreUnavailable(f"redis at {self._safe_url()}: {e.__class__.__name__}") from e
+
+    def _safe_url(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# callctl install: idempotent, for a fresh Debian 12 (bookworm) machine as root.
+#   - Asterisk 16.28 from Debian's bullseye + bullseye-security suites, pinned low so that
+#     only what bookworm lacks comes from there;
+#   - redis-server and SIPp (sip-tester) from bookworm;
+#   - a venv at .venv with the project installed editable with its test extras.
+# The archive addresses are read from this machine's own apt sources: none is written here.
+# A second run does no network work unless something is missing, and takes seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${CALLCTL_VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+APT_LIST=/etc/apt/sources.list.d/callctl-bullseye.sources
+APT_PIN=/etc/apt/preferences.d/callctl-bullseye.pref
+log() { printf 'install: %s\n' "$*" >&2; }
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs Debian packages)"
+
+# --- apt sources: derive the archive addresses from the machine's own configuration --------------
+archive_uri() {
+    # $1 = "main" (the suite bookworm lives in) or "security" (bookworm-security).
+    local want=$1 uri=""
+    local files=(/etc/apt/sources.list.d/*.sources)
+    if [ -e "${files[0]}" ]; then
+        # deb822: a stanza's URIs line paired with its Suites line.
+        uri=$(awk -v want="$want" '
+            BEGIN { RS=""; FS="\n" }
+            {
+                u=""; s="";
+                for (i=1; i<=NF; i++) {
+                    if ($i ~ /^URIs:/)   { sub(/^URIs:[ \t]*/, "", $i); split($i, a, /[ \t]+/); u=a[1] }
+                    if ($i ~ /^Suites:/) { s=$i }
+                }
+                if (u == "") next;
+                if (want == "security" && s ~ /-security/) { print u; exit }
+                if (want == "main" && s ~ /[ \t]bookworm([ \t]|$)/) { print u; exit }
+            }' "${files[@]}" 2>/dev/null || true)
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        if [ "$want" = security ]; then
+            uri=$(awk '$1=="deb" && $3 ~ /-security/ {print $2; exit}' /etc/apt/sources.list)
+        else
+            uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
+        fi
+    fi
+    printf '%s' "$uri"
+}
+
+need_pkgs=()
+command -v asterisk >/dev/null 2>&1 || need_pkgs+=(asterisk)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
+"$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if [ ! -f "$APT_LIST" ]; then
+        main_uri=$(archive_uri main)
+        sec_uri=$(archive_uri security)
+        [ -n "$main_uri" ] || die "cannot find the Debian archive address in /etc/apt/sources.list(.d); add bookworm's sources first"
+        [ -n "$sec_uri" ] || sec_uri="${main_uri%/debian}/debian-security"
+        log "adding bullseye + bullseye-security (from this machine's archive addresses), pinned low"
+        cat >"$APT_LIST" <<SRC
+# Added by callctl scripts/install.sh: Asterisk 16 is in bullseye, not bookworm.
+Types: deb
+URIs: $main_uri
+Suites: bullseye
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $sec_uri
+Suites: bullseye-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+        cat >"$APT_PIN" <<PIN
+# Added by callctl scripts/install.sh: prefer bookworm; take from bullseye only what bookworm lacks.
+Package: *
+Pin: release n=bullseye
+Pin-Priority: 100
+
+Package: *
+Pin: release n=bullseye-security
+Pin-Priority: 100
+PIN
+    fi
+    log "apt-get install ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The package's own service must not start: we run Asterisk with our own asterisk.conf.
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- Python venv --------------------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv at $VENV"
+    "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.callctl-installed"
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    log "pip install -e '.[test]'"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
+    touch "$stamp"
+fi
+log "ready: $(asterisk -V 2>/dev/null || echo 'asterisk ?'), $(redis-server --version | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || true)"

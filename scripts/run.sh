@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The product: install what is missing, start Asterisk + Redis, publish the flows
+# (default: flows/examples), run the controller in the foreground. Ctrl-C stops the controller;
+# `.venv/bin/callctl stack down` stops Asterisk and Redis.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/install.sh
+exec .venv/bin/callctl up "$@"

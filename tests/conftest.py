@@ -1,0 +1,8 @@
+"""Shared fixtures. Integration fixtures start the real stack (Asterisk, Redis) on test ports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,189 @@
+"""Publishing versions to a real (throw-away) redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from controller.flows import commands
+from controller.flows import publish as pub
+from controller.flows.loader import load, load_text
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "flows" / "examples"
+PREFIX = "t:"
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+async def test_publish_and_load_live(redis: Any) -> None:
+    result = load([EXAMPLES])
+    assert await pub.load_live(redis, prefix=PREFIX) is None
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(f"{PREFIX}flows:published")
+    await pubsub.get_message(timeout=1)  # subscribe confirmation
+
+    version = await pub.publish(redis, result, prefix=PREFIX, now=1700000000.0)
+    assert version == 1
+    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert msg is not None and msg["data"] == "1"
+    await pubsub.aclose()
+
+    live = await pub.load_live(redis, prefix=PREFIX)
+    assert live is not None and live[0] == 1
+    assert live[1] == result.flowset
+    assert live[1].flow_for_did("+15550101").id == "main"
+    assert await pub.load_live(redis, prefix=PREFIX, if_not=1) is None
+
+    doc = json.loads(await redis.get(f"{PREFIX}flows:v:1"))
+    assert doc["version"] == 1 and doc["published_at"] == 1700000000.0
+    assert set(doc["source_files"]) == {str(EXAMPLES / n) for n in
+                                        ("direct.yaml", "directory.yaml", "main.yaml")}
+    assert await redis.get(f"{PREFIX}flows:live") == "1"
+
+
+async def test_rejected_publish_changes_nothing(redis: Any) -> None:
+    await pub.publish(redis, load([EXAMPLES]), prefix=PREFIX)
+    bad = load_text("flows:\n  x: {entry: nowhere}\n")
+    with pytest.raises(pub.PublishRejected) as exc:
+        await pub.publish(redis, bad, prefix=PREFIX)
+    assert exc.value.problems == bad.errors
+    assert await redis.get(f"{PREFIX}flows:version") == "1"
+    assert await redis.get(f"{PREFIX}flows:live") == "1"
+
+
+async def test_versions_and_rollback(redis: Any) -> None:
+    first = load([EXAMPLES])
+    second = load_text("flows:\n  only:\n    dids: ['+15550100']\n    entry: h\n"
+                       "    nodes: {h: {type: hangup}}\n", "only.yaml")
+    assert await pub.publish(redis, first, prefix=PREFIX) == 1
+    assert await pub.publish(redis, second, prefix=PREFIX) == 2
+    assert await pub.publish(redis, second, prefix=PREFIX) == 3
+    rows = await pub.list_versions(redis, prefix=PREFIX)
+    assert [(r.version, r.live, r.flows) for r in rows] == [(1, False, 2), (2, False, 1),
+                                                             (3, True, 1)]
+    assert rows[1].files == ("only.yaml",)
+
+    assert await pub.rollback(redis, prefix=PREFIX) == 2
+    assert await pub.rollback(redis, prefix=PREFIX) == 1
+    live = await pub.load_live(redis, prefix=PREFIX)
+    assert live is not None and live[0] == 1 and "main" in live[1].flows
+    with pytest.raises(pub.RollbackError, match="no version older"):
+        await pub.rollback(redis, prefix=PREFIX)
+    assert await pub.rollback(redis, 3, prefix=PREFIX) == 3
+    with pytest.raises(pub.RollbackError, match="no flow version 9"):
+        await pub.rollback(redis, 9, prefix=PREFIX)
+    assert await redis.get(f"{PREFIX}flows:live") == "3"
+
+
+async def test_rollback_with_nothing_published(redis: Any) -> None:
+    with pytest.raises(pub.RollbackError, match="nothing is published"):
+        await pub.rollback(redis, prefix=PREFIX)
+
+
+async def test_unloadable_live_version_is_skipped(redis: Any) -> None:
+    await pub.publish(redis, load([EXAMPLES]), prefix=PREFIX)
+    await redis.set(f"{PREFIX}flows:v:1", "{not json")
+    assert await pub.load_live(redis, prefix=PREFIX) is None
+    with pytest.raises(pub.RollbackError, match="cannot be loaded"):
+        await pub.rollback(redis, 1, prefix=PREFIX)
+
+
+async def test_concurrent_publishes_get_distinct_versions(redis: Any) -> None:
+    result = load([EXAMPLES])
+    versions = await asyncio.gather(*(pub.publish(redis, result, prefix=PREFIX)
+                                      for _ in range(5)))
+    assert sorted(versions) == [1, 2, 3, 4, 5]
+    for v in versions:
+        assert json.loads(await redis.get(f"{PREFIX}flows:v:{v}"))["version"] == v
+
+
+async def test_commands(redis_url: str, tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert await commands.publish_async([EXAMPLES], redis_url, prefix="c:", out=out) == 0
+    assert out.getvalue().splitlines()[-1] == "published version 1"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flows:\n  x: {entry: nowhere}\n")
+    out = io.StringIO()
+    assert await commands.publish_async([bad], redis_url, prefix="c:", out=out) == 1
+    assert "not published" in out.getvalue()
+    out = io.StringIO()
+    assert await commands.rollback_async(None, redis_url, prefix="c:", out=out) == 1
+    out = io.StringIO()
+    assert await commands.versions_async(redis_url, prefix="c:", out=out) == 0
+    assert out.getvalue().startswith("*    1  ")
+
+
+async def test_commands_redis_unavailable() -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"
+    assert await commands.publish_async([EXAMPLES], url, out=io.StringIO()) == 3
+    assert await commands.rollback_async(1, url, out=io.StringIO()) == 3
+
+
+def test_validate_and_schema_commands(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert commands.validate([EXAMPLES], out=out) == 0
+    assert out.getvalue().startswith("ok: 2 flow(s), 3 DID(s)")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("flows:\n  x:\n    entry: nowhere\n    nodes: {h: {type: hangup}}\n")
+    out = io.StringIO()
+    assert commands.validate([bad], out=out) == 1
+    lines = out.getvalue().splitlines()
+    assert f"{bad}:3:12: flows.x.entry: unknown node 'nowhere' (value: 'nowhere')" in lines
+    assert lines[-1].startswith("1 error(s)")
+    out = io.StringIO()
+    assert commands.schema(out=out) == 0
+    assert json.loads(out.getvalue())["title"] == "callctl flow file"
