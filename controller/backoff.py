@@ -55,7 +55,7 @@ class ExponentialBackoff:
     ``rng`` makes it deterministic in tests.
     """
 
-    __slots__ = ("base", "cap", "jitter", "mode", "_rng")
+    __slots__ = ("_rng", "base", "cap", "jitter", "mode")
 
     def __init__(self, base: float, cap: float, jitter: bool = True, *,
                  mode: Literal["full", "equal"] = "full",

@@ -129,7 +129,9 @@ class Call:
             elif stop.reason == "no_flow":
                 await self._hangup_caller(1)
         except CallGone:
-            if self.result == "unknown":
+            if self.result == "connected":  # the caller hung up a bridged call
+                self.result = "completed"
+            elif self.result == "unknown":
                 self.result = "caller_hangup"
         except Exception:
             log.exception("call %s: controller error; hanging up", self.id)
@@ -377,7 +379,7 @@ class Call:
         if self._bridge_task is not None:
             try:
                 await self._bridge_task
-            except Exception:  # noqa: BLE001 - creation failed: nothing to destroy
+            except Exception:
                 self._bridge_task = None
             if self._bridge_task is not None:
                 try:

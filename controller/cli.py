@@ -163,6 +163,74 @@ def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
+    from controller.flows import commands
+
+    return commands.versions(settings.redis_url, prefix=settings.redis_prefix)
+
+
+def parse_duration(text: str) -> int:
+    """'15m', '2h', '90s', '1d' or plain seconds -> seconds (argparse type)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        n = int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 15m, 2h)") from None
+    if not 0 < n <= 7 * 86400:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be between 1 s and 7 days")
+    return n
+
+
+def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+    import time
+
+    from controller.flows import publish
+    from controller.store import RedisStore, StoreUnavailable
+
+    async def main() -> int:
+        store = RedisStore(settings.redis_url, settings.redis_prefix)
+        try:
+            if args.action == "status":
+                tests = await store.failover_tests()
+                events = await store.failover_events(args.limit)
+                data = {"active": tests, "events": events}
+                human = "\n".join(
+                    [f"TEST ACTIVE  {line} until "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(until))}"
+                     for line, until in tests.items()] or ["no failover test active"])
+                human += "\n" + "\n".join(
+                    " ".join(f"{k}={v}" for k, v in e.items()) for e in events)
+                _print(data, args.json, human)
+                return EXIT_OK
+            live = await publish.load_live(store.redis, prefix=settings.redis_prefix)
+            if args.action == "start":
+                lines = set(live[1].did_map) | set(live[1].departments) if live else set()
+                if args.line not in lines:
+                    print(f"callctl failover: {args.line!r} is not a published DID or "
+                          f"department (known: {', '.join(sorted(lines)) or 'none'})",
+                          file=sys.stderr)
+                    return EXIT_FAIL
+                until = await store.failover_test_start(args.line, args.duration,
+                                                        getpass.getuser())
+                print(f"failover test started on {args.line}: new calls go to its failover "
+                      f"target until {time.strftime('%H:%M:%S', time.localtime(until))} "
+                      f"(or `callctl failover test stop {args.line}`)")
+            else:
+                stopped = await store.failover_test_stop(args.line, getpass.getuser())
+                print(f"failover test on {args.line} "
+                      f"{'stopped' if stopped else 'was not running'}")
+            return EXIT_OK
+        except StoreUnavailable as e:
+            print(f"callctl: {e}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
 # ---------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rollback", help="make an earlier published version live again")
     s.add_argument("version", nargs="?", type=int, help="default: the previous version")
     s.set_defaults(func=cmd_rollback)
+
+    s = sub.add_parser("versions", help="list published flow versions")
+    s.set_defaults(func=cmd_versions)
+
+    s = sub.add_parser("failover", help="failover tests on a line (DID or department)")
+    fsub = s.add_subparsers(dest="failover_cmd", required=True, metavar="SUBCOMMAND")
+    t = fsub.add_parser("test", help="start/stop routing a line's new calls to its failover")
+    t.add_argument("action", choices=["start", "stop"])
+    t.add_argument("line", help="a published DID or department id")
+    t.add_argument("--for", dest="duration", type=parse_duration, default=900,
+                   help="auto-revert after this long (default 15m)")
+    t.set_defaults(func=cmd_failover)
+    st = fsub.add_parser("status", help="active tests and the test log")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--limit", type=int, default=20)
+    st.set_defaults(func=cmd_failover, action="status")
 
     s = sub.add_parser("schema", help="print the flow JSON Schema (for editors)")
     s.set_defaults(func=cmd_schema)

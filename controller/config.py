@@ -102,6 +102,8 @@ class Settings:
     carrier_match: str = "127.0.0.1"
     pstn_host: str = "127.0.0.1"
     pstn_port: int = 5090
+    agent_port_base: int = 5070
+    """The demo agent phones agent1..agent8 are static contacts at 127.0.0.1:<base+n>."""
     rtp_start: int = 10000
     rtp_end: int = 20000
     flows_dir: Path = PROJECT_ROOT / "flows" / "examples"
@@ -153,6 +155,7 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
         carrier_match=env.get("CALLCTL_CARRIER_MATCH", "127.0.0.1"),
         pstn_host=env.get("CALLCTL_PSTN_HOST", "127.0.0.1"),
         pstn_port=_port(env, "CALLCTL_PSTN_PORT", 5090),
+        agent_port_base=_port(env, "CALLCTL_AGENT_PORT_BASE", 5070),
         rtp_start=rtp_start,
         rtp_end=rtp_end,
         flows_dir=Path(env.get("CALLCTL_FLOWS") or PROJECT_ROOT / "flows" / "examples"),

@@ -23,6 +23,7 @@ from typing import Any
 from controller.flows.schema import FLOW_VAR, Flow, FlowSet, GotoNode
 from controller.model import CallContext, Command, Continue, Hangup, Stop
 from controller.nodes import HANDLERS
+from controller.nodes.department import failover
 
 __all__ = ["MAX_STEPS", "run_call"]
 
@@ -44,6 +45,11 @@ def run_call(ctx: CallContext) -> Generator[Command, Any, Stop]:
         return Stop("no_flow")
     ctx.language = flow.language or fs.settings.language
     _enter(ctx, flow)
+    if ctx.did in ctx.failover_tests:  # `callctl failover test start <DID>`
+        ctx.log("failover_test", line=ctx.did)
+        return (yield from failover(flow.failover, ctx,
+                                    mailbox=(flow.failover.mailbox if flow.failover else None)
+                                    or flow.id))
     node_id = flow.entry
     steps = 0
     while True:

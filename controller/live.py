@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -26,11 +27,13 @@ class LiveFlows:
         self.prefix = prefix
         self.poll = poll
         self.current: tuple[int, Any] | None = None
+        self.failover_tests: frozenset[str] = frozenset()
+        self.on_change: list[Callable[[int, Any], None]] = []
         self._task: asyncio.Task[None] | None = None
-        self.changed = asyncio.Event()
 
     async def start(self) -> None:
         await self.refresh()
+        await self.refresh_tests()
         if self.current is None:
             log.warning("no published flows yet: calls will be rejected until "
                         "`callctl publish DIR`")
@@ -56,20 +59,32 @@ class LiveFlows:
         if self.current is None or live[0] != self.current[0]:
             self.current = live
             log.info("flows: now routing on version %d", live[0])
-            self.changed.set()
-            self.changed = asyncio.Event()
+            for cb in self.on_change:
+                cb(*live)
             return True
         return False
 
+    async def refresh_tests(self) -> None:
+        """Which lines are under a failover test (cached: no Redis trip per call)."""
+        try:
+            tests = frozenset(await self.store.failover_tests())
+        except Exception as e:
+            log.warning("failover tests: cannot read (%s)", e)
+            return
+        if tests != self.failover_tests:
+            log.info("failover tests active on: %s", ", ".join(sorted(tests)) or "none")
+            self.failover_tests = tests
+
     async def _watch(self) -> None:
-        channel = f"{self.prefix}flows:published"
+        channels = (f"{self.prefix}flows:published", f"{self.prefix}failover:changed")
         while True:
             pubsub = self.store.redis.pubsub()
             try:
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(*channels)
                 while True:
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll)
                     await self.refresh()
+                    await self.refresh_tests()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError):

@@ -17,9 +17,10 @@ must not yield from a ``finally`` block. Everything a generator learns goes into
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Generator, Literal, Union
+from typing import Any, Literal
 
 # ---------------------------------------------------------------------------------------------
 # Validation shared by everything that builds a dial string (caller data never reaches one raw).
@@ -167,10 +168,8 @@ class SetSticky:
     ttl: int
 
 
-Command = Union[
-    Answer, Indicate, Prompt, RingGroup, Record, HttpPost, Hangup,
-    LoadFacts, NextCursor, GetSticky, SetSticky,
-]
+Command = (Answer | Indicate | Prompt | RingGroup | Record | HttpPost | Hangup
+           | LoadFacts | NextCursor | GetSticky | SetSticky)
 
 # ---------------------------------------------------------------------------------------------
 # Results: runtime -> engine.
@@ -229,7 +228,7 @@ class UserFacts:
     availability: tuple[Any, ...] | None = None  # runtime override of windows
 
 
-Result = Union[None, Digits, RingResult, Recorded, HttpResponse, dict, int, str]
+Result = None | Digits | RingResult | Recorded | HttpResponse | dict | int | str
 
 # ---------------------------------------------------------------------------------------------
 # Node outcomes (Kazoo-style closed set).
@@ -249,7 +248,7 @@ class Stop:
     reason: str
 
 
-Outcome = Union[Continue, Stop]
+Outcome = Continue | Stop
 
 # ---------------------------------------------------------------------------------------------
 # Per-call context and decision trace.

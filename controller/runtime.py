@@ -11,8 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from controller.ami import Ami, AmiError, failover_value
 from controller.ari.client import AriClient
-from controller.ari.errors import AriError
+from controller.ari.errors import AriError, AriUnavailable
 from controller.ari.events import (
     ChannelDestroyed,
     Event,
@@ -24,6 +25,7 @@ from controller.ari.stream import EventStream
 from controller.call import Call
 from controller.callerid import normalise, valid_did
 from controller.config import Settings
+from controller.flows.schema import outage_targets
 from controller.live import LiveFlows
 from controller.model import CallContext, HttpResponse, UserFacts
 from controller.store import RedisStore, StoreUnavailable
@@ -38,7 +40,7 @@ class StartupError(RuntimeError):
 def call_key(channel_id: str) -> str:
     """The call a channel/playback id belongs to: legs are ``<call>-L<n>``, playbacks ``-P<n>``."""
     head, sep, tail = channel_id.rpartition("-")
-    if sep and tail[:1] in ("L", "P", "B") and tail[1:].isdigit() or tail == "B":
+    if (sep and tail[:1] in ("L", "P", "B") and tail[1:].isdigit()) or tail == "B":
         return head
     return channel_id
 
@@ -54,10 +56,15 @@ class Controller:
         self.store = RedisStore(settings.redis_url, settings.redis_prefix)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
         self.stream = EventStream(self.ari, self.on_event, on_connect=self.resync)
+        self.ami = Ami(settings.ami_host, settings.ami_port, settings.ami_user,
+                       settings.ami_secret)
+        self.ami_ok = False
+        self.flows.on_change.append(lambda version, fs: self.background(self.sync_outage()))
         self.calls: dict[str, Call] = {}
         self.last_facts: dict[str, UserFacts] = {}
         self._cursors: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._call_tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
         self.clock = clock or (lambda: datetime.now(UTC))
         self.calls_total = 0
@@ -74,12 +81,16 @@ class Controller:
                 "`callctl stack up` or set REDIS_URL")
         try:
             info = await self.ari.asterisk_info()
+        except AriUnavailable:
+            raise StartupError(
+                f"Asterisk ARI at {self.settings.ari_url} does not answer: start it with "
+                "`callctl stack up` or set CALLCTL_ARI_URL") from None
         except AriError as e:
             hint = " (wrong ARI credentials?)" if e.status == 401 else ""
             raise StartupError(
                 f"Asterisk ARI at {self.settings.ari_url} answered HTTP {e.status}{hint}: "
                 "check CALLCTL_ARI_USER/CALLCTL_ARI_PASSWORD") from None
-        except Exception:  # noqa: BLE001 - any connection failure means the same to the user
+        except Exception:
             raise StartupError(
                 f"Asterisk ARI at {self.settings.ari_url} does not answer: start it with "
                 "`callctl stack up` or set CALLCTL_ARI_URL") from None
@@ -91,6 +102,37 @@ class Controller:
         await self.check()
         await self.flows.start()
         self._spawn(self.stream.run())
+        self._spawn(self._outage_keeper())
+
+    # ------------------------------------------------------------------ outage failover
+
+    async def sync_outage(self) -> None:
+        """Write each DID's outage failover target into AstDB (read by the dialplan when
+        this controller is down); remove stale ones. Never fatal."""
+        live = self.flows.current
+        if live is None:
+            return
+        wanted = {did: failover_value(num, box)
+                  for did, (num, box) in outage_targets(live[1]).items()}
+        try:
+            if not self.ami_ok:
+                await self.ami.connect()
+                self.ami_ok = True
+            written, removed = await self.ami.sync_failover(wanted)
+        except (AmiError, OSError, TimeoutError) as e:
+            self.ami_ok = False
+            await self.ami.close()
+            log.warning("outage failover targets not written to AstDB (AMI: %s); retrying", e)
+            return
+        if written or removed:
+            log.info("outage failover targets: %d written, %d removed (version %d)",
+                     written, removed, live[0])
+
+    async def _outage_keeper(self) -> None:
+        """Re-sync periodically: AstDB may be wiped by an Asterisk reinstall or restart."""
+        while True:
+            await asyncio.sleep(30)
+            await self.sync_outage()
 
     async def run(self) -> None:
         await self.start()
@@ -103,10 +145,10 @@ class Controller:
         await self.stream.stop()
         for call in list(self.calls.values()):
             call.feed(StasisEnd.synthetic(call.id))
-        deadline = asyncio.get_running_loop().time() + 5
-        while self.calls and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)  # calls tear down (hang up their channels) on their own
+        if self._call_tasks:  # calls tear down (hang up their channels) on their own
+            await asyncio.wait(list(self._call_tasks), timeout=5)
         await self.flows.stop()
+        await self.ami.close()
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -147,7 +189,8 @@ class Controller:
             return
         live = self.flows.current
         ctx = CallContext(call_id=ch.id, did=did, caller=caller,
-                          flowset=live[1] if live else None, now=self.clock)
+                          flowset=live[1] if live else None, now=self.clock,
+                          failover_tests=self.flows.failover_tests)
         if live is None or live[1].flow_for_did(did) is None:
             # Documented: a DID with no published flow is rejected, unanswered, with cause 1
             # (unallocated number: SIP 404 to the carrier), and logged with the DID.
@@ -163,7 +206,9 @@ class Controller:
         self.background(self.store.put_call(ch.id, {
             "did": did, "caller": caller, "started": str(call.started),
             "flow_version": str(live[0]), "owner": self.app}))
-        self._spawn(call.run())
+        task = asyncio.ensure_future(call.run())
+        self._call_tasks.add(task)
+        task.add_done_callback(self._call_tasks.discard)
 
     async def _hangup_stray(self, channel_id: str, cause: int | None = None) -> None:
         try:
@@ -213,9 +258,15 @@ class Controller:
             "answered_by": call.ctx.answered_by, "path": call.ctx.path,
         }
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
+        tested = [t["line"] for t in trace if t["kind"] == "failover_test"]
+        if tested:
+            record["failover_test"] = tested[0]
         try:
             await self.store.remove_call(call.id)
             await self.store.log_call(record, trace)
+            for line in tested:
+                await self.store.failover_log({"event": "call", "line": line,
+                                               "call_id": call.id, "result": call.result})
         except StoreUnavailable as e:
             log.warning("call %s: call log not written (%s)", call.id, e)
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
@@ -226,7 +277,7 @@ class Controller:
         for obs in self.observers:
             try:
                 obs(record)
-            except Exception:  # noqa: BLE001 - an observer never breaks call handling
+            except Exception:
                 log.exception("call observer failed")
 
     def local_cursor(self, key: str) -> int:

@@ -85,6 +85,7 @@ def render(settings: Settings) -> Paths:
         "CARRIER_MATCH": settings.carrier_match,
         "PSTN_HOST": settings.pstn_host,
         "PSTN_PORT": str(settings.pstn_port),
+        **{f"AGENT{n}_PORT": str(settings.agent_port_base + n) for n in range(1, 9)},
         "RTP_START": str(settings.rtp_start),
         "RTP_END": str(settings.rtp_end),
         "PROMPTS": str(PROMPTS_DIR),
@@ -140,11 +141,20 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _spawn(argv: list[str], log: Path, pidfile: Path) -> int:
+    """Start ``argv`` detached (own session, reparented to init) and return its pid.
+
+    A shell launches it in the background and exits at once, so no Popen object of ours
+    outlives the call: the daemon is not our child and never becomes our zombie.
+    """
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True)
-    pidfile.write_text(f"{proc.pid}\n")
-    return proc.pid
+        script = '"$@" </dev/null >>"$CALLCTL_SPAWN_LOG" 2>&1 & echo $!'
+        done = subprocess.run(["/bin/sh", "-c", script, "sh", *argv],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=out,
+                              start_new_session=True, close_fds=True, check=True,
+                              env={**os.environ, "CALLCTL_SPAWN_LOG": str(log)})
+    pid = int(done.stdout.decode().strip())
+    pidfile.write_text(f"{pid}\n")
+    return pid
 
 
 def _stop_pid(pidfile: Path, timeout: float = 10.0) -> bool:

@@ -1,6 +1,7 @@
 """SIPp as real SIP phones: callers (UAC) and agent phones (UAS), generated scenarios.
 
-An agent phone listens on 127.0.0.1:<port> (agentN <-> 5070+N, the PSTN trunk <-> 5090) and
+An agent phone listens on 127.0.0.1:<port> (agentN <-> base+N, the PSTN trunk <-> base+20;
+see tests/integration/conftest.py) and
 behaves as told: answer (after a ring delay), busy (486), unavailable (480), decline (603), or
 never answer (180 until CANCEL). Every SIP message it sees is traced, so tests count the
 INVITEs a phone really received. SIPp answers OPTIONS (-aa), so Asterisk's qualify sees it.
@@ -21,7 +22,9 @@ from pathlib import Path
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_{}.pcap"
-_media_ports = itertools.count(30000, 4)
+_SLOT = int(os.environ.get("CALLCTL_TEST_SLOT", "0"))
+# SIPp media ports: a private cycle per test slot (below the kernel's ephemeral range).
+_media_ports = itertools.cycle(range(25000 + 1000 * _SLOT, 26000 + 1000 * _SLOT, 4))
 
 SDP = """v=0
 o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
@@ -151,14 +154,21 @@ _RESP_HDRS = """[last_Via:]
 [last_Call-ID:]
 [last_CSeq:]
 Contact: <sip:[local_ip]:[local_port];transport=[transport]>"""
+# In-dialog responses: the request's To already carries our tag.
+_DLG_HDRS = _RESP_HDRS.replace(";tag=[pid]-[call_number]", "")
 
 
 def uas_scenario(behaviour: str, ring_ms: int = 0, hangup_after_ms: int = 0) -> str:
     """An agent phone. behaviour: answer | busy | unavailable | decline | noanswer."""
+    final = {"busy": "486 Busy Here", "unavailable": "480 Temporarily Unavailable",
+             "decline": "603 Decline"}
+    # The INVITE's CSeq is kept for the 487 after a CANCEL (SIPp refuses unused variables).
+    keep_cseq = "" if behaviour in final else (
+        '\n    <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/>'
+        "</action>")
     head = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callctl phone {behaviour}">
-  <recv request="INVITE" crlf="true">
-    <action><ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq"/></action>
+  <recv request="INVITE" crlf="true">{keep_cseq}
   </recv>
   <send>
     <![CDATA[
@@ -169,8 +179,6 @@ Content-Length: 0
     ]]>
   </send>
 """
-    final = {"busy": "486 Busy Here", "unavailable": "480 Temporarily Unavailable",
-             "decline": "603 Decline"}
     if behaviour in final:
         return head + f"""  <send>
     <![CDATA[
@@ -217,12 +225,16 @@ Content-Length: 0
   <recv request="ACK" next="end"/>
   <label id="answer"/>
 """
+    # While talking, a re-INVITE (Asterisk's connected-line update) is answered like a phone
+    # would, instead of being left to retransmit.
     if hangup_after_ms:
-        after = f"""  <recv request="BYE" timeout="{hangup_after_ms}" ontimeout="bye"/>
+        after = f"""  <label id="talk"/>
+  <recv request="INVITE" optional="true" next="reinvite"/>
+  <recv request="BYE" timeout="{hangup_after_ms}" ontimeout="bye"/>
   <send next="end">
     <![CDATA[
 SIP/2.0 200 OK
-{_RESP_HDRS}
+{_DLG_HDRS}
 Content-Length: 0
 
     ]]>
@@ -241,18 +253,38 @@ Content-Length: 0
 
     ]]>
   </send>
-  <recv response="200"/>
+  <recv response="200" next="end"/>
 """
     else:
-        after = f"""  <recv request="BYE"/>
-  <send>
+        after = f"""  <label id="talk"/>
+  <recv request="INVITE" optional="true" next="reinvite"/>
+  <recv request="BYE"/>
+  <send next="end">
     <![CDATA[
 SIP/2.0 200 OK
-{_RESP_HDRS}
+{_DLG_HDRS}
 Content-Length: 0
 
     ]]>
   </send>
+"""
+    after += f"""  <label id="reinvite"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+    ]]>
+  </send>
+  <recv request="ACK" next="talk"/>
 """
     return head + ringing + cancelled + f"""  <send retrans="500">
     <![CDATA[
@@ -329,7 +361,22 @@ class Phone:
 
     def invites(self) -> int:
         """INVITE requests this phone received (SIPp traces each received message)."""
-        return sum(1 for line in self.messages().splitlines() if line.startswith("INVITE sip:"))
+        return len(self.calls())
+
+    def calls(self) -> list[str]:
+        """Call-IDs of the initial INVITEs received (re-INVITEs and retransmissions excluded)."""
+        seen: list[str] = []
+        for block in self.messages().split("UDP message received")[1:]:
+            lines = block.split("\n-----", 1)[0].splitlines()[1:]  # this message only
+            req = next((ln for ln in lines if ln.strip()), "")
+            if not req.startswith("INVITE sip:"):
+                continue
+            hdr = {ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip()
+                   for ln in lines if ":" in ln and not ln.startswith(" ")}
+            if "tag=" in hdr.get("to", "") or hdr.get("call-id") in seen:
+                continue
+            seen.append(hdr.get("call-id", ""))
+        return seen
 
     def cleanup(self) -> None:
         self.stop()

@@ -26,7 +26,7 @@ _MAX_MESSAGE = 300
 
 
 class AriError(Exception):
-    """Asterisk answered an ARI request with a non-2xx status (or, for AriUnavailable, not at all)."""
+    """Asterisk answered an ARI request with a non-2xx status (AriUnavailable: not at all)."""
 
     def __init__(self, status: int, method: str, path: str, message: str = "") -> None:
         self.status = status

@@ -679,14 +679,15 @@ class FlowSet(BaseModel):
 
 
 def outage_targets(fs: FlowSet) -> dict[str, tuple[str, str]]:
-    """DID -> ``(failover number, mailbox)`` from each flow's ``failover`` ("" when unset):
-    what the dialplan's outage path reads from AstDB (``callctl_failover/<DID>``) when the
-    controller is down."""
+    """DID -> ``(failover number, mailbox)``: what the dialplan's outage path reads from AstDB
+    (``callctl_failover/<DID>``) when the controller is down. Every line has failover
+    voicemail (mailbox: the flow's ``failover.mailbox``, else the flow id) unless its
+    ``failover.voicemail`` is false (mailbox ""); the number, when set, is tried first."""
     out: dict[str, tuple[str, str]] = {}
     for did, fid in fs.did_map.items():
         fo = fs.flows[fid].failover
         number = (fo.number or "") if fo else ""
-        mailbox = (fo.mailbox or "") if fo and fo.voicemail else ""
+        mailbox = "" if fo and not fo.voicemail else ((fo.mailbox if fo else None) or fid)
         out[did] = (number, mailbox)
     return out
 

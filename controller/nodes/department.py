@@ -57,6 +57,9 @@ def run(node: Any, ctx: CallContext) -> NodeGen:
     if dept is None:  # the linter prevents this; never drop the call over it
         ctx.log("error", node=node.id, error=f"unknown department {node.department!r}")
         return Continue("fallback")
+    if dept.id in ctx.failover_tests:  # `callctl failover test start <department>`
+        ctx.log("failover_test", line=dept.id)
+        return (yield from failover(dept.failover, ctx, mailbox=department_mailbox(dept)))
     yield Indicate()
     ctx.log("department", node=node.id, department=dept.id, strategy=dept.strategy,
             sticky=dept.sticky is not None)

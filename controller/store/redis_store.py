@@ -1,19 +1,19 @@
 """Redis adapter: everything that must be shared between controller processes.
 
-Keys (prefix default ``callctl:``; TTLs in seconds):
+Keys (prefix default ``callctl:``), their type, what they hold, TTL:
 
-| key                         | type   | what                                             | TTL        |
-|-----------------------------|--------|--------------------------------------------------|------------|
-| call:<call id>              | hash   | a live call (did, caller, node, started, owner)  | 4 h        |
-| calls:live                  | zset   | live call ids scored by start time               | -          |
-| busy:<user>                 | string | the call id the user is on                       | 4 h        |
-| lastcall                    | zset   | user -> end time of their last answered call     | -          |
-| rr:<department>             | string | round-robin cursor (INCR)                        | -          |
-| sticky:<department>:<num>   | string | user who last answered this caller               | per dept   |
-| user:<user>                 | hash   | runtime overrides: receive_calls, alternate, ... | -          |
-| trace:<call id>             | string | JSON decision trace of a finished call           | 30 days    |
-| calllog                     | stream | one record per finished call (MAXLEN ~100000)    | -          |
-| flows:*                     | (see controller.flows.publish)                                          |
+- ``call:<id>`` hash: a live call (did, caller, started, flow version, owner); 4 h
+- ``calls:live`` zset: live call ids scored by start time
+- ``busy:<user>`` string: the call id the user is on; 4 h (a crash cannot leave anyone busy)
+- ``lastcall`` zset: user -> end of their last answered call (longest-idle)
+- ``rr:<department>`` string: round-robin cursor (INCR)
+- ``sticky:<department>:<number>`` string: who last answered this caller; the dept's TTL
+- ``user:<user>`` hash: runtime overrides (receive_calls, alternate, availability)
+- ``trace:<id>`` string: JSON decision trace of a finished call; 30 days
+- ``calllog`` stream: one record per finished call (MAXLEN ~100000)
+- ``failover:tests`` hash: line (DID or department) -> test end (epoch s)
+- ``failover:log`` stream: failover test start/stop/expiry and test calls (~10000)
+- ``flows:*``: published flow versions (see ``controller.flows.publish``)
 
 Multi-key updates are Lua scripts (atomic). A Redis failure raises ``StoreUnavailable``; the
 call runtime catches it and degrades (the call goes on) rather than dropping the call.
@@ -191,6 +191,57 @@ class RedisStore:
     async def recent_calls(self, count: int = 50) -> list[dict[str, Any]]:
         rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=count))
         return [json.loads(fields["record"]) for _, fields in rows]
+
+    # ----------------------------------------------------------------- failover tests
+
+    async def failover_test_start(self, line: str, seconds: int, by: str) -> float:
+        until = time.time() + seconds
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.p + "failover:tests", line, until)
+                pipe.xadd(self.p + "failover:log", {"event": "start", "line": line,
+                                                    "until": until, "by": by},
+                          maxlen=10000, approximate=True)
+                pipe.publish(self.p + "failover:changed", line)
+                await pipe.execute()
+
+        await self._do(run())
+        return until
+
+    async def failover_test_stop(self, line: str, by: str, event: str = "stop") -> bool:
+        async def run() -> int:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(self.p + "failover:tests", line)
+                pipe.xadd(self.p + "failover:log", {"event": event, "line": line, "by": by},
+                          maxlen=10000, approximate=True)
+                pipe.publish(self.p + "failover:changed", line)
+                res = await pipe.execute()
+                return int(res[0])
+
+        return bool(await self._do(run()))
+
+    async def failover_tests(self) -> dict[str, float]:
+        """Active tests: line -> end time. Expired ones are ended (and logged) here."""
+        raw = await self._do(self.redis.hgetall(self.p + "failover:tests"))
+        now = time.time()
+        active = {}
+        for line, until in raw.items():
+            if float(until) > now:
+                active[line] = float(until)
+            elif await self._do(self.redis.hdel(self.p + "failover:tests", line)):
+                await self._do(self.redis.xadd(self.p + "failover:log",
+                                               {"event": "expired", "line": line, "by": "ttl"},
+                                               maxlen=10000, approximate=True))
+        return active
+
+    async def failover_log(self, event: dict[str, str]) -> None:
+        await self._do(self.redis.xadd(self.p + "failover:log", event, maxlen=10000,
+                                       approximate=True))
+
+    async def failover_events(self, count: int = 50) -> list[dict[str, str]]:
+        rows = await self._do(self.redis.xrevrange(self.p + "failover:log", count=count))
+        return [{"id": rid, **fields} for rid, fields in rows]
 
     # ----------------------------------------------------------------- plumbing
 

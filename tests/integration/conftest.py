@@ -1,7 +1,8 @@
 """Real-stack fixtures: Asterisk + Redis on test ports, SIPp phones, an in-process controller.
 
 The test stack uses its own run directory and ports (SIP 5160, ARI 8188, AMI 5138, Redis
-6479) so it can run beside a developer's product stack. Each test gets its own Redis key prefix
+6479, phones 6071.., shifted by CALLCTL_TEST_SLOT) so it can run beside a developer's product
+stack and beside other test runs. Each test gets its own Redis key prefix
 (deleted afterwards) and its own controller; phones are SIPp UAS processes.
 """
 
@@ -24,20 +25,27 @@ from controller.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings, load_settings
 from controller.flows import loader, publish
 from controller.runtime import Controller
+
 from sippctl import Phone, place_call
 
+# CALLCTL_TEST_SLOT=N (0..9) shifts every port and the run directory, so several test runs
+# (developers, parallel workers) can share one machine without touching each other.
+SLOT = int(os.environ.get("CALLCTL_TEST_SLOT", "0"))
+SIP_PORT = 5160 + 10 * SLOT
+PHONE_BASE = 6070 + 100 * SLOT
 TEST_ENV = {
-    "CALLCTL_RUN_DIR": str(PROJECT_ROOT / "run" / "test"),
-    "CALLCTL_APP": "callctl-test",
-    "CALLCTL_SIP_PORT": "5160",
-    "CALLCTL_ARI_URL": "http://127.0.0.1:8188",
-    "CALLCTL_AMI_PORT": "5138",
-    "REDIS_URL": "redis://127.0.0.1:6479/0",
-    "CALLCTL_RTP_START": "20000",
-    "CALLCTL_RTP_END": "24000",
+    "CALLCTL_RUN_DIR": str(PROJECT_ROOT / "run" / (f"test{SLOT}" if SLOT else "test")),
+    "CALLCTL_APP": f"callctl-test{SLOT}",
+    "CALLCTL_SIP_PORT": str(SIP_PORT),
+    "CALLCTL_ARI_URL": f"http://127.0.0.1:{8188 + 10 * SLOT}",
+    "CALLCTL_AMI_PORT": str(5138 + 10 * SLOT),
+    "REDIS_URL": f"redis://127.0.0.1:{6479 + 10 * SLOT}/0",
+    "CALLCTL_RTP_START": str(36000 + 2000 * SLOT),
+    "CALLCTL_RTP_END": str(37998 + 2000 * SLOT),
+    "CALLCTL_AGENT_PORT_BASE": str(PHONE_BASE),
+    "CALLCTL_PSTN_PORT": str(PHONE_BASE + 20),
 }
-SIP_PORT = 5160
-PHONE_PORTS = {f"agent{n}": 5070 + n for n in range(1, 9)} | {"pstn": 5090}
+PHONE_PORTS = {f"agent{n}": PHONE_BASE + n for n in range(1, 9)} | {"pstn": PHONE_BASE + 20}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,7 +106,7 @@ class PhoneBank:
         else:
             await asyncio.to_thread(ph.restart, behaviour, **kw)
         if name != "pstn":
-            await self.wait_status(name, "Reachable")
+            await self.wait_status(name, "Avail")
         return ph
 
     async def stop(self, name: str) -> None:
@@ -106,14 +114,14 @@ class PhoneBank:
         if ph is not None:
             ph.stop()
         if name != "pstn":
-            await self.wait_status(name, "Unreachable")
+            await self.wait_status(name, "Unavail")
 
     async def wait_status(self, endpoint: str, want: str) -> None:
         async def ok() -> bool:
             await asyncio.to_thread(stack.asterisk_cli, self.settings, f"pjsip qualify {endpoint}")
             out = await asyncio.to_thread(stack.asterisk_cli, self.settings,
                                           f"pjsip show contacts like {endpoint}")
-            return any(want in line for line in out.splitlines() if "Contact:" in line)
+            return any(want in line.split() for line in out.splitlines() if "Contact:" in line)
 
         await until(ok, 10, f"{endpoint} contact {want}")
 
@@ -182,12 +190,12 @@ async def harness(test_settings: Settings, ari: AriClient) -> AsyncIterator[Harn
         for cid in leftovers:
             try:
                 await ari.hangup(cid)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         for bid in bridges:
             try:
                 await ari.destroy_bridge(bid)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
         if keys:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from controller.ari.client import AriClient
+
 from integration.conftest import Harness, PhoneBank, until
 
 FLOW = """
@@ -51,12 +53,13 @@ async def test_given_agent_answers_then_bridged_and_nothing_left(
     rec = await harness.record()
 
     assert result.final_status() == 200, result.trace[-2000:]
-    assert rec["result"] == "completed"  # the bridge ended because a side hung up
+    # "completed": answered, bridged, then a side hung up.
+    assert rec["result"] == "completed", json.dumps(rec, indent=1)
     assert rec["answered_by"] == "alice"
     assert rec["path"] == ["hello", "ring"]
     answered = [t for t in rec["trace"] if t["kind"] == "answer"]
     assert answered and answered[0]["address"] == "agent1"
-    assert agent.invites() == 1
+    assert agent.invites() == 1, agent.messages()
     assert "BYE sip:" in agent.messages()  # the agent's leg was hung up too
     await until(lambda: _nothing_live(harness, ari), 5, "no channel, bridge or live call")
     assert await harness.redis.get(f"{harness.prefix}busy:alice") is None

@@ -175,5 +175,10 @@ def test_outage_targets() -> None:
         "a": {"dids": ["+15550100"], "entry": "h", "nodes": {"h": {"type": "hangup"}},
               "failover": {"number": "+15550999", "mailbox": "main"}},
         "b": {"dids": ["+15550101"], "entry": "h", "nodes": {"h": {"type": "hangup"}}},
+        "c": {"dids": ["+15550102"], "entry": "h", "nodes": {"h": {"type": "hangup"}},
+              "failover": {"number": "+15550998", "voicemail": False}},
     }})
-    assert outage_targets(fs) == {"+15550100": ("+15550999", "main"), "+15550101": ("", "")}
+    # Every line has failover voicemail (seed 003) unless it is switched off.
+    assert outage_targets(fs) == {"+15550100": ("+15550999", "main"),
+                                  "+15550101": ("", "b"),
+                                  "+15550102": ("+15550998", "")}

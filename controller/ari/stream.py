@@ -1,0 +1,179 @@
+"""The ARI event websocket, kept connected: reconnect with backoff, resync on every connect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from controller.ari.client import AriClient
+from controller.ari.errors import AriError
+from controller.ari.events import Event, parse_event
+from controller.backoff import Backoff, ExponentialBackoff
+
+__all__ = ["EventStream"]
+
+log = logging.getLogger("callctl.ari.events")
+
+_STABLE_AFTER = 1.0  # a connection that lived this long resets the backoff
+
+
+class EventStream:
+    """Reads ``/ari/events`` forever and hands each parsed event to ``on_event``.
+
+    ``on_event`` is called synchronously in websocket order and must be fast (enqueue only).
+    ``on_connect`` is awaited after each (re)connect, before any event of that connection is
+    delivered: the runtime resyncs live channels there.
+    """
+
+    def __init__(self, client: AriClient, on_event: Callable[[Event], None], *,
+                 on_connect: Callable[[], Awaitable[None]] | None = None,
+                 backoff: Backoff | None = None, heartbeat: float = 5.0) -> None:
+        self.client = client
+        self.on_event = on_event
+        self.on_connect = on_connect
+        self.backoff: Backoff = backoff if backoff is not None else ExponentialBackoff(0.05, 5.0)
+        self.heartbeat = heartbeat
+        """Ping interval (s); a peer that does not pong within half of it is dropped."""
+        self.reconnects = 0
+        """Successful connections after the first one."""
+        self.connected = False
+        self.connected_event = asyncio.Event()
+        self.events_received = 0
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._dropped = False
+
+    # ------------------------------------------------------------------ control
+
+    async def run(self) -> None:
+        """Connect, resync, read; on any loss wait ``backoff.compute(n)`` and reconnect."""
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        failures = 0
+        connections = 0
+        try:
+            while not self._stopping:
+                up_since: float | None = None
+                try:
+                    ws = await self.client.connect_events(heartbeat=self.heartbeat)
+                    self._ws = ws
+                    up_since = loop.time()
+                    connections += 1
+                    if connections > 1:
+                        self.reconnects += 1
+                    if self._stopping:
+                        break
+                    self.connected = True
+                    self.connected_event.set()
+                    log.info("ARI events: connected (app %s)%s", self.client.app,
+                             f", reconnect #{self.reconnects}" if connections > 1 else "")
+                    await self._resync()
+                    reason = await self._read(ws)
+                except AriError as e:
+                    reason = str(e)
+                except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                    reason = f"{type(e).__name__}"
+                finally:
+                    await self._disconnect()
+                if self._stopping:
+                    break
+                if up_since is not None and loop.time() - up_since >= _STABLE_AFTER:
+                    failures = 0
+                delay = self.backoff.compute(failures)
+                failures += 1
+                log.warning("ARI events: %s; reconnecting in %.2f s", reason, delay)
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+        finally:
+            self._task = None
+
+    async def stop(self) -> None:
+        """Stop ``run()`` (it returns) and close the websocket. Final for this instance."""
+        self._stopping = True
+        self._wake.set()
+        await self._close_ws()
+        task = self._task
+        if task is None or task is asyncio.current_task() or task.done():
+            return
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if not done:  # stuck connecting: cancel it
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+
+    async def drop(self) -> None:
+        """Close the current websocket as if the connection were cut (tests)."""
+        self._dropped = True
+        await self._close_ws()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _resync(self) -> None:
+        if self.on_connect is None:
+            return
+        try:
+            await self.on_connect()
+        except AriError as e:
+            log.warning("ARI events: resync after connect failed: %s", e)
+        except Exception:
+            log.exception("ARI events: on_connect failed")
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        """Deliver messages until the socket closes; returns why it closed."""
+        on_event = self.on_event
+        loads = json.loads
+        text = aiohttp.WSMsgType.TEXT
+        while True:
+            msg = await ws.receive()
+            if msg.type is text:
+                try:
+                    raw = loads(msg.data)
+                except ValueError:
+                    log.debug("ARI events: non-JSON message ignored")
+                    continue
+                self.events_received += 1
+                ev = parse_event(raw)
+                try:
+                    on_event(ev)
+                except Exception:
+                    log.exception("ARI events: on_event failed for %s", ev.type)
+                if ev.type == "ApplicationReplaced":
+                    log.warning("ARI events: another connection took over application %s",
+                                self.client.app)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                continue
+            else:
+                break
+        if self._dropped:
+            self._dropped = False
+            return "connection dropped locally"
+        if self._stopping:
+            return "stopping"
+        exc = ws.exception()
+        if exc is not None:
+            if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+                return "no heartbeat answer: peer presumed dead"
+            return f"connection lost ({type(exc).__name__})"
+        return f"closed by Asterisk (code {ws.close_code})"
+
+    async def _disconnect(self) -> None:
+        was = self.connected
+        self.connected = False
+        self.connected_event.clear()
+        await self._close_ws()
+        self._ws = None
+        if was:
+            log.debug("ARI events: disconnected")
+
+    async def _close_ws(self) -> None:
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
