@@ -66,6 +66,11 @@ class CallGone(Exception):
 
 
 class Call:
+    node: str = ""
+    """The Asterisk node the call is on (controller.cluster)."""
+    abandoned: bool = False
+    """Another controller drives this call now: end our task without touching the call."""
+
     def __init__(self, ctl: Controller, channel_id: str, ctx: CallContext, version: int) -> None:
         self.ctl = ctl
         self.ari = ctl.ari
@@ -79,6 +84,7 @@ class Call:
         self.connected_leg: str | None = None
         self.bridge_id: str | None = None
         self._bridge_task: asyncio.Task[None] | None = None
+        self._ring_pending = False
         self.busy_users: set[str] = set()
         self.leg_seq = 0
         self.play_seq = 0
@@ -170,8 +176,10 @@ class Call:
         self.answered_at = self.answered_at or time.time()
 
     async def _indicate(self, _cmd: Indicate) -> None:
+        # Ringback is sent once the first INVITE of the ring is on its way (_prepare), so it
+        # never delays it; a flow that answers instead (a prompt) needs none.
         if not self.answered:
-            self.ctl.background(self.ari.ring(self.id))
+            self._ring_pending = True
 
     async def _prompt(self, cmd: Prompt) -> Digits:
         await self._answer()
@@ -208,7 +216,10 @@ class Call:
                         continue
                     playing = False
                     self.ctl.background(self.ari.stop_playback(pb_id))
-                self.ctx.log("dtmf", digit=d)
+                if cmd.sensitive:  # a PIN or account number: never in the trace
+                    self.ctx.log("dtmf", masked=True)
+                else:
+                    self.ctx.log("dtmf", digit=d)
                 if cmd.terminator and d == cmd.terminator:
                     return Digits(digits, "terminator")
                 digits += d
@@ -229,12 +240,32 @@ class Call:
         except NotFound:
             self.caller_up = False
             raise CallGone from None
+        try:
+            while True:
+                ev = await self._event(None)
+                if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
+                    dur = getattr(ev, "duration", None) or 0.0
+                    reason = "failed" if isinstance(ev, RecordingFailed) else "finished"
+                    return Recorded(cmd.mailbox, name, float(dur), reason)
+        except CallGone:
+            pass
+        # Hanging up is how callers usually end a message: Asterisk keeps the file and still
+        # reports the recording's end. The call is a voicemail, not a lost call.
+        self.result = "voicemail"
+        deadline = self._loop.time() + 2.0
+        reason, dur = "hangup", 0.0
         while True:
-            ev = await self._event(None)
+            try:
+                ev = await self._event(deadline)
+            except CallGone:
+                continue
+            if ev is None:
+                break
             if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
-                dur = getattr(ev, "duration", None) or 0.0
-                reason = "failed" if isinstance(ev, RecordingFailed) else "finished"
-                return Recorded(cmd.mailbox, name, float(dur), reason)
+                dur = float(getattr(ev, "duration", None) or 0.0)
+                reason = "failed" if isinstance(ev, RecordingFailed) else "hangup"
+                break
+        return Recorded(cmd.mailbox, name, dur, reason)
 
     async def _http_post(self, cmd: HttpPost) -> HttpResponse:
         return await self.ctl.http_post(cmd.url, cmd.payload, cmd.timeout)
@@ -275,9 +306,6 @@ class Call:
 
     async def _ring(self, cmd: RingGroup) -> RingResult:
         race = RingRace(cmd, self.id)
-        if self._bridge_task is None:
-            self.bridge_id = f"{self.id}-B"
-            self._bridge_task = asyncio.create_task(self._create_bridge())
         await self._apply(race, race.start(time.time(), first_seq=self.leg_seq))
         while not race.done:
             dl = race.next_deadline()
@@ -304,7 +332,9 @@ class Call:
             elif isinstance(a, Connect):
                 await self._connect(a.leg_id, race)
         if originates:
-            results = await asyncio.gather(*(self._originate(a) for a in originates))
+            sending = asyncio.gather(*(self._originate(a) for a in originates))
+            self._prepare()  # scheduled after the originates: never ahead of an INVITE
+            results = await sending
             for a, ok in zip(originates, results, strict=True):
                 if not ok:
                     await self._apply(race, race.originate_failed(a.leg_id, time.time()))
@@ -326,6 +356,17 @@ class Call:
                      e.status)
             return False
 
+    def _prepare(self) -> None:
+        """Off the critical path, once legs ring: the bridge (ready before anyone answers)
+        and the ringback the flow asked for."""
+        if self._bridge_task is None:
+            self.bridge_id = f"{self.id}-B"
+            self._bridge_task = asyncio.create_task(self._create_bridge())
+        if self._ring_pending:
+            self._ring_pending = False
+            if not self.answered:
+                self.ctl.background(self.ari.ring(self.id))
+
     async def _create_bridge(self) -> None:
         assert self.bridge_id
         await self.ari.create_bridge(self.bridge_id, type="mixing")
@@ -333,18 +374,31 @@ class Call:
     async def _connect(self, leg_id: str, race: RingRace) -> None:
         target = race.legs[leg_id].target
         self.connected_leg = leg_id
-        await self._answer()
+        self._prepare()
         assert self._bridge_task is not None
         await self._bridge_task
+        # Answer the caller and join the bridge at once (one round trip, not two).
+        adding = asyncio.ensure_future(
+            self.ari.add_to_bridge(self.bridge_id or "", [self.id, leg_id]))
         try:
-            await self.ari.add_to_bridge(self.bridge_id or "", [self.id, leg_id])
+            await self._answer()
+        except BaseException:
+            await asyncio.gather(adding, return_exceptions=True)
+            raise
+        try:
+            await adding
         except NotFound:
             log.info("call %s: leg %s vanished while bridging", self.id, leg_id)
         self.ctx.answered_by = target.user or target.address
         self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
+        self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
+                              "caller": self.ctx.caller, "flow_version": self.version,
+                              "user": target.user, "address": target.address,
+                              "role": target.role, "answered_at": time.time()})
         if target.user:
             self.busy_users.add(target.user)
             self.ctl.background(self.ctl.store.mark_busy(target.user, self.id))
+        self.ctl.cluster.connected(self)  # what a peer needs to adopt the call
 
     async def _while_connected(self) -> None:
         """Bridged: wait for either side to hang up."""
@@ -370,7 +424,25 @@ class Call:
             self.caller_up = False
             await self._hangup_channel(self.id, cause)
 
+    async def resume(self) -> None:
+        """Drive an adopted call that was already bridged (controller.cluster): wait for a
+        hangup, then tear down as usual."""
+        try:
+            await self._while_connected()
+        except CallGone:
+            if self.result == "connected":
+                self.result = "completed"
+        except Exception:
+            log.exception("call %s: controller error; hanging up", self.id)
+            self.result = "error"
+        finally:
+            await self._teardown()
+
     async def _teardown(self) -> None:
+        if self.abandoned:  # adopted by another controller: not ours to end
+            if self.ctl.calls.get(self.id) is self:
+                del self.ctl.calls[self.id]
+            return
         jobs = [self._hangup_channel(leg) for leg in self.legs]
         if self.caller_up:
             self.caller_up = False

@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             rc = await _publish(args.publish, settings)
             if rc != EXIT_OK:
                 return rc
-        ctl = Controller(settings)
+        # The admin API runs with the product unless CALLCTL_ADMIN=off.
+        ctl = Controller(replace(settings, admin="off" if settings.admin == "off" else "on"))
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -77,7 +79,9 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
             st = stack.status(settings)
             ok = bool(st["asterisk"]["ari"]) and bool(st["redis"]["ping"])  # type: ignore[index]
             human = (f"asterisk: {'up' if st['asterisk']['ari'] else 'DOWN'} "  # type: ignore[index]
-                     f"({st['asterisk']['detail']}) {st['asterisk']['url']}\n"  # type: ignore[index]
+                     f"({st['asterisk']['detail']}) {st['asterisk']['url']}"  # type: ignore[index]
+                     + (f" chroot {st['asterisk']['root']}"  # type: ignore[index]
+                        if st["asterisk"]["root"] else "") + "\n"  # type: ignore[index]
                      f"redis:    {'up' if st['redis']['ping'] else 'DOWN'} "  # type: ignore[index]
                      f"{st['redis']['url']}\nlogs:     {st['logs']}")  # type: ignore[index]
             _print(st, args.json, human)
@@ -117,56 +121,379 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return commands.schema()
 
 
+def _clock(epoch: Any) -> str:
+    """Epoch seconds as local wall-clock time with milliseconds (``14:03:07.412``)."""
+    if not isinstance(epoch, int | float) or epoch <= 0:
+        return "-"
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int(epoch * 1000) % 1000:03d}"
+
+
+def format_trace(call_id: str, record: dict[str, Any] | None,
+                 trace: list[dict[str, Any]]) -> str:
+    """`callctl call ID` for humans: the call's outcome, then one line per decision.
+
+    Ringing legs show when they started and stopped ringing and for how long (``rang``);
+    skips show the reason (``opted_out``, ``outside_window``, ``busy``, ...)."""
+    lines = []
+    if record is not None:
+        started, ended = record.get("started"), record.get("ended")
+        took = (f"  duration={ended - started:.1f}s"
+                if isinstance(started, int | float) and isinstance(ended, int | float) else "")
+        lines.append(f"call {call_id}  did={record.get('did')}  "
+                     f"caller={record.get('caller') or '-'}  result={record.get('result')}  "
+                     f"answered_by={record.get('answered_by') or '-'}  "
+                     f"started={_clock(started)}{took}")
+    else:
+        lines.append(f"call {call_id}  (no call log record)")
+    for t in trace:
+        parts = []
+        for k, v in t.items():
+            if k in ("at", "kind"):
+                continue
+            parts.append(f"{k}={_clock(v)}" if k in ("started", "ended") else f"{k}={v}")
+        if t.get("kind") == "leg":
+            start, stop = t.get("started"), t.get("ended")
+            if isinstance(start, int | float) and isinstance(stop, int | float) and stop > 0:
+                parts.append(f"rang={max(stop - start, 0.0):.2f}s")
+        lines.append(f"{_clock(t.get('at'))}  {t.get('kind', '?'):<8} {' '.join(parts)}")
+    return "\n".join(lines)
+
+
 def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
-    from controller.store import RedisStore, StoreUnavailable
+    """`callctl calls [--live] [--since 2h] [--limit N] [--format text|json|csv]`."""
+    from controller.ops import parse_since, records_csv
 
-    async def main() -> int:
-        store = RedisStore(settings.redis_url, settings.redis_prefix)
-        try:
-            rows = await (store.live_calls() if args.live else store.recent_calls(args.limit))
-        except StoreUnavailable as e:
-            print(f"callctl: {e}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
-        finally:
-            await store.close()
-        lines = [f"{r.get('call_id', r.get('id'))}  did={r.get('did')}  "
-                 f"caller={r.get('caller') or '-'}  result={r.get('result', 'live')}  "
-                 f"answered_by={r.get('answered_by') or '-'}" for r in rows]
-        _print(rows, args.json, "\n".join(lines) or "no calls")
-        return EXIT_OK
+    fmt = "json" if args.json else args.format
 
-    return asyncio.run(main())
+    async def op(ops: Any) -> Any:
+        since = parse_since(args.since) if args.since else None
+        return await ops.calls(live=args.live, since=since, limit=args.limit)
+
+    def human(rows: Any) -> str:
+        if fmt == "csv":
+            return records_csv(rows).rstrip("\n")
+        lines = []
+        for r in rows:
+            dur = r.get("duration")
+            took = f"  {dur:.1f}s" if isinstance(dur, int | float) else ""
+            lines.append(f"{_clock(r.get('started'))}  {r.get('call_id')}  did={r.get('did')}  "
+                         f"caller={r.get('caller') or '-'}  result={r.get('result', 'live')}  "
+                         f"answered_by={r.get('answered_by') or '-'}{took}")
+        return "\n".join(lines) or "no calls"
+
+    return _run_op(settings, op, fmt == "json", human)
 
 
 def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
-    from controller.store import RedisStore, StoreUnavailable
+    """`callctl call ID`: the record, decision trace and events of one call."""
+
+    async def op(ops: Any) -> Any:
+        d = await ops.call(args.call_id)
+        return {"call": d["record"], "live": d["live"], "trace": d["trace"],
+                "events": d["events"]}
+
+    def human(d: Any) -> str:
+        text = format_trace(args.call_id, d["call"], d["trace"])
+        if d["live"] and not d["call"]:
+            text += f"\nlive: {' '.join(f'{k}={v}' for k, v in d['live'].items())}"
+        if d["events"]:
+            text += "\n\nevents:\n" + "\n".join(
+                f"  +{e['t']:7.3f}s  {e['text']}" if isinstance(e["t"], int | float)
+                else f"  {e['text']}" for e in d["events"])
+        return text
+
+    return _run_op(settings, op, args.json, human)
+
+
+# ---------------------------------------------------------------------------- ops commands
+# Shared with the admin API through controller.ops; errors map to exit codes there.
+
+
+def actor() -> str:
+    """Who is making a change (for the audit log): the sudo user, else the login user."""
+    import getpass
+    import os
+
+    return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
+
+
+def _run_op(settings: Settings, op: Any, as_json: bool, human: Any,
+            ok: Any = None) -> int:
+    """Run ``await op(Ops)``; print JSON or ``human(data)``; OpsError -> its exit code."""
+    from controller.ops import Ops, OpsError, exit_code
+    from controller.store import RedisStore
 
     async def main() -> int:
         store = RedisStore(settings.redis_url, settings.redis_prefix)
         try:
-            trace = await store.get_trace(args.call_id)
-        except StoreUnavailable as e:
+            data = await op(Ops(store, settings))
+        except OpsError as e:
+            if as_json:
+                print(json.dumps(e.to_dict()))
             print(f"callctl: {e}", file=sys.stderr)
-            return EXIT_UNAVAILABLE
+            return exit_code(e)
         finally:
             await store.close()
-        if trace is None:
-            print(f"callctl: no trace for call {args.call_id}", file=sys.stderr)
-            return EXIT_FAIL
-        lines = []
-        for t in trace:
-            rest = " ".join(f"{k}={v}" for k, v in t.items() if k not in ("at", "kind"))
-            lines.append(f"{t['at']:.3f}  {t['kind']:<8} {rest}")
-        _print(trace, args.json, "\n".join(lines))
-        return EXIT_OK
+        _print(data, as_json, human(data))
+        return EXIT_OK if ok is None or ok(data) else EXIT_UNAVAILABLE
 
     return asyncio.run(main())
+
+
+def _updown(flag: Any) -> str:
+    return "up" if flag else "DOWN"
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Controller, ARI, AMI, Redis and live calls; exit 3 if any is not reachable."""
+
+    def human(s: Any) -> str:
+        c, a = s["controller"], s["ari"]
+        lines = [
+            f"controller: {'connected' if c.get('connected') else 'NOT CONNECTED'} "
+            f"(Stasis app {c.get('app')})",
+            f"asterisk:   {_updown(a.get('ok'))} {a.get('version') or a.get('error') or ''} "
+            f"{a.get('url') or ''}".rstrip(),
+            f"ami:        {_updown(s['ami'].get('ok'))}",
+            f"redis:      {_updown(s['redis'].get('ok'))} {s['redis'].get('url')}",
+        ]
+        if "live_calls" in s:
+            bl = s["blocklist"]
+            tests = ", ".join(s["failover_tests"]) or "none"
+            lines += [f"live calls: {s['live_calls']}",
+                      f"flows:      version {s['flows']['live_version'] or 'none published'}",
+                      f"blocklist:  {bl['entries']} entries, {bl['blocked_calls']} calls "
+                      "rejected",
+                      f"failover tests: {tests}"]
+        return "\n".join(lines)
+
+    return _run_op(settings, lambda ops: ops.status(), args.json, human,
+                   ok=lambda s: s["ok"])
+
+
+def _user_line(u: Any) -> str:
+    eff = u["effective"]
+    why = "" if u["eligible_now"] else f" ({u['reason']})"
+    avail = "; ".join(eff["availability"]) or "always"
+    over = f"  overrides: {','.join(sorted(u['overrides']))}" if u["overrides"] else ""
+    return (f"{u['id']:<12} {u['state']:<5} {'rings' if u['eligible_now'] else 'skipped'}{why}"
+            f"  calls={'on' if eff['receive_calls'] else 'OPTED OUT'}  hours={avail} "
+            f"[{eff['timezone']}]  alternate={eff['alternate'] or '-'}  "
+            f"answered={u['answered']} missed={u['missed']}{over}")
+
+
+def _user_change(u: Any) -> str:
+    avail = "; ".join(u["availability"]) or "always"
+    return (f"{u['user']}: {u['action']} by {u['by']}: calls "
+            f"{'on' if u['receive_calls'] else 'OPTED OUT'}, hours {avail} [{u['timezone']}], "
+            f"alternate {u['alternate'] or '-'} (effective from the next call)")
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    """`callctl users [opt-out|availability|alternate ...]`."""
+    action = getattr(args, "users_cmd", None)
+    if action is None:
+        return _run_op(settings, lambda ops: ops.users(), args.json,
+                       lambda rows: "\n".join(map(_user_line, rows)) or "no users")
+    by = actor()
+    if action == "opt-out":
+        value = {"on": True, "off": False, "reset": None}[args.state]
+        return _run_op(settings, lambda ops: ops.set_opt_out(args.user, value, by=by),
+                       args.json, _user_change)
+    if action == "availability":
+        if sum(bool(x) for x in (args.slots, args.clear, args.reset)) != 1:
+            print("callctl users availability: give windows (e.g. mon-fri 09:00-17:00), "
+                  "--clear (always available) or --reset (the published hours)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        mode = "reset" if args.reset else "always" if args.clear else "set"
+        return _run_op(settings, lambda ops: ops.set_availability(
+            args.user, args.slots, by=by, tz=args.tz, mode=mode), args.json, _user_change)
+    # alternate
+    if sum(bool(x) for x in (args.number, args.clear, args.reset)) != 1:
+        print("callctl users alternate: give a NUMBER (or user), --clear (no alternate) or "
+              "--reset (the published alternate)", file=sys.stderr)
+        return EXIT_USAGE
+    return _run_op(settings, lambda ops: ops.set_alternate(
+        args.user, args.number, by=by, reset=args.reset), args.json, _user_change)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    def human(rows: Any) -> str:
+        return "\n".join(
+            f"{_clock(e['at'])}  {e.get('by'):<10} {e.get('action'):<20} {e.get('target')}  "
+            f"{json.dumps(e.get('old'))} -> {json.dumps(e.get('new'))}" for e in rows
+        ) or "no changes recorded"
+
+    return _run_op(settings, lambda ops: ops.audit(limit=args.limit, target=args.target),
+                   args.json, human)
+
+
+def cmd_departments(args: argparse.Namespace, settings: Settings) -> int:
+    def human(rows: Any) -> str:
+        out = []
+        for d in rows:
+            sticky = f" + sticky ({d['sticky']} s)" if d["sticky"] else ""
+            out.append(f"{d['id']}: {d['strategy']}{sticky}, ring {d['ring_time']} s; "
+                       f"calls={d['calls']} answered={d['answered']} missed={d['missed']}")
+            counts = {a["id"]: a for a in d["agents"]}
+            for m in d["members"]:
+                why = "" if m.get("eligible_now") else f" ({m.get('reason') or m['state']})"
+                a = counts.get(m["id"])
+                tally = (f"answered={a['answered']} missed={a['missed']}" if a
+                         else "opted out: not counted")
+                out.append(f"  {m['id']:<12} {m['state']:<5} "
+                           f"{'rings' if m.get('eligible_now') else 'skipped'}{why}  {tally}")
+        return "\n".join(out) or "no departments"
+
+    return _run_op(settings, lambda ops: ops.departments(), args.json, human)
+
+
+def cmd_block(args: argparse.Namespace, settings: Settings) -> int:
+    by = actor()
+    if args.command == "block":
+        return _run_op(settings, lambda ops: ops.block(args.number, reason=args.reason, by=by),
+                       args.json, lambda e: f"blocked {e['pattern']}"
+                       + (f" ({e['reason']})" if e["reason"] else "")
+                       + ": its calls are rejected with cause 21 (SIP 403)")
+    if args.command == "unblock":
+        return _run_op(settings, lambda ops: ops.unblock(args.number, by=by), args.json,
+                       lambda e: f"unblocked {e['pattern']}")
+
+    def human(d: Any) -> str:
+        rows = [f"{e['pattern']:<18} {e['blocked_calls']:>5} calls  by {e['by']}  "
+                f"{e['reason']}" for e in d["entries"]]
+        return "\n".join([*rows, f"{d['blocked_calls']} blocked calls in all"]) \
+            if rows else f"nobody is blocked ({d['blocked_calls']} blocked calls in all)"
+
+    return _run_op(settings, lambda ops: ops.blocked(), args.json, human)
+
+
+def format_simulation(r: dict[str, Any]) -> str:
+    src = "draft flows" if r.get("draft") else f"version {r.get('flow_version')}"
+    lines = [f"simulate {r['did']} from {r['caller'] or 'withheld'} at {r['at']} ({src})",
+             f"path:   {' > '.join(r['path']) or '-'}"]
+    if r["rings"]:
+        lines.append("rings:")
+        for i, ring in enumerate(r["rings"], 1):
+            who = []
+            for t in ring["targets"]:
+                alt = t.get("alternate")
+                who.append(f"{t.get('user') or t['address']} [{t['kind']}/{t['address']}]"
+                           + (f" (alternate {alt['address']})" if alt else ""))
+            lines.append(f"  {i}. {ring['node']}: {', '.join(who)} for {ring['timeout']:g} s")
+    else:
+        lines.append("rings:  nobody")
+    for s in r["skips"]:
+        alt = f" (alternate of {s['of']})" if s.get("of") else ""
+        who = s.get("user") or ",".join(s.get("users") or [])
+        lines.append(f"skip:   {who}{alt}: {s['reason']}")
+    lines.append(f"result: {r['result']}"
+                 + (f" (cause {r['cause']})" if r.get("cause") else "")
+                 + (f", answered by {r['answered_by']}" if r.get("answered_by") else ""))
+    lines += [f"note:   {n}" for n in r.get("notes", [])]
+    if r.get("digits_unused"):
+        lines.append(f"note:   digits not used: {','.join(r['digits_unused'])}")
+    lines.append("steps:")
+    lines += [f"  {s}" for s in r["steps"]]
+    return "\n".join(lines)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Dry-run a call through the published (or a draft) flow; nothing rings."""
+    draft = None
+    if args.flows:
+        from controller.flows.loader import load
+
+        res = load([Path(p) for p in args.flows])
+        if res.errors or res.flowset is None:
+            for p in res.errors:
+                print(p, file=sys.stderr)
+            print(f"callctl simulate: {len(res.errors)} error(s) in the draft flows",
+                  file=sys.stderr)
+            return EXIT_FAIL
+        draft = res.flowset
+    digits = [d.strip() for d in args.digits.split(",")] if args.digits else []
+    return _run_op(settings, lambda ops: ops.simulate(
+        did=args.did, caller=args.caller, at=args.at, tz=args.tz, digits=digits,
+        flowset=draft, answer=args.answer), args.json, format_simulation)
+
+
+def add_ops_commands(sub: Any) -> None:
+    """The ops commands' parsers (status, users, departments, blocklist, simulate, audit)."""
+    s = sub.add_parser("status", help="controller, Asterisk (ARI), AMI, Redis, live calls")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("users", help="users and their state; opt-out, availability, alternate")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_users)
+    us = s.add_subparsers(dest="users_cmd", metavar="SUBCOMMAND")
+    u = us.add_parser("opt-out", help="stop (on) or resume (off) routing calls to a user")
+    u.add_argument("state", choices=["on", "off", "reset"],
+                   help="reset: the published receive_calls applies again")
+    u.add_argument("user")
+    u.add_argument("--json", action="store_true")
+    u = us.add_parser("availability", help="set a user's availability windows",
+                      description="e.g. `callctl users availability alice mon-fri 09:00-13:00 "
+                      "14:00-18:00 sat 10:00-12:00 --tz Asia/Kolkata`")
+    u.add_argument("user")
+    u.add_argument("slots", nargs="*", metavar="SLOT",
+                   help="DAYS then one or more HH:MM-HH:MM ranges, repeated")
+    u.add_argument("--tz", help="IANA zone the windows are in (default: the user's)")
+    u.add_argument("--clear", action="store_true", help="no windows: available at any time")
+    u.add_argument("--reset", action="store_true", help="the published windows apply again")
+    u.add_argument("--json", action="store_true")
+    u = us.add_parser("alternate", help="set or clear a user's alternate number")
+    u.add_argument("user")
+    u.add_argument("number", nargs="?", help="+E.164 number, or a user id")
+    u.add_argument("--clear", action="store_true", help="no alternate")
+    u.add_argument("--reset", action="store_true", help="the published alternate applies again")
+    u.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("audit", help="who changed users and the blocklist, and when")
+    s.add_argument("--target", help="only this user or blocklist pattern")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_audit)
+
+    s = sub.add_parser("departments", help="departments, members, answered/missed counts")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_departments)
+
+    s = sub.add_parser("block", help="reject a caller (number, prefix* or withheld)")
+    s.add_argument("number")
+    s.add_argument("--reason", default="")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_block)
+    s = sub.add_parser("unblock", help="remove a blocklist entry")
+    s.add_argument("number")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_block)
+    s = sub.add_parser("blocked", help="the blocklist and its rejected-call counts")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_block)
+
+    s = sub.add_parser("simulate", help="dry-run a call: path and ring order (no Asterisk)")
+    s.add_argument("--did", required=True)
+    s.add_argument("--from", dest="caller", default="", metavar="NUMBER")
+    s.add_argument("--at", help="'2026-12-06 22:00' (default: now)")
+    s.add_argument("--tz", help="zone of --at (default: the flows' settings.timezone)")
+    s.add_argument("--digits", help="keys for successive prompts, e.g. 2,1 (empty = no input)")
+    s.add_argument("--answer", metavar="USER",
+                   help="this user (or 'first') answers when rung (default: nobody answers)")
+    s.add_argument("--flows", nargs="+", metavar="DIR", help="a draft instead of the published")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate)
 
 
 def cmd_versions(args: argparse.Namespace, settings: Settings) -> int:
     from controller.flows import commands
 
-    return commands.versions(settings.redis_url, prefix=settings.redis_prefix)
+    return commands.versions(settings.redis_url, prefix=settings.redis_prefix,
+                             as_json=args.json)
 
 
 def parse_duration(text: str) -> int:
@@ -183,10 +510,9 @@ def parse_duration(text: str) -> int:
 
 
 def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
     import time
 
-    from controller.flows import publish
+    from controller.ops import Ops, OpsError, exit_code
     from controller.store import RedisStore, StoreUnavailable
 
     async def main() -> int:
@@ -204,23 +530,22 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
                     " ".join(f"{k}={v}" for k, v in e.items()) for e in events)
                 _print(data, args.json, human)
                 return EXIT_OK
-            live = await publish.load_live(store.redis, prefix=settings.redis_prefix)
-            if args.action == "start":
-                lines = set(live[1].did_map) | set(live[1].departments) if live else set()
-                if args.line not in lines:
-                    print(f"callctl failover: {args.line!r} is not a published DID or "
-                          f"department (known: {', '.join(sorted(lines)) or 'none'})",
-                          file=sys.stderr)
-                    return EXIT_FAIL
-                until = await store.failover_test_start(args.line, args.duration,
-                                                        getpass.getuser())
-                print(f"failover test started on {args.line}: new calls go to its failover "
-                      f"target until {time.strftime('%H:%M:%S', time.localtime(until))} "
-                      f"(or `callctl failover test stop {args.line}`)")
-            else:
-                stopped = await store.failover_test_stop(args.line, getpass.getuser())
-                print(f"failover test on {args.line} "
-                      f"{'stopped' if stopped else 'was not running'}")
+            ops = Ops(store, settings)
+            try:
+                if args.action == "start":
+                    res = await ops.failover_start(args.line, args.duration, by=actor())
+                    human = (f"failover test started on {args.line}: new calls go to its "
+                             "failover target until "
+                             f"{time.strftime('%H:%M:%S', time.localtime(res['until']))} "
+                             f"(or `callctl failover test stop {args.line}`)")
+                else:
+                    res = await ops.failover_stop(args.line, by=actor())
+                    human = (f"failover test on {args.line} "
+                             f"{'stopped' if res['stopped'] else 'was not running'}")
+            except OpsError as e:
+                print(f"callctl failover: {e}", file=sys.stderr)
+                return exit_code(e)
+            _print(res, args.json, human)
             return EXIT_OK
         except StoreUnavailable as e:
             print(f"callctl: {e}", file=sys.stderr)
@@ -239,7 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Call controller for Asterisk: YAML call flows over ARI.",
         epilog="Environment: CALLCTL_ARI_URL, CALLCTL_ARI_USER, CALLCTL_ARI_PASSWORD, REDIS_URL, "
                "CALLCTL_APP, CALLCTL_RUN_DIR (see README). Exit codes: 0 ok, 1 failed, "
-               "2 usage, 3 a dependency (Asterisk/Redis) is unavailable.")
+               "2 usage or bad input, 3 not found or not reachable (Asterisk, Redis, the "
+               "controller, a call or user that does not exist).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("up", help="the whole product: stack up, publish flows, run controller")
@@ -268,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_rollback)
 
     s = sub.add_parser("versions", help="list published flow versions")
+    s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_versions)
 
     s = sub.add_parser("failover", help="failover tests on a line (DID or department)")
@@ -277,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("line", help="a published DID or department id")
     t.add_argument("--for", dest="duration", type=parse_duration, default=900,
                    help="auto-revert after this long (default 15m)")
+    t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_failover)
     st = fsub.add_parser("status", help="active tests and the test log")
     st.add_argument("--json", action="store_true")
@@ -286,16 +614,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the flow JSON Schema (for editors)")
     s.set_defaults(func=cmd_schema)
 
-    s = sub.add_parser("calls", help="recent calls (or --live)")
+    s = sub.add_parser("calls", help="recent calls (or --live, or --since 2h)")
     s.add_argument("--live", action="store_true")
-    s.add_argument("--limit", type=int, default=50)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--since", help="15m, 2h, 7d, or a date/time '2026-12-06 08:00' (local)")
+    s.add_argument("--limit", type=int, help="default 50 (--since: all)")
+    s.add_argument("--format", choices=["text", "json", "csv"], default="text")
+    s.add_argument("--json", action="store_true", help="same as --format json")
     s.set_defaults(func=cmd_calls)
 
-    s = sub.add_parser("call", help="the decision trace of one call")
+    s = sub.add_parser("call", help="the record, decision trace and events of one call")
     s.add_argument("call_id")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_call)
+    add_ops_commands(sub)
     return p
 
 

@@ -9,9 +9,11 @@ not an http(s) URL``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,10 @@ def _url(env: dict[str, str], name: str, default: str, schemes: tuple[str, ...])
         raise _bad(name, raw, f"not a {'/'.join(schemes)} URL")
     return raw.rstrip("/")
 
+
+ASTERISK_TARGETS = ("", "16", "22")
+"""CALLCTL_ASTERISK: "" or "16" = the host's asterisk (16.28 from bullseye); "22" = Debian sid's
+Asterisk 22 in the root scripts/install-ast22.sh makes (CALLCTL_AST22_ROOT)."""
 
 SECRET_KEYS = ("ARI_PASSWORD", "AMI_SECRET", "ADMIN_TOKEN", "PHONE1_PASSWORD",
                "PHONE2_PASSWORD", "PHONE3_PASSWORD", "WEBHOOK_SECRET")
@@ -84,6 +90,24 @@ def ensure_secrets(path: Path, env: dict[str, str] | None = None) -> dict[str, s
 
 
 @dataclass(frozen=True)
+class AriNode:
+    """One Asterisk node a controller may serve (see controller.cluster)."""
+
+    name: str
+    url: str
+    user: str = "callctl"
+    password: str = field(default="", repr=False)
+    ami_port: int = 5038
+    ami_secret: str = field(default="", repr=False)
+    ami_host: str = ""
+    """AMI host ("" = the ARI URL's host)."""
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Settings:
     app: str = "callctl"
     run_dir: Path = PROJECT_ROOT / "run"
@@ -109,6 +133,38 @@ class Settings:
     flows_dir: Path = PROJECT_ROOT / "flows" / "examples"
     admin_token: str = field(default="", repr=False)
     log_format: str = "auto"
+    asterisk_version: str = ""
+    """Expected Asterisk major version ("" = whatever the host's ``asterisk`` is)."""
+    asterisk_root: Path | None = None
+    """A Debian root (made by scripts/install-ast22.sh) to run Asterisk from with chroot;
+    None = the host's own ``asterisk``."""
+    admin: str = "auto"
+    """Admin HTTP API: "on", "off", or "auto" (on under `callctl run`/`up`, off when a
+    Controller is embedded, e.g. in tests)."""
+    admin_bind: str = "127.0.0.1"
+    admin_port: int = 8090
+    webhook_secret: str = field(default="", repr=False)
+    webhook_after_call: tuple[str, ...] = ()
+    webhook_in_call: tuple[str, ...] = ()
+    webhook_timeout: float = 5.0
+    webhook_retries: int = 5
+    node_name: str = "node1"
+    """CALLCTL_NODE: this Asterisk node's name, rendered as its ``systemname`` (channel ids
+    start with it, so they never collide between nodes) and, without CALLCTL_ARI_URLS, the
+    name of the one node the controller serves."""
+    ari_nodes: tuple[AriNode, ...] = ()
+    """CALLCTL_ARI_URLS: the Asterisk nodes this controller may serve (empty: the one at
+    CALLCTL_ARI_URL). See controller.cluster."""
+    nodes_primary: tuple[str, ...] = ()
+    """CALLCTL_NODES_PRIMARY: nodes taken as soon as they are free; the others only after
+    they have been free for a lease time (standby). Empty: all nodes are primary."""
+    controller_id: str = ""
+    """CALLCTL_CONTROLLER_ID: this controller's name in leases ("" = <hostname>-<pid>)."""
+    lease_ms: int = 5000
+    """CALLCTL_LEASE_MS: node and call lease time; renewed every third of it."""
+    node_lost_ms: int = 15000
+    """CALLCTL_NODE_LOST_MS: a node whose ARI stays unreachable this long has its calls
+    ended (busy marks released, calls logged)."""
 
     @property
     def ari_port(self) -> int:
@@ -132,6 +188,12 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
     else:
         stored = read_secrets(secrets_path)
         sec = {k: env.get(f"CALLCTL_{k}") or stored.get(k, "") for k in SECRET_KEYS}
+    asterisk_version = env.get("CALLCTL_ASTERISK", "")
+    if asterisk_version not in ASTERISK_TARGETS:
+        raise _bad("CALLCTL_ASTERISK", asterisk_version,
+                   f"use one of {', '.join(v for v in ASTERISK_TARGETS if v)} (or leave unset)")
+    root_env = env.get("CALLCTL_AST22_ROOT") or str(PROJECT_ROOT / "run" / "ast22-root")
+    asterisk_root = Path(root_env).resolve() if asterisk_version == "22" else None
     rtp_start = _port(env, "CALLCTL_RTP_START", 10000)
     rtp_end = _port(env, "CALLCTL_RTP_END", 20000)
     if rtp_end <= rtp_start:
@@ -161,4 +223,94 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
         flows_dir=Path(env.get("CALLCTL_FLOWS") or PROJECT_ROOT / "flows" / "examples"),
         admin_token=sec["ADMIN_TOKEN"],
         log_format=env.get("CALLCTL_LOG_FORMAT", "auto"),
+        asterisk_version=asterisk_version,
+        asterisk_root=asterisk_root,
+        **_ops_settings(env, sec),
+        **_cluster_settings(env, sec),
     )
+
+
+def _ops_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
+    """Admin API and webhook settings (see controller/admin and controller/webhooks)."""
+    from controller.webhooks import parse_urls
+
+    admin = (env.get("CALLCTL_ADMIN") or "auto").lower()
+    if admin not in ("auto", "on", "off"):
+        raise _bad("CALLCTL_ADMIN", admin, "use on, off or auto")
+    hooks: dict[str, tuple[str, ...]] = {}
+    for key in ("AFTER_CALL", "IN_CALL"):
+        name = f"CALLCTL_WEBHOOK_{key}_URLS"
+        try:
+            hooks[key] = parse_urls(env.get(name, ""))
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
+    timeout = env.get("CALLCTL_WEBHOOK_TIMEOUT") or "5"
+    try:
+        timeout_s = float(timeout)
+    except ValueError:
+        timeout_s = -1.0
+    if not 0 < timeout_s <= 60:
+        raise _bad("CALLCTL_WEBHOOK_TIMEOUT", timeout, "seconds, more than 0 and at most 60")
+    retries = env.get("CALLCTL_WEBHOOK_RETRIES") or "5"
+    if not retries.isdigit() or int(retries) > 20:
+        raise _bad("CALLCTL_WEBHOOK_RETRIES", retries, "a number from 0 to 20")
+    return {
+        "admin": admin,
+        "admin_bind": env.get("CALLCTL_ADMIN_BIND") or "127.0.0.1",
+        "admin_port": _port(env, "CALLCTL_ADMIN_PORT", 8090),
+        "webhook_secret": sec.get("WEBHOOK_SECRET", ""),
+        "webhook_after_call": hooks["AFTER_CALL"],
+        "webhook_in_call": hooks["IN_CALL"],
+        "webhook_timeout": timeout_s,
+        "webhook_retries": int(retries),
+    }
+
+
+NODE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
+    """Several nodes and controllers (controller.cluster). Per-node credentials:
+    ``CALLCTL_ARI_USER_<NODE>``, ``CALLCTL_ARI_PASSWORD_<NODE>``, ``CALLCTL_AMI_PORT_<NODE>``,
+    ``CALLCTL_AMI_SECRET_<NODE>`` (NODE upper-cased, '-' as '_'); else the global ones."""
+    node_name = env.get("CALLCTL_NODE") or "node1"
+    if not NODE_NAME_RE.fullmatch(node_name):
+        raise _bad("CALLCTL_NODE", node_name, "use 1-32 of a-z, 0-9, '-', '_'")
+    nodes: list[AriNode] = []
+    raw = env.get("CALLCTL_ARI_URLS", "").strip()
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        name, sep, url = item.partition("=")
+        if not sep or not NODE_NAME_RE.fullmatch(name):
+            raise _bad("CALLCTL_ARI_URLS", raw, f"{item!r} is not <node>=<http url> (node: "
+                       "1-32 of a-z, 0-9, '-', '_')")
+        if any(n.name == name for n in nodes):
+            raise _bad("CALLCTL_ARI_URLS", raw, f"node {name!r} is listed twice")
+        key = name.upper().replace("-", "_")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _bad("CALLCTL_ARI_URLS", raw, f"{url!r} is not an http(s) URL")
+        url = url.rstrip("/")
+        nodes.append(AriNode(
+            name=name, url=url,
+            user=env.get(f"CALLCTL_ARI_USER_{key}") or env.get("CALLCTL_ARI_USER", "callctl"),
+            password=env.get(f"CALLCTL_ARI_PASSWORD_{key}") or sec["ARI_PASSWORD"],
+            ami_port=_port(env, f"CALLCTL_AMI_PORT_{key}", _port(env, "CALLCTL_AMI_PORT", 5038)),
+            ami_secret=env.get(f"CALLCTL_AMI_SECRET_{key}") or sec["AMI_SECRET"]))
+    primary = tuple(p.strip() for p in env.get("CALLCTL_NODES_PRIMARY", "").split(",")
+                    if p.strip())
+    known = {n.name for n in nodes} or {node_name}
+    for p in primary:
+        if p not in known:
+            raise _bad("CALLCTL_NODES_PRIMARY", ",".join(primary),
+                       f"{p!r} is not a node of CALLCTL_ARI_URLS")
+    cid = env.get("CALLCTL_CONTROLLER_ID", "")
+    if cid and not NODE_NAME_RE.fullmatch(cid.lower()):
+        raise _bad("CALLCTL_CONTROLLER_ID", cid, "use 1-32 of a-z, 0-9, '-', '_'")
+    lease = env.get("CALLCTL_LEASE_MS") or "5000"
+    if not lease.isdigit() or not 500 <= int(lease) <= 120_000:
+        raise _bad("CALLCTL_LEASE_MS", lease, "milliseconds from 500 to 120000")
+    lost = env.get("CALLCTL_NODE_LOST_MS") or "15000"
+    if not lost.isdigit() or not 500 <= int(lost) <= 3_600_000:
+        raise _bad("CALLCTL_NODE_LOST_MS", lost, "milliseconds from 500 to 3600000")
+    return {"node_name": node_name, "ari_nodes": tuple(nodes), "nodes_primary": primary,
+            "controller_id": cid, "lease_ms": int(lease), "node_lost_ms": int(lost)}

@@ -75,7 +75,15 @@ def effective_windows(user: User, facts: UserFacts | None) -> tuple[Window, ...]
     return tuple(user.availability)
 
 
-def user_zone(user: User, settings: Settings) -> zoneinfo.ZoneInfo:
+def user_zone(user: User, settings: Settings,
+              facts: UserFacts | None = None) -> zoneinfo.ZoneInfo:
+    """The zone windows are read in: the override's (with an availability override), else
+    the user's, else the settings'."""
+    if facts is not None and facts.availability is not None and facts.timezone:
+        try:
+            return zoneinfo.ZoneInfo(facts.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
     return zoneinfo.ZoneInfo(user.timezone or settings.timezone)
 
 
@@ -94,7 +102,7 @@ def available_at(windows: Iterable[Window], at: datetime, tz: zoneinfo.ZoneInfo)
 def check(user: User, facts: UserFacts | None, at: datetime, settings: Settings) -> Eligibility:
     if not effective_receive_calls(user, facts):
         return Eligibility(False, OPTED_OUT)
-    if not available_at(effective_windows(user, facts), at, user_zone(user, settings)):
+    if not available_at(effective_windows(user, facts), at, user_zone(user, settings, facts)):
         return Eligibility(False, OUTSIDE_WINDOW)
     if facts is not None and facts.busy:
         return Eligibility(False, BUSY)

@@ -72,6 +72,7 @@ class Prompt:
     inter_digit_timeout: float = 3.0
     terminator: str = ""
     barge_in: bool = True
+    sensitive: bool = False  # the keys are masked in the call trace (a PIN, an account)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +192,8 @@ class LegResult:
     timed_out: bool = False  # we cancelled it at the ring timeout
     cancelled: bool = False  # we cancelled it because another leg answered
     no_contact: bool = False  # the endpoint had no reachable contact (channel never created)
-    started: float = 0.0  # epoch seconds
-    ended: float = 0.0
+    started: float = 0.0  # epoch seconds: the leg started ringing
+    ended: float = 0.0  # it stopped ringing: answered, cancelled, timed out or failed
     via_alternate: bool = False  # this leg was an alternate rung after its primary failed
 
 
@@ -226,6 +227,7 @@ class UserFacts:
     receive_calls: bool | None = None  # runtime opt-out override (None: use the flow's value)
     alternate: str | None = None  # runtime alternate override ("" clears the flow's value)
     availability: tuple[Any, ...] | None = None  # runtime override of windows
+    timezone: str | None = None  # zone of the availability override (None: the user's)
 
 
 Result = None | Digits | RingResult | Recorded | HttpResponse | dict | int | str

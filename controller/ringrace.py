@@ -88,7 +88,7 @@ class RingRace:
             leg.live, leg.cancelled, leg.ended = False, True, leg.ended or now
             return [Cancel(leg_id)]
         self.winner = leg_id
-        leg.answered = True
+        leg.answered, leg.ended = True, now  # ``ended`` = ring stop: the answer
         actions: list[Action] = [Connect(leg_id)]
         for other_id, other in self.legs.items():
             if other_id != leg_id and other.live:
@@ -101,8 +101,7 @@ class RingRace:
         if leg is None:
             return []
         if leg.answered:
-            leg.ended = now  # the winner hung up later: the call's business, not the race's
-            return []
+            return []  # the winner hung up later: the call's business, not the race's
         if not leg.live:
             if leg.cause is None and not leg.no_contact:
                 leg.cause = cause  # a cancelled leg's final cause, for the trace

@@ -11,8 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from controller.ami import Ami, AmiError, failover_value
-from controller.ari.client import AriClient
+from controller.ami import AmiError, failover_value
 from controller.ari.errors import AriError, AriUnavailable
 from controller.ari.events import (
     ChannelDestroyed,
@@ -21,13 +20,16 @@ from controller.ari.events import (
     StasisStart,
     channel_id_of,
 )
-from controller.ari.stream import EventStream
+from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
 from controller.callerid import normalise, valid_did
+from controller.calllog import count_call, summarise
+from controller.cluster import Cluster
 from controller.config import Settings
 from controller.flows.schema import outage_targets
 from controller.live import LiveFlows
 from controller.model import CallContext, HttpResponse, UserFacts
+from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
 
 log = logging.getLogger("callctl.runtime")
@@ -51,13 +53,15 @@ class Controller:
         self.settings = settings
         self.app = settings.app
         self.trunk = "pstn"
-        self.ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password,
-                             settings.app)
+        self._event_node: str | None = None
+        self.cluster = Cluster(self)
+        """The nodes served, their leases, call ownership and adoption (controller.cluster)."""
+        self.ari = self.cluster.first.ari  # the first (usually the only) node
         self.store = RedisStore(settings.redis_url, settings.redis_prefix)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
-        self.stream = EventStream(self.ari, self.on_event, on_connect=self.resync)
-        self.ami = Ami(settings.ami_host, settings.ami_port, settings.ami_user,
-                       settings.ami_secret)
+        self.blocklist = BlocklistCache(self.store.redis, settings.redis_prefix)
+        self.stream = self.cluster.first.stream
+        self.ami = self.cluster.first.ami
         self.ami_ok = False
         self.flows.on_change.append(lambda version, fs: self.background(self.sync_outage()))
         self.calls: dict[str, Call] = {}
@@ -70,6 +74,10 @@ class Controller:
         self.calls_total = 0
         self.observers: list[Callable[[dict[str, Any]], None]] = []
         """Called with each finished call's record (tests, webhooks, metrics)."""
+        self.live_observers: list[Callable[[dict[str, Any]], None]] = []
+        """Called with events of calls in progress: ``{"event": "answered", ...}``."""
+        self.services = Services(self)
+        """Metrics, webhooks and the admin API (controller.services)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -79,6 +87,9 @@ class Controller:
             raise StartupError(
                 f"Redis at {self.store._safe_url()} does not answer: start it with "
                 "`callctl stack up` or set REDIS_URL")
+        if self.settings.ari_nodes:  # several nodes: at least one must answer
+            await self.cluster.check()
+            return
         try:
             info = await self.ari.asterisk_info()
         except AriUnavailable:
@@ -98,10 +109,12 @@ class Controller:
                  (info or {}).get("system", {}).get("version", "?"), self.settings.ari_url,
                  self.store._safe_url())
 
-    async def start(self) -> None:
+    async def start(self, *, admin: bool | None = None) -> None:
         await self.check()
         await self.flows.start()
-        self._spawn(self.stream.run())
+        await self.blocklist.start()
+        await self.services.start(admin=admin)
+        await self.cluster.start()  # takes the free nodes' leases, opens their websockets
         self._spawn(self._outage_keeper())
 
     # ------------------------------------------------------------------ outage failover
@@ -114,19 +127,23 @@ class Controller:
             return
         wanted = {did: failover_value(num, box)
                   for did, (num, box) in outage_targets(live[1]).items()}
-        try:
-            if not self.ami_ok:
-                await self.ami.connect()
-                self.ami_ok = True
-            written, removed = await self.ami.sync_failover(wanted)
-        except (AmiError, OSError, TimeoutError) as e:
-            self.ami_ok = False
-            await self.ami.close()
-            log.warning("outage failover targets not written to AstDB (AMI: %s); retrying", e)
-            return
-        if written or removed:
-            log.info("outage failover targets: %d written, %d removed (version %d)",
-                     written, removed, live[0])
+        for node in self.cluster.held():  # each node's own AstDB
+            try:
+                if not node.ami_ok:
+                    await node.ami.connect()
+                    node.ami_ok = True
+                written, removed = await node.ami.sync_failover(wanted)
+            except (AmiError, OSError, TimeoutError) as e:
+                node.ami_ok = False
+                await node.ami.close()
+                log.warning("node %s: outage failover targets not written to AstDB (AMI: %s); "
+                            "retrying", node.name, e)
+                continue
+            finally:
+                self.ami_ok = self.cluster.first.ami_ok
+            if written or removed:
+                log.info("node %s: outage failover targets: %d written, %d removed "
+                         "(version %d)", node.name, written, removed, live[0])
 
     async def _outage_keeper(self) -> None:
         """Re-sync periodically: AstDB may be wiped by an Asterisk reinstall or restart."""
@@ -142,22 +159,32 @@ class Controller:
             await self.close()
 
     async def close(self) -> None:
-        await self.stream.stop()
+        await self.cluster.stop_streams()
         for call in list(self.calls.values()):
             call.feed(StasisEnd.synthetic(call.id))
         if self._call_tasks:  # calls tear down (hang up their channels) on their own
             await asyncio.wait(list(self._call_tasks), timeout=5)
+        await self.services.stop()
         await self.flows.stop()
+        await self.blocklist.stop()
         await self.ami.close()
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
-        await self.ari.close()
+        await self.cluster.close()  # releases our node leases, closes ARI/AMI clients
         await self.store.close()
 
     # ------------------------------------------------------------------ events
+
+    def on_node_event(self, node: str, ev: Event) -> None:
+        """An event from ``node``'s websocket: handled by ``on_event`` knowing its node."""
+        self._event_node = node
+        try:
+            self.on_event(ev)
+        finally:
+            self._event_node = None
 
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, StasisStart):
@@ -187,6 +214,15 @@ class Controller:
             log.warning("call %s: rejected: malformed DID", ch.id)
             self.background(self._hangup_stray(ch.id, 1))
             return
+        blocked_by = self.blocklist.match(caller)
+        if blocked_by is not None:
+            # Documented: a blocked caller is rejected unanswered, before any prompt, with
+            # cause 21 (call rejected: SIP 403), logged (result "blocked") and counted.
+            log.warning("call %s: caller %s blocked by %s: rejected with cause %d", ch.id,
+                        caller or "withheld", blocked_by, BLOCK_CAUSE)
+            self.background(self._hangup_stray(ch.id, BLOCK_CAUSE))
+            self.background(self._log_rejected(ch.id, did, caller, blocked_by))
+            return
         live = self.flows.current
         ctx = CallContext(call_id=ch.id, did=did, caller=caller,
                           flowset=live[1] if live else None, now=self.clock,
@@ -200,38 +236,57 @@ class Controller:
             self.background(self._log_rejected(ch.id, did, caller))
             return
         call = Call(self, ch.id, ctx, live[0])
+        self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
         call.answered = ch.state == "Up"
         self.calls[ch.id] = call
         self.calls_total += 1
-        self.background(self.store.put_call(ch.id, {
-            "did": did, "caller": caller, "started": str(call.started),
-            "flow_version": str(live[0]), "owner": self.app}))
-        task = asyncio.ensure_future(call.run())
+        task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
         self._call_tasks.add(task)
         task.add_done_callback(self._call_tasks.discard)
+        self.background(self.cluster.start_call(call, {  # claims the call: lease + state
+            "did": did, "caller": caller, "started": str(call.started),
+            "flow_version": str(live[0])}))
 
-    async def _hangup_stray(self, channel_id: str, cause: int | None = None) -> None:
-        try:
-            await self.ari.hangup(channel_id, reason_code=cause)
-        except AriError:
-            pass
+    def _hangup_stray(self, channel_id: str, cause: int | None = None) -> Awaitable[None]:
+        ari = self.cluster.node(self._event_node).ari  # the node the event came from
 
-    async def _log_rejected(self, call_id: str, did: str, caller: str) -> None:
+        async def hangup() -> None:
+            try:
+                await ari.hangup(channel_id, reason_code=cause)
+            except AriError:
+                pass
+
+        return hangup()
+
+    async def _log_rejected(self, call_id: str, did: str, caller: str,
+                            blocked_by: str | None = None) -> None:
         now = time.time()
-        record = {"call_id": call_id, "did": did, "caller": caller, "started": now,
-                  "ended": now, "result": "no_flow", "answered_by": None, "path": []}
-        self._notify({**record, "trace": []})
-        await self.store.log_call(record, [])
+        record: dict[str, Any] = {
+            "call_id": call_id, "did": did, "caller": caller, "started": now, "ended": now,
+            "result": "blocked" if blocked_by else "no_flow", "answered_by": None, "path": []}
+        trace: list[dict[str, Any]] = []
+        if blocked_by:
+            record["blocked_by"] = blocked_by
+            trace = [{"at": now, "kind": "blocked", "pattern": blocked_by,
+                      "cause": BLOCK_CAUSE}]
+        self._notify({**record, "trace": trace})
+        if blocked_by:
+            await self.store.count_blocked(blocked_by)
+        await self.store.log_call(record, trace)
 
-    async def resync(self) -> None:
-        """After a (re)connect: calls whose channels vanished meanwhile are ended."""
+    async def resync(self, node: str | None = None) -> None:
+        """After a (re)connect to a node: its calls whose channels vanished meanwhile are
+        ended; calls left there by a controller that is gone are adopted."""
+        n = self.cluster.node(node)
         try:
-            channels = await self.ari.list_channels()
+            channels = await n.ari.list_channels()
         except AriError as e:
             log.warning("resync: cannot list channels: %s", e)
             return
         alive = {c["id"] for c in channels or []}
         for call in list(self.calls.values()):
+            if call.node != n.name or call.abandoned:
+                continue
             if call.id not in alive:
                 log.info("call %s: gone while disconnected", call.id)
                 call.feed(StasisEnd.synthetic(call.id))
@@ -239,6 +294,7 @@ class Controller:
             for leg in list(call.legs):
                 if leg not in alive:
                     call.feed(ChannelDestroyed.synthetic(leg, 0))
+        await self.cluster.adopt_orphans(n, {c["id"]: c for c in channels or []})
 
     # ------------------------------------------------------------------ services for calls
 
@@ -255,15 +311,17 @@ class Controller:
             "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
             "flow_version": call.version, "started": call.started, "ended": ended,
             "answered_at": call.answered_at, "result": call.result,
-            "answered_by": call.ctx.answered_by, "path": call.ctx.path,
+            "answered_by": call.ctx.answered_by, "path": call.ctx.path, "node": call.node,
         }
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
         tested = [t["line"] for t in trace if t["kind"] == "failover_test"]
         if tested:
             record["failover_test"] = tested[0]
+        record.update(summarise(record, trace))  # who rang, durations, failovers, voicemail
         try:
-            await self.store.remove_call(call.id)
+            await self.cluster.end_call(call)  # state, indexes and lease, in one step
             await self.store.log_call(record, trace)
+            await count_call(self.store, trace, call.ctx.flowset)  # answered/missed counters
             for line in tested:
                 await self.store.failover_log({"event": "call", "line": line,
                                                "call_id": call.id, "result": call.result})
@@ -272,6 +330,13 @@ class Controller:
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
                  call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
         self._notify({**record, "trace": trace})
+
+    def notify_live(self, event: dict[str, Any]) -> None:
+        for obs in self.live_observers:
+            try:
+                obs(event)
+            except Exception:
+                log.exception("live call observer failed")
 
     def _notify(self, record: dict[str, Any]) -> None:
         for obs in self.observers:

@@ -67,6 +67,51 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def asterisk_moddir(settings: Settings) -> str:
+    """Where the Asterisk in use keeps its modules (Debian moved them to the multiarch dir)."""
+    root = settings.asterisk_root or Path("/")
+    for d in [root / "usr/lib/asterisk/modules", *sorted(root.glob("usr/lib/*/asterisk/modules"))]:
+        if d.is_dir():
+            return f"/{d.relative_to(root)}"
+    return "/usr/lib/asterisk/modules"
+
+
+# In a private mount namespace (gone with its last process, so nothing is left mounted on the
+# host): /proc, /dev and the project (and run dir) at the same paths inside the root, then chroot.
+_CHROOT_SH = """set -e
+r=$1; shift; n=$1; shift
+mount --bind /proc "$r/proc"
+mount --bind /dev "$r/dev"
+i=0
+while [ "$i" -lt "$n" ]; do
+    mkdir -p "$r$1"; mount --bind "$1" "$r$1"; shift; i=$((i + 1))
+done
+exec chroot "$r" "$@"
+"""
+
+
+def asterisk_argv(settings: Settings, *args: str) -> list[str]:
+    """The command line that runs the configured Asterisk binary with ``args``: the host's
+    ``asterisk``, or ``/usr/sbin/asterisk`` chrooted into ``settings.asterisk_root``."""
+    root = settings.asterisk_root
+    if root is None:
+        exe = shutil.which("asterisk")
+        if not exe:
+            raise StackError("asterisk is not installed: run scripts/install.sh")
+        return [exe, *args]
+    if not (root / "usr/sbin/asterisk").exists():
+        raise StackError(f"no Asterisk in {root}: run scripts/install-ast22.sh")
+    for tool in ("unshare", "chroot", "mount"):
+        if not shutil.which(tool):
+            raise StackError(f"{tool} is needed to run Asterisk from {root}")
+    binds = [str(PROJECT_ROOT)]
+    run = settings.run_dir.resolve()
+    if not run.is_relative_to(PROJECT_ROOT):
+        binds.append(str(run))
+    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+            _CHROOT_SH, "sh", str(root), str(len(binds)), *binds, "/usr/sbin/asterisk", *args]
+
+
 def render(settings: Settings) -> Paths:
     """Render the Asterisk config set into the run directory. Idempotent."""
     p = Paths(settings.run_dir)
@@ -90,6 +135,8 @@ def render(settings: Settings) -> Paths:
         "RTP_END": str(settings.rtp_end),
         "PROMPTS": str(PROMPTS_DIR),
         "SPOOL": str(p.spool),
+        "MODDIR": asterisk_moddir(settings),
+        "NODE": settings.node_name,
     }
     sources = sorted(CONF_DIR.glob("*.conf")) + sorted(DIALPLAN_DIR.glob("*.conf"))
     for src in sources:
@@ -242,18 +289,20 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list
             lines.append(f"redis: started on 127.0.0.1:{port} (log {log})")
     if asterisk:
         ok, detail = ari_ping(settings)
+        want = settings.asterisk_version
+        if ok and want and not detail.startswith(f"{want}."):
+            raise StackError(f"Asterisk {detail} is answering at {settings.ari_url}, not the "
+                             f"{want}.x asked for (CALLCTL_ASTERISK): `callctl stack down` first")
         if ok:
             lines.append(f"asterisk: already answering at {settings.ari_url} ({detail})")
         else:
-            exe = shutil.which("asterisk")
-            if not exe:
-                raise StackError("asterisk is not installed: run scripts/install.sh")
+            argv = asterisk_argv(settings, "-C", str(p.asterisk_conf), "-f", "-n")
             if _read_pid(p.pids / "asterisk.pid") is None:
                 log = p.log / "asterisk.out"
-                _spawn([exe, "-C", str(p.asterisk_conf), "-f", "-n"], log,
-                       p.pids / "asterisk.pid")
+                _spawn(argv, log, p.pids / "asterisk.pid")
             _wait(lambda: ari_ping(settings)[0], 45, "Asterisk ARI", p.log / "asterisk.out")
-            lines.append(f"asterisk: {ari_ping(settings)[1]} ARI at {settings.ari_url}, "
+            where = f" from {settings.asterisk_root}" if settings.asterisk_root else ""
+            lines.append(f"asterisk: {ari_ping(settings)[1]}{where} ARI at {settings.ari_url}, "
                          f"SIP udp {settings.sip_bind}:{settings.sip_port} "
                          f"(logs {p.log}/messages, {p.log}/asterisk.out)")
     lines.append(f"secrets: {settings.secrets_path} (ARI/AMI passwords, admin token, "
@@ -273,7 +322,7 @@ def down(settings: Settings) -> list[str]:
 def asterisk_cli(settings: Settings, command: str, timeout: float = 10.0) -> str:
     """Run an Asterisk CLI command on our instance (``asterisk -rx``)."""
     p = Paths(settings.run_dir)
-    res = subprocess.run(["asterisk", "-C", str(p.asterisk_conf), "-rx", command],
+    res = subprocess.run(asterisk_argv(settings, "-C", str(p.asterisk_conf), "-rx", command),
                          capture_output=True, text=True, timeout=timeout)
     return res.stdout
 
@@ -283,7 +332,8 @@ def status(settings: Settings) -> dict[str, object]:
     ari_ok, ari_detail = ari_ping(settings)
     return {
         "asterisk": {"pid": _read_pid(p.pids / "asterisk.pid"), "ari": ari_ok,
-                     "detail": ari_detail, "url": settings.ari_url},
+                     "detail": ari_detail, "url": settings.ari_url,
+                     "root": str(settings.asterisk_root) if settings.asterisk_root else None},
         "redis": {"pid": _read_pid(p.pids / "redis.pid"),
                   "ping": redis_ping(settings.redis_url), "url": settings.redis_url},
         "logs": str(p.log),

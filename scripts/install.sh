@@ -53,6 +53,11 @@ command -v asterisk >/dev/null 2>&1 || need_pkgs+=(asterisk)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# Test-only (scripts/test.sh sets CALLCTL_TEST_DEPS=1): headless Chromium from bookworm for the
+# flow diagram page's screenshot test (~10 s to install; that test is skipped without it).
+if [ "${CALLCTL_TEST_DEPS:-0}" = 1 ]; then
+    command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ ! -f "$APT_LIST" ]; then

@@ -4,6 +4,6 @@
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/install.sh
+CALLCTL_TEST_DEPS=1 bash scripts/install.sh  # + chromium for the diagram page test
 .venv/bin/ruff check controller tests bench
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_{}.pcap"
+SPEECH_PCAP = "/usr/share/sip-tester/g711a.pcap"
 _SLOT = int(os.environ.get("CALLCTL_TEST_SLOT", "0"))
 # SIPp media ports: a private cycle per test slot (below the kernel's ephemeral range).
 _media_ports = itertools.cycle(range(25000 + 1000 * _SLOT, 26000 + 1000 * _SLOT, 4))
@@ -49,13 +51,54 @@ def _pcap_for(digit: str) -> str:
     return DTMF_PCAP.format(name)
 
 
-def uac_scenario(*, caller: str, hold_ms: int, digits: list[tuple[int, str]]) -> str:
+def dtmf_pcap(digit: str, index: int, out: Path) -> Path:
+    """A copy of SIPp's RFC 4733 pcap for ``digit`` as the ``index``-th key of one call.
+
+    The stock pcaps each carry one fixed RTP sequence number and timestamp (per digit). Asterisk
+    drops a telephone-event whose timestamp it has already seen ended (a retransmitted end), so
+    the same pcap played twice in one call delivers the digit only once, and a digit whose stock
+    timestamp is lower than the previous one's may be lost too. Here every key of a call gets
+    its own increasing sequence numbers and timestamp, like a real phone sends.
+    """
+    data = bytearray(Path(_pcap_for(digit)).read_bytes())
+    if data[:4] != b"\xd4\xc3\xb2\xa1" or struct.unpack_from("<I", data, 20)[0] != 1:
+        raise ValueError(f"unexpected pcap format for digit {digit!r}")
+    off, first_seq = 24, None
+    while off + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, off + 8)[0]
+        pkt = off + 16
+        udp = pkt + 14 + (data[pkt + 14] & 0x0F) * 4  # Ethernet, then IPv4 (IHL words)
+        rtp = udp + 8
+        seq = struct.unpack_from(">H", data, rtp + 2)[0]
+        first_seq = seq if first_seq is None else first_seq
+        struct.pack_into(">H", data, rtp + 2, (1000 + 50 * index + seq - first_seq) & 0xFFFF)
+        struct.pack_into(">I", data, rtp + 4, 160_000 + 16_000 * index)  # 2 s apart
+        struct.pack_into(">H", data, udp + 6, 0)  # UDP checksum: none (IPv4 allows it)
+        off = pkt + incl
+    path = out / f"dtmf-{index}-{digit.replace('*', 'star').replace('#', 'pound')}.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def uac_scenario(*, caller: str, hold_ms: int, digits: list[tuple[int, str]],
+                 pcap_dir: Path | None = None, speak_after_ms: int | None = None) -> str:
     """A caller: INVITE, wait for answer (or a final error), play DTMF, hang up after hold_ms
-    unless the far end hangs up first. ``digits`` = [(pause_ms_before, digit), ...]."""
+    unless the far end hangs up first. ``digits`` = [(pause_ms_before, digit), ...].
+    With ``pcap_dir``, each key plays a per-call rewritten pcap (see :func:`dtmf_pcap`), so
+    repeated digits all arrive; without it the stock pcaps are played as they are.
+    With ``speak_after_ms``, the caller also offers PCMA and, that long after the answer,
+    "speaks": SIPp's ~7 s G.711 a-law sample (for voicemail tests; hold_ms counts after it)."""
     dtmf = []
-    for pause, d in digits:
+    sdp = SDP
+    if speak_after_ms is not None:
+        sdp = SDP.replace("RTP/AVP 0 101", "RTP/AVP 0 8 101").replace(
+            "a=rtpmap:0 PCMU/8000\n", "a=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n")
+        dtmf.append(f'  <pause milliseconds="{speak_after_ms}"/>')
+        dtmf.append(f'  <nop><action><exec play_pcap_audio="{SPEECH_PCAP}"/></action></nop>')
+    for i, (pause, d) in enumerate(digits):
+        pcap = str(dtmf_pcap(d, i, pcap_dir)) if pcap_dir is not None else _pcap_for(d)
         dtmf.append(f'  <pause milliseconds="{pause}"/>')
-        dtmf.append(f'  <nop><action><exec play_pcap_audio="{_pcap_for(d)}"/></action></nop>')
+        dtmf.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         dtmf.append('  <pause milliseconds="300"/>')
     dtmf_xml = "\n".join(dtmf)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -73,12 +116,13 @@ Max-Forwards: 70
 Content-Type: application/sdp
 Content-Length: [len]
 
-{SDP}
+{sdp}
     ]]>
   </send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
+  <recv response="403" optional="true" next="rejected"/>
   <recv response="404" optional="true" next="rejected"/>
   <recv response="480" optional="true" next="rejected"/>
   <recv response="486" optional="true" next="rejected"/>
@@ -401,12 +445,13 @@ class CallResult:
 
 def place_call(did: str, *, caller: str = "+15551230001", hold_ms: int = 2000,
                digits: list[tuple[int, str]] | None = None, sip_port: int = 5060,
-               timeout: float = 60.0) -> CallResult:
+               timeout: float = 60.0, speak_after_ms: int | None = None) -> CallResult:
     """Run one SIPp caller to completion (blocking: run it in a thread from async tests)."""
     work = Path(tempfile.mkdtemp(prefix="callctl-uac-"))
     try:
         scen = work / "uac.xml"
-        scen.write_text(uac_scenario(caller=caller, hold_ms=hold_ms, digits=digits or []))
+        scen.write_text(uac_scenario(caller=caller, hold_ms=hold_ms, digits=digits or [],
+                                     pcap_dir=work, speak_after_ms=speak_after_ms))
         trace = work / "messages.log"
         argv = [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scen), "-s", did, "-i", "127.0.0.1",
                 "-p", str(free_udp_port()), "-mp", str(next(_media_ports)), "-m", "1",

@@ -119,7 +119,8 @@ def rollback(
 
 
 async def versions_async(
-    redis_url: str, *, prefix: str = store.DEFAULT_PREFIX, out: TextIO | None = None
+    redis_url: str, *, prefix: str = store.DEFAULT_PREFIX, out: TextIO | None = None,
+    as_json: bool = False,
 ) -> int:
     """List the published versions, newest last; the live one is marked."""
     out = out or sys.stdout
@@ -131,6 +132,11 @@ async def versions_async(
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()
+    if as_json:
+        print(json.dumps([{"version": v.version, "published_at": v.published_at,
+                           "files": list(v.files), "flows": v.flows, "dids": v.dids,
+                           "live": v.live} for v in rows], indent=2), file=out)
+        return EXIT_OK
     for v in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.published_at))
         print(f"{'*' if v.live else ' '} {v.version:>4}  {when}  {v.flows} flow(s)  "
@@ -140,8 +146,9 @@ async def versions_async(
     return EXIT_OK
 
 
-def versions(redis_url: str, *, prefix: str = store.DEFAULT_PREFIX) -> int:
-    return asyncio.run(versions_async(redis_url, prefix=prefix))
+def versions(redis_url: str, *, prefix: str = store.DEFAULT_PREFIX,
+             as_json: bool = False) -> int:
+    return asyncio.run(versions_async(redis_url, prefix=prefix, as_json=as_json))
 
 
 def schema(*, out: TextIO | None = None) -> int:

@@ -486,6 +486,11 @@ def load_text(text: str, name: str = "<flows>") -> LoadResult:
     return _load_texts({name: text}, [])
 
 
+def load_texts(texts: dict[str, str]) -> LoadResult:
+    """Load several flow documents given as ``{file name: text}`` (the admin API)."""
+    return _load_texts(dict(texts), [])
+
+
 def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
     from controller.flows.lint import lint  # lint imports this module
 

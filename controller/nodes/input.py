@@ -58,7 +58,7 @@ def _collect(node: InputNode, ctx: CallContext) -> Any:
         res = yield Prompt(
             media=play, max_digits=node.digits, timeout=node.timeout,
             inter_digit_timeout=node.inter_digit_timeout, terminator=node.terminator,
-            barge_in=True,
+            barge_in=True, sensitive=node.sensitive,
         )
         digits = res.digits if isinstance(res, Digits) else ""
         if digits and valid_digits(digits, node):

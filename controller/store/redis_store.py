@@ -8,7 +8,10 @@ Keys (prefix default ``callctl:``), their type, what they hold, TTL:
 - ``lastcall`` zset: user -> end of their last answered call (longest-idle)
 - ``rr:<department>`` string: round-robin cursor (INCR)
 - ``sticky:<department>:<number>`` string: who last answered this caller; the dept's TTL
-- ``user:<user>`` hash: runtime overrides (receive_calls, alternate, availability)
+- ``user:<user>`` hash: runtime overrides (receive_calls, alternate, availability, timezone)
+- ``stats:agent:<user>``, ``stats:dept:<id>`` hashes: answered/missed counters (calllog.py)
+- ``blocklist`` hash, ``blocklist:hits``, ``blocklist:version``: blocked callers (blocklist.py)
+- ``audit`` stream: who changed what, when (controller.ops; MAXLEN ~10000)
 - ``trace:<id>`` string: JSON decision trace of a finished call; 30 days
 - ``calllog`` stream: one record per finished call (MAXLEN ~100000)
 - ``failover:tests`` hash: line (DID or department) -> test end (epoch s)
@@ -140,6 +143,7 @@ class RedisStore:
                 receive_calls=None if rc is None else rc == "1",
                 alternate=over.get("alternate"),
                 availability=tuple(json.loads(avail)) if avail else None,
+                timezone=over.get("timezone") or None,
             )
         return out
 
@@ -149,6 +153,27 @@ class RedisStore:
             await self._do(self.redis.hdel(key, field))
         else:
             await self._do(self.redis.hset(key, field, value))
+
+    async def add_counts(self, counts: dict[str, dict[str, int]]) -> None:
+        """HINCRBY ``stats:<key>`` fields (answered/missed counters, controller.calllog)."""
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for key, fields in counts.items():
+                    for f, n in fields.items():
+                        pipe.hincrby(self.p + f"stats:{key}", f, n)
+                await pipe.execute()
+
+        await self._do(run())
+
+    async def count_blocked(self, pattern: str) -> None:
+        """One rejected attempt of a blocked caller (controller.blocklist)."""
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(self.p + "blocklist:hits", pattern, 1)
+                pipe.incr(self.p + "blocklist:blocked")
+                await pipe.execute()
+
+        await self._do(run())
 
     async def mark_busy(self, user: str, call_id: str) -> None:
         await self._do(self.redis.set(self.p + f"busy:{user}", call_id, ex=BUSY_TTL))
@@ -187,6 +212,15 @@ class RedisStore:
     async def get_trace(self, call_id: str) -> list[dict[str, Any]] | None:
         raw = await self._do(self.redis.get(self.p + f"trace:{call_id}"))
         return json.loads(raw) if raw else None
+
+    async def find_call(self, call_id: str, scan: int = 10_000) -> dict[str, Any] | None:
+        """The call log record of ``call_id``, searched among the ``scan`` newest calls."""
+        rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=scan))
+        for _, fields in rows:
+            rec = json.loads(fields["record"])
+            if rec.get("call_id") == call_id:
+                return dict(rec)
+        return None
 
     async def recent_calls(self, count: int = 50) -> list[dict[str, Any]]:
         rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=count))

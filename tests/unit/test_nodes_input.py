@@ -107,6 +107,10 @@ def test_match_on_body_field() -> None:
 
 def test_sensitive_digits_stay_out_of_the_trace() -> None:
     ctx = _ctx()
-    drive(input_node.run(_node(sensitive=True), ctx), digits=["9999"])
+    run = drive(input_node.run(_node(sensitive=True), ctx), digits=["9999"])
     logged = [e.data for e in ctx.trace if e.kind == "input"]
     assert logged == [{"node": "acct", "variable": "account", "digits": "****"}]
+    # The runtime logs each key it receives unless the prompt says they are sensitive.
+    assert run.prompts and all(p.sensitive for p in run.prompts)
+    run = drive(input_node.run(_node(), _ctx()), digits=["9999"])
+    assert not any(p.sensitive for p in run.prompts)

@@ -33,6 +33,15 @@ def test_given_three_legs_when_b_answers_then_others_cancelled_and_b_connected()
     assert res["a"].cancelled and res["c"].cancelled and res["b"].answered
 
 
+def test_given_answer_then_each_leg_has_ring_start_and_stop() -> None:
+    r, _ = race(A, B)
+    r.answered("c1-L2", 103.5)
+    r.destroyed("c1-L2", 16, 160.0)  # the conversation ends later: not a ring stop
+    res = {leg.target.user: leg for leg in r.result().legs}
+    assert (res["b"].started, res["b"].ended) == (100.0, 103.5)
+    assert (res["a"].started, res["a"].ended) == (100.0, 103.5)
+
+
 def test_given_two_answers_in_same_instant_then_second_is_cancelled() -> None:
     r, _ = race(A, B)
     r.answered("c1-L1", 101.0)

@@ -1,0 +1,221 @@
+"""The controller as the benchmarks run it: its own process, instrumented from inside.
+
+    python -m bench.ctlproc        (environment: the bench stack's, see bench/env.py)
+
+It is ``callctl run`` plus samplers that cost little: event-loop lag (a 5 ms sleeper's
+lateness), resident memory (every 100 ms), CPU time, and a count of ARI REST requests by
+method and path shape. SIGUSR1 resets the figures; SIGUSR2 writes them as JSON to
+``$BENCH_STATS`` (atomically). :class:`CtlProc` starts and drives it from the bench.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from controller import logs
+from controller.ari.events import StasisStart
+from controller.config import load_settings
+from controller.runtime import Controller
+
+_SHAPES = [(re.compile(r"^/(channels|bridges|playbacks|recordings/live)/[^/?]+"), r"/\1/{id}")]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def shape(path: str) -> str:
+    for rx, rep in _SHAPES:
+        path = rx.sub(rep, path)
+    return path
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * PAGE
+
+
+class Stats:
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        self.reset()
+
+    def reset(self) -> None:
+        self.lag: list[float] = []
+        self.rss_max = rss_bytes()
+        self.cpu0 = _cpu()
+        self.t0 = time.monotonic()
+        self.calls0 = self.ctl.calls_total
+        self.rest: Counter[str] = Counter()
+        self.to_originate: list[float] = []
+
+    def dump(self) -> dict[str, Any]:
+        lag = sorted(self.lag)
+
+        def q(p: float) -> float:
+            return lag[min(len(lag) - 1, int(p * len(lag)))] * 1000 if lag else 0.0
+
+        return {
+            "calls": self.ctl.calls_total - self.calls0,
+            "live_calls": len(self.ctl.calls),
+            "tasks": len(self.ctl._tasks) + len(self.ctl._call_tasks),
+            "cpu_s": _cpu() - self.cpu0,
+            "wall_s": time.monotonic() - self.t0,
+            "rss_mb": rss_bytes() / 2**20,
+            "rss_max_mb": self.rss_max / 2**20,
+            "lag_ms": {"p50": q(0.5), "p99": q(0.99), "max": lag[-1] * 1000 if lag else 0.0,
+                       "samples": len(lag)},
+            "rest": dict(self.rest),
+            "stasisstart_to_originate_ms": {
+                "p50": _q(self.to_originate, 0.5) * 1000,
+                "p99": _q(self.to_originate, 0.99) * 1000, "n": len(self.to_originate)},
+            "reconnects": self.ctl.stream.reconnects,
+        }
+
+
+def _q(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(p * len(v)))] if v else 0.0
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def main() -> None:
+    settings = load_settings()
+    logs.setup("json", level=getattr(logging, os.environ.get("BENCH_LOG_LEVEL", "INFO")))
+    ctl = Controller(settings)
+    stats = Stats(ctl)
+    out = Path(os.environ.get("BENCH_STATS", "ctlstats.json"))
+
+    request = ctl.ari.request
+    loop = asyncio.get_running_loop()
+    seen: dict[str, float] = {}  # inbound call id -> loop time its StasisStart was read
+
+    async def counted(method: str, path: str, **kw: Any) -> Any:
+        stats.rest[f"{method} {shape(path)}"] += 1
+        if method == "POST" and path == "/channels":
+            call = str((kw.get("params") or {}).get("appArgs", "")).partition(",")[2]
+            t0 = seen.pop(call, None)
+            if t0 is not None:  # the first originate of a call: time since its StasisStart
+                stats.to_originate.append(loop.time() - t0)
+        return await request(method, path, **kw)
+
+    ctl.ari.request = counted  # type: ignore[method-assign]
+    on_event = ctl.stream.on_event
+
+    def timed(ev: Any) -> None:
+        if isinstance(ev, StasisStart) and ev.args[:1] == ("inbound",):
+            seen[ev.channel.id] = loop.time()
+            if len(seen) > 10000:
+                seen.clear()
+        on_event(ev)
+
+    ctl.stream.on_event = timed
+
+
+    def write() -> None:
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stats.dump()))
+        os.replace(tmp, out)
+
+    loop.add_signal_handler(signal.SIGUSR1, stats.reset)
+    loop.add_signal_handler(signal.SIGUSR2, write)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    async def lag() -> None:
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.005)
+            stats.lag.append(max(0.0, loop.time() - t - 0.005))
+
+    async def rss() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            stats.rss_max = max(stats.rss_max, rss_bytes())
+
+    await ctl.start()
+    await asyncio.wait_for(ctl.stream.connected_event.wait(), 30)
+    (out.parent / (out.name + ".ready")).write_text(str(os.getpid()))
+    samplers = [asyncio.create_task(lag()), asyncio.create_task(rss())]
+    try:
+        await stop.wait()
+    finally:
+        for t in samplers:
+            t.cancel()
+        await ctl.close()
+
+
+class CtlProc:
+    """Start/stop the instrumented controller and read its figures (from the bench)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.workdir = workdir
+        self.stats_path = workdir / "ctlstats.json"
+        self.env["BENCH_STATS"] = str(self.stats_path)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        ready = self.workdir / (self.stats_path.name + ".ready")
+        ready.unlink(missing_ok=True)
+        log = open(self.workdir / "controller.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ctlproc"], env=self.env,
+                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controller exited at start; see {self.workdir}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("controller did not connect in time")
+            time.sleep(0.05)
+
+    def reset(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.05)
+
+    def stats(self) -> dict[str, Any]:
+        assert self.proc is not None
+        self.stats_path.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 10
+        while not self.stats_path.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("controller did not write its figures")
+            time.sleep(0.02)
+        return json.loads(self.stats_path.read_text())  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,102 @@
+"""The benchmark stack: Asterisk + Redis of their own (slot ``CALLCTL_BENCH_SLOT``, default 7).
+
+The same port layout as the test slots (``tests/integration/conftest.py``), so a bench never
+shares a stack with a test run, except for the RTP range: 1000 concurrent calls need ~4000
+RTP/RTCP ports, so the bench uses 61000-65534 (above the kernel's ephemeral range).
+
+The dialplan's ``callctl-bench-native`` context (the baseline) is off unless AstDB
+``callctl_bench/native`` is 1; :func:`up` sets it on this stack only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from controller import stack
+from controller.config import PROJECT_ROOT, Settings, load_settings
+
+SLOT = int(os.environ.get("CALLCTL_BENCH_SLOT", "7"))
+PREFIX = "bench:"
+SIP_PORT = 5160 + 10 * SLOT
+PHONE_BASE = 6070 + 100 * SLOT
+
+
+def bench_env(slot: int = SLOT) -> dict[str, str]:
+    base = 6070 + 100 * slot
+    return {
+        "CALLCTL_RUN_DIR": str(PROJECT_ROOT / "run" / f"bench{slot}"),
+        "CALLCTL_APP": f"callctl-bench{slot}",
+        "CALLCTL_SIP_PORT": str(5160 + 10 * slot),
+        "CALLCTL_ARI_URL": f"http://127.0.0.1:{8188 + 10 * slot}",
+        "CALLCTL_AMI_PORT": str(5138 + 10 * slot),
+        "REDIS_URL": f"redis://127.0.0.1:{6479 + 10 * slot}/0",
+        "CALLCTL_RTP_START": "61000",
+        "CALLCTL_RTP_END": "65534",
+        "CALLCTL_AGENT_PORT_BASE": str(base),
+        "CALLCTL_PSTN_PORT": str(base + 20),
+        "CALLCTL_REDIS_PREFIX": PREFIX,
+        "CALLCTL_LOG_FORMAT": "json",
+    }
+
+
+ENV = bench_env()
+PHONE_PORTS = {f"agent{n}": PHONE_BASE + n for n in range(1, 9)} | {"pstn": PHONE_BASE + 20}
+
+
+def settings() -> Settings:
+    return load_settings({**os.environ, **ENV}, generate=True)
+
+
+def up() -> Settings:
+    s = settings()
+    for line in stack.up(s):
+        print(f"  {line}")
+    stack.asterisk_cli(s, "database put callctl_bench native 1")
+    return s
+
+
+def down() -> None:
+    for line in stack.down(settings()):
+        print(f"  {line}")
+
+
+def channel_count(s: Settings) -> int:
+    out = stack.asterisk_cli(s, "core show channels count")
+    for line in out.splitlines():
+        if "active channel" in line:
+            return int(line.split()[0])
+    return -1
+
+
+def wait_idle(s: Settings, timeout: float = 60.0) -> bool:
+    """Until Asterisk has no channel (the previous run's calls all ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if channel_count(s) == 0:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_contacts(s: Settings, names: list[str], want: str = "Avail",
+                  timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            stack.asterisk_cli(s, f"pjsip qualify {name}")
+            out = stack.asterisk_cli(s, f"pjsip show contacts like {name}")
+            if any(want in ln.split() for ln in out.splitlines() if "Contact:" in ln):
+                pending.discard(name)
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise RuntimeError(f"contacts not {want}: {sorted(pending)}")
+
+
+def results_dir() -> Path:
+    d = PROJECT_ROOT / "run" / f"bench{SLOT}" / "results"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

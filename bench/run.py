@@ -1,0 +1,382 @@
+"""The benchmarks: controller vs plain dialplan on one stack, in one invocation.
+
+    .venv/bin/python -m bench [--scale small|full] [--only capacity,latency,...] [--json F]
+
+Figures (see README, "Performance"): capacity, setup latency, failover hop, event loop,
+scale. Each SIPp figure runs the same calls through the controller (DID -> department ->
+agent) and through plain dialplan ``Dial()`` to the same SIPp agent, and reports both and
+their ratio, so machine noise largely cancels. Prints a table and writes JSON
+(default ``run/bench7/results/bench-<time>.json``). Never used as a test assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bench import env, flows
+from bench.ctlproc import CtlProc
+from bench.fakeari import FakeAri
+from bench.sipp import Agent, LoadResult, first_invites, first_responses, load
+from controller.config import Settings
+from controller.flows import loader, publish
+
+
+@dataclass
+class Scale:
+    name: str
+    cap_seconds: float  # calls per capacity step = rate x this
+    cap_start: float
+    cap_max: float
+    lat_calls: int
+    fo_calls: int
+    fo_rate: float
+    ev_seconds: float
+    concurrent: int
+    k_call: int
+    k_failover: int
+
+
+SCALES = {
+    "small": Scale("small", 3, 40, 400, 150, 60, 10, 4, 200, 700, 200),
+    "full": Scale("full", 13, 100, 600, 500, 300, 20, 10, 1000, 1300, 400),
+}
+
+
+@dataclass
+class Figure:
+    figure: str
+    unit: str
+    controller: float | None
+    baseline: float | None
+    target: str
+    ok: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.controller is None or not self.baseline:
+            return None
+        return self.controller / self.baseline
+
+
+def pct(values: list[float], p: float) -> float:
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    return v[min(len(v) - 1, int(p * len(v)))]
+
+
+class Bench:
+    def __init__(self, scale: Scale, workdir: Path) -> None:
+        self.scale = scale
+        self.workdir = workdir
+        self.settings: Settings | None = None
+        self.agents: dict[str, Agent] = {}
+        self.ctl = CtlProc(env.ENV, workdir)
+        self.figures: list[Figure] = []
+        self.details: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def log(self, msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    async def setup(self) -> None:
+        self.log(f"bench stack: slot {env.SLOT}")
+        self.settings = await asyncio.to_thread(env.up)
+        await self.publish()
+        self.agents = {
+            "agent1": Agent("agent1", env.PHONE_PORTS["agent1"], "busy").start(),
+            "agent2": Agent("agent2", env.PHONE_PORTS["agent2"], "answer").start(),
+            "agent3": Agent("agent3", env.PHONE_PORTS["agent3"], "answer").start(),
+        }
+        await asyncio.to_thread(env.wait_contacts, self.settings, list(self.agents))
+        self.log("starting the controller")
+        await asyncio.to_thread(self.ctl.start)
+
+    async def publish(self) -> None:
+        d = self.workdir / "flows"
+        d.mkdir(exist_ok=True)
+        (d / "bench.yaml").write_text(flows.bench_yaml(self.scale.k_call, self.scale.k_failover))
+        res = loader.load([d])
+        if res.errors:
+            raise RuntimeError("\n".join(map(str, res.errors[:5])))
+        r = aioredis.from_url(env.ENV["REDIS_URL"], decode_responses=True)
+        try:
+            v = await publish.publish(r, res, prefix=env.PREFIX)
+        finally:
+            await r.aclose()
+        self.log(f"published bench flows version {v} ({self.scale.k_call}+"
+                 f"{self.scale.k_failover} DIDs)")
+
+    async def teardown(self) -> None:
+        await asyncio.to_thread(self.ctl.stop)
+        for a in self.agents.values():
+            a.cleanup()
+
+    async def idle(self) -> None:
+        assert self.settings is not None
+        if not await asyncio.to_thread(env.wait_idle, self.settings, 90):
+            self.log("warning: Asterisk still has channels after 90 s")
+
+    def dids(self, prefix: str, n: int) -> list[str]:
+        return [flows.did(prefix, i) for i in range(n)]
+
+    async def calls(self, prefix: str, k: int, **kw: Any) -> LoadResult:
+        res = await load(env.SIP_PORT, self.dids(prefix, k), **kw)
+        await self.idle()
+        return res
+
+    # ------------------------------------------------------------------ capacity
+
+    async def capacity(self) -> None:
+        sc = self.scale
+        out: dict[str, Any] = {}
+        for side, prefix in (("controller", flows.CTL_CALL), ("baseline", flows.NATIVE_CALL)):
+            lo, hi, rate, steps = 0.0, None, sc.cap_start, []
+            while True:
+                n = int(rate * sc.cap_seconds)
+                res = await self.calls(prefix, sc.k_call, rate=rate, calls=n, hold_ms=1000)
+                steps.append({"rate": rate, "calls": n, "ok": res.ok, "failed": res.failed})
+                self.log(f"capacity {side}: {rate:.0f}/s -> {res.ok}/{n} completed")
+                shutil.rmtree(res.workdir, ignore_errors=True)
+                if res.complete:
+                    lo = rate
+                else:
+                    hi = rate
+                if hi is None:
+                    if rate >= sc.cap_max:
+                        break
+                    rate = min(rate * 2, sc.cap_max)
+                else:
+                    if hi - lo <= max(5.0, 0.05 * hi):
+                        break
+                    rate = round((lo + hi) / 2)
+            out[side] = {"rate": lo, "capped": hi is None, "steps": steps}
+        self.details["capacity"] = out
+        c, b = out["controller"]["rate"], out["baseline"]["rate"]
+        ok = b > 0 and c / b >= 0.95
+        self.figures.append(Figure("capacity (100% completed)", "calls/s", c, b,
+                                   ">= 0.95 x baseline", ok))
+
+    # ------------------------------------------------------------------ latency
+
+    async def latency(self) -> None:
+        sc = self.scale
+        agent = self.agents["agent3"]
+        out: dict[str, Any] = {}
+        for side, prefix in (("controller", flows.CTL_CALL), ("baseline", flows.NATIVE_CALL)):
+            agent.retrace(True)
+            await asyncio.to_thread(env.wait_contacts, self.settings, ["agent3"])
+            self.ctl.reset()
+            res = await self.calls(prefix, sc.k_call, rate=50, calls=sc.lat_calls,
+                                   hold_ms=1000, trace=True)
+            st = self.ctl.stats()
+            sent = first_invites(res.messages(), sent=True)
+            got = first_invites(agent.messages(), sent=False)
+            lat = [(got[n] - t) * 1000 for n, t in sent.items() if n in got]
+            out[side] = {"calls": res.calls, "ok": res.ok, "matched": len(lat),
+                         "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+                         "max_ms": max(lat, default=float("nan"))}
+            if side == "controller":
+                out[side]["rest_per_call"] = {k: v / max(1, st["calls"])
+                                              for k, v in st["rest"].items()}
+                out[side]["lag_ms"] = st["lag_ms"]
+                out[side]["stasisstart_to_originate_ms"] = st["stasisstart_to_originate_ms"]
+            self.log(f"latency {side}: p50 {out[side]['p50_ms']:.2f} ms, "
+                     f"p99 {out[side]['p99_ms']:.2f} ms ({len(lat)}/{res.calls} matched, "
+                     f"{res.ok} completed)")
+            shutil.rmtree(res.workdir, ignore_errors=True)
+        agent.retrace(False)
+        self.details["latency"] = out
+        c, b = out["controller"], out["baseline"]
+        self.figures.append(Figure("setup latency p50 @50/s", "ms", c["p50_ms"], b["p50_ms"],
+                                   "<= 4 ms", c["p50_ms"] <= 4))
+        self.figures.append(Figure("setup latency p99 @50/s", "ms", c["p99_ms"], b["p99_ms"],
+                                   "<= 12 ms", c["p99_ms"] <= 12))
+        rest = sum(c.get("rest_per_call", {}).values())
+        self.figures.append(Figure("ARI requests per call (answered)", "req", rest, None,
+                                   "-", None))
+
+    # ------------------------------------------------------------------ failover
+
+    async def failover(self) -> None:
+        sc = self.scale
+        busy, alt = self.agents["agent1"], self.agents["agent2"]
+        out: dict[str, Any] = {}
+        for side, prefix in (("controller", flows.CTL_FAILOVER),
+                             ("baseline", flows.NATIVE_FAILOVER)):
+            busy.retrace(True)
+            alt.retrace(True)
+            await asyncio.to_thread(env.wait_contacts, self.settings, ["agent1", "agent2"])
+            self.ctl.reset()
+            res = await self.calls(prefix, sc.k_failover, rate=sc.fo_rate, calls=sc.fo_calls,
+                                   hold_ms=500)
+            st = self.ctl.stats()
+            t486 = first_responses(busy.messages(), 486)
+            talt = first_invites(alt.messages(), sent=False)
+            hop = [(talt[n] - t) * 1000 for n, t in t486.items() if n in talt]
+            out[side] = {"calls": res.calls, "ok": res.ok, "matched": len(hop),
+                         "p50_ms": pct(hop, 0.5), "p99_ms": pct(hop, 0.99),
+                         "max_ms": max(hop, default=float("nan"))}
+            if side == "controller":
+                out[side]["rest_per_call"] = {k: v / max(1, st["calls"])
+                                              for k, v in st["rest"].items()}
+            self.log(f"failover {side}: p50 {out[side]['p50_ms']:.2f} ms, "
+                     f"p99 {out[side]['p99_ms']:.2f} ms ({len(hop)}/{res.calls} matched, "
+                     f"{res.ok} completed)")
+            shutil.rmtree(res.workdir, ignore_errors=True)
+        busy.retrace(False)
+        alt.retrace(False)
+        self.details["failover"] = out
+        c, b = out["controller"], out["baseline"]
+        self.figures.append(Figure("failover hop p50 (486 -> alternate)", "ms", c["p50_ms"],
+                                   b["p50_ms"], "<= 3 ms", c["p50_ms"] <= 3))
+        self.figures.append(Figure("failover hop p99 (486 -> alternate)", "ms", c["p99_ms"],
+                                   b["p99_ms"], "<= 10 ms", c["p99_ms"] <= 10))
+
+    # ------------------------------------------------------------------ event loop
+
+    async def eventloop(self) -> None:
+        """A second controller process against the loopback fake ARI (Redis is real)."""
+        with socket.socket() as sock:  # a free loopback TCP port
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        fake = FakeAri(env.ENV["CALLCTL_APP"] + "-ev", flows.EVENT_DID, window=50)
+        await fake.start(port)
+        wd = self.workdir / "ev"
+        wd.mkdir(exist_ok=True)
+        proc = CtlProc({**env.ENV, "CALLCTL_ARI_URL": f"http://127.0.0.1:{port}",
+                        "CALLCTL_APP": fake.app, "BENCH_LOG_LEVEL": "INFO"}, wd)
+        try:
+            await asyncio.to_thread(proc.start)
+            proc.reset()
+            res = await fake.run(self.scale.ev_seconds)
+            st = await asyncio.to_thread(proc.stats)
+        finally:
+            await asyncio.to_thread(proc.stop)
+            await fake.stop()
+        res["cpu_s_per_cycle_ms"] = st["cpu_s"] / max(1, st["calls"]) * 1000
+        res["lag_ms"] = st["lag_ms"]
+        self.details["eventloop"] = res
+        self.log(f"event loop: {res['per_s']:.0f} cycles/s")
+        self.figures.append(Figure("event loop (Stasis start->end)", "cycles/s", res["per_s"],
+                                   None, ">= 2000/s", res["per_s"] >= 2000))
+
+    # ------------------------------------------------------------------ scale
+
+    async def scale_figure(self) -> None:
+        sc = self.scale
+        n = sc.concurrent
+        rate = 100.0 if n >= 500 else 50.0
+        hold = int(n / rate * 1000) + 10_000
+        assert self.settings is not None
+        await asyncio.to_thread(self.ctl.stop)  # a fresh process: its peak is this run's
+        await asyncio.to_thread(self.ctl.start)
+        idle = self.ctl.stats()
+        self.ctl.reset()
+        task = asyncio.create_task(self.calls(flows.CTL_CALL, sc.k_call, rate=rate, calls=n,
+                                              hold_ms=hold, timeout=hold / 1000 + 120))
+        await asyncio.sleep(n / rate + 3)
+        peak_channels = await asyncio.to_thread(env.channel_count, self.settings)
+        mid = self.ctl.stats()
+        res = await task
+        st = self.ctl.stats()
+        shutil.rmtree(res.workdir, ignore_errors=True)
+        out = {"calls": n, "ok": res.ok, "failed": res.failed, "rate": rate, "hold_ms": hold,
+               "asterisk_channels_at_peak": peak_channels, "live_calls_at_peak":
+               mid["live_calls"], "idle_rss_mb": idle["rss_mb"], "peak_rss_mb":
+               st["rss_max_mb"], "cpu_s": st["cpu_s"], "cpu_ms_per_call":
+               st["cpu_s"] / max(1, st["calls"]) * 1000, "lag_ms": st["lag_ms"],
+               "rest_per_call": {k: v / max(1, st["calls"]) for k, v in st["rest"].items()}}
+        self.details["scale"] = out
+        self.log(f"scale: {res.ok}/{n} completed, {mid['live_calls']} live at peak "
+                 f"({peak_channels} channels), peak RSS {st['rss_max_mb']:.1f} MB, "
+                 f"{out['cpu_ms_per_call']:.2f} ms CPU/call, lag p99 "
+                 f"{st['lag_ms']['p99']:.1f} ms max {st['lag_ms']['max']:.1f} ms")
+        self.figures.append(Figure(f"scale: peak RSS, {n} concurrent", "MB", st["rss_max_mb"],
+                                   None, "<= 150 MB", st["rss_max_mb"] <= 150))
+        self.figures.append(Figure("scale: CPU per call", "ms", out["cpu_ms_per_call"], None,
+                                   "<= 1 ms", out["cpu_ms_per_call"] <= 1))
+        self.figures.append(Figure("scale: event-loop lag p99", "ms", st["lag_ms"]["p99"], None,
+                                   "-", None))
+        self.figures.append(Figure("scale: event-loop lag max", "ms", st["lag_ms"]["max"], None,
+                                   "-", None))
+        self.figures.append(Figure(f"scale: calls completed of {n}", "calls", res.ok, n,
+                                   "= all", res.complete))
+
+
+def table(figs: list[Figure]) -> str:
+    def f(v: float | None) -> str:
+        if v is None:
+            return "-"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+
+    rows = [("figure", "unit", "controller", "baseline", "ratio", "target", "result")]
+    for g in figs:
+        rows.append((g.figure, g.unit, f(g.controller), f(g.baseline),
+                     "-" if g.ratio is None else f"{g.ratio:.2f}x", g.target,
+                     "-" if g.ok is None else ("pass" if g.ok else "FAIL")))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines)
+
+
+ALL = ("capacity", "latency", "failover", "eventloop", "scale")
+
+
+async def amain(args: argparse.Namespace) -> int:
+    scale = SCALES[args.scale]
+    only = args.only.split(",") if args.only else list(ALL)
+    unknown = set(only) - set(ALL)
+    if unknown:
+        print(f"bench: unknown figure(s) {sorted(unknown)}; choose from {ALL}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="callctl-bench-"))
+    b = Bench(scale, workdir)
+    started = time.time()
+    try:
+        await b.setup()
+        for name in only:
+            await {"capacity": b.capacity, "latency": b.latency, "failover": b.failover,
+                   "eventloop": b.eventloop, "scale": b.scale_figure}[name]()
+    finally:
+        await b.teardown()
+        if args.down:
+            env.down()
+    print()
+    print(table(b.figures))
+    out = Path(args.json) if args.json else env.results_dir() / \
+        f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    doc = {"command": " ".join(["python -m bench", *sys.argv[1:]]), "scale": asdict(scale),
+           "started": started, "seconds": time.time() - started,
+           "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                       "load_avg_at_end": __import__("os").getloadavg()},
+           "figures": [{**asdict(f), "ratio": f.ratio} for f in b.figures],
+           "details": b.details}
+    out.write_text(json.dumps(doc, indent=1, default=str))
+    print(f"\nJSON: {out}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if all(f.ok is not False for f in b.figures) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="small")
+    p.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
+    p.add_argument("--json", help="write the JSON here")
+    p.add_argument("--down", action="store_true", help="stop the bench stack afterwards")
+    return asyncio.run(amain(p.parse_args(argv)))

@@ -1,0 +1,660 @@
+"""The admin HTTP API (aiohttp), inside the controller process.
+
+Bound to ``CALLCTL_ADMIN_BIND:CALLCTL_ADMIN_PORT`` (default ``127.0.0.1:8090``). Every route
+but ``/health``, ``/openapi.json`` and the diagram page's HTML shell needs
+``Authorization: Bearer <admin token>`` (``ADMIN_TOKEN`` in ``<run dir>/secrets.env``,
+generated on first start, or ``CALLCTL_ADMIN_TOKEN``); the token is compared in constant
+time, and a request without it gets 401 before anything is read or changed.
+
+The routes are the CLI's operations (:class:`controller.ops.Ops`) as JSON, described by the
+table :data:`ROUTES`, from which ``/openapi.json`` is generated too. Errors are
+``{"error": message, "field": path-of-the-bad-input, "status": code}``: 400 malformed or
+invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 422 flow files
+with errors, 503 Redis/ARI unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from controller.admin import diagram
+from controller.flows import loader, publish
+from controller.flows.schema import FLOW_VAR
+from controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from controller.ops import Ops, OpsError, parse_since, records_csv
+from controller.services import ari_nodes
+
+if TYPE_CHECKING:
+    from controller.runtime import Controller
+
+log = logging.getLogger("callctl.admin")
+
+DIAGRAM_HTML = Path(__file__).with_name("diagram.html")
+MAX_BODY = 1 << 20  # 1 MiB: flow files included
+HEALTH_TIMEOUT = 2.0
+
+
+# ---------------------------------------------------------------------------- request bodies
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OptOutBody(_Body):
+    opted_out: bool | None = Field(
+        description="true: never rung; false: rung again; null: the published value applies")
+
+
+class AvailabilityBody(_Body):
+    mode: Literal["set", "always", "reset"] = Field(
+        "set", description="set: these windows; always: any time; reset: the published "
+                           "windows apply")
+    windows: list[Any] = Field(  # checked by Ops.set_availability (it names the field)
+        default_factory=list, max_length=50,
+        description="'mon-fri 09:00-17:00' strings or {days, start, end} objects",
+        json_schema_extra={"items": {"anyOf": [
+            {"type": "string", "examples": ["mon-fri 09:00-17:00"]},
+            {"type": "object", "required": ["days", "start", "end"],
+             "properties": {"days": {"type": "string", "examples": ["mon-fri"]},
+                            "start": {"type": "string", "examples": ["09:00"]},
+                            "end": {"type": "string", "examples": ["17:00"]}}}]}})
+    timezone: str | None = Field(None, description="IANA zone (default: the user's)")
+
+
+class AlternateBody(_Body):
+    alternate: str | None = Field(
+        description="+E.164 number, user id / 'user:<id>' or 'sip:<endpoint>'; null: no "
+                    "alternate (even if the flow has one)")
+    reset: bool = Field(False, description="true: the published alternate applies again")
+
+
+class BlockBody(_Body):
+    number: str = Field(description="a number, a 'prefix*' or 'withheld'", max_length=64)
+    reason: str = Field("", max_length=200)
+
+
+class FailoverTestBody(_Body):
+    line: str = Field(description="a published DID or department id", max_length=64)
+    seconds: int = Field(900, ge=1, le=7 * 86400, description="auto-revert after (s)")
+
+
+class SimulateBody(_Body):
+    did: str = Field(max_length=32)
+    from_: str = Field("", alias="from", max_length=32, description="the caller's number")
+    at: str | None = Field(None, description="'2026-12-06 22:00' (flow time zone) or ISO")
+    tz: str | None = Field(None, description="time zone of `at` (default: the flows')")
+    digits: list[str] = Field(default_factory=list, max_length=50,
+                              description="one entry per prompt that collects digits")
+    answer: str | None = Field(None, description="a user/address that answers, or 'first'")
+    flows: str | None = Field(None, max_length=MAX_BODY,
+                              description="a draft flow file (YAML) to walk instead of the "
+                                          "published flows")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RollbackBody(_Body):
+    version: int | None = Field(None, ge=1, description="default: the previous version")
+
+
+class FlowFilesBody(_Body):
+    files: dict[str, str] = Field(min_length=1, max_length=100,
+                                  description="file name -> YAML text")
+
+
+# ---------------------------------------------------------------------------- route table
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "string"
+    description: str = ""
+    where: Literal["path", "query"] = "query"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    params: tuple[Param, ...] = ()
+    public: bool = False
+    yaml_body: bool = False
+    produces: str = "application/json"
+    statuses: tuple[int, ...] = field(default=())
+
+
+P_USER = Param("user", description="user id", where="path")
+P_LIMIT = Param("limit", "integer", "at most this many")
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", "health", "Ready when ARI (REST and events) and Redis answer",
+          "health", public=True, statuses=(503,)),
+    Route("GET", "/metrics", "metrics", "Prometheus metrics", "health",
+          produces="text/plain"),
+    Route("GET", "/openapi.json", "openapi", "This document", "health", public=True),
+    Route("GET", "/status", "status", "Controller, ARI, AMI, Redis, live calls", "status"),
+    Route("GET", "/calls", "calls", "Recent calls, calls since a time, or live calls", "calls",
+          params=(Param("live", "boolean", "live calls only"),
+                  Param("since", description="15m, 2h, 7d, an ISO time or epoch seconds"),
+                  P_LIMIT)),
+    Route("GET", "/calls/export", "calls_export", "Call log export (CSV or JSON)", "calls",
+          params=(Param("format", description="csv (default) or json"),
+                  Param("since", description="15m, 2h, 7d, an ISO time or epoch seconds"),
+                  P_LIMIT), produces="text/csv"),
+    Route("GET", "/calls/{call_id}", "call", "One call: record, decision trace, events",
+          "calls", params=(Param("call_id", where="path"),), statuses=(404,)),
+    Route("GET", "/users", "users", "Users: flow values, overrides, state, counts", "users"),
+    Route("GET", "/users/{user}", "user", "One user", "users", params=(P_USER,),
+          statuses=(404,)),
+    Route("PUT", "/users/{user}/opt-out", "opt_out", "Opt a user out of (or back into) calls",
+          "users", body=OptOutBody, params=(P_USER,), statuses=(404,)),
+    Route("PUT", "/users/{user}/availability", "availability", "Set availability windows",
+          "users", body=AvailabilityBody, params=(P_USER,), statuses=(404,)),
+    Route("PUT", "/users/{user}/alternate", "alternate", "Set or clear the alternate number",
+          "users", body=AlternateBody, params=(P_USER,), statuses=(404,)),
+    Route("GET", "/audit", "audit", "Audit log of user and blocklist changes", "users",
+          params=(P_LIMIT, Param("target", description="a user id or blocklist pattern"))),
+    Route("GET", "/departments", "departments", "Departments, members, answered/missed",
+          "departments"),
+    Route("GET", "/blocklist", "blocked", "Blocked numbers and prefixes", "blocklist"),
+    Route("POST", "/blocklist", "block", "Block a number, prefix* or withheld callers",
+          "blocklist", body=BlockBody),
+    Route("DELETE", "/blocklist/{pattern}", "unblock", "Unblock (URL-encode '+' as %2B)",
+          "blocklist", params=(Param("pattern", where="path"),), statuses=(404,)),
+    Route("GET", "/failover", "failover_status", "Active failover tests and the test log",
+          "failover", params=(P_LIMIT,)),
+    Route("POST", "/failover/tests", "failover_start", "Start a failover test on a line",
+          "failover", body=FailoverTestBody, statuses=(404,)),
+    Route("DELETE", "/failover/tests/{line}", "failover_stop", "Stop a failover test",
+          "failover", params=(Param("line", where="path"),)),
+    Route("POST", "/simulate", "simulate", "Dry-run a call through the flows", "simulate",
+          body=SimulateBody),
+    Route("GET", "/flows/versions", "versions", "Published flow versions", "flows"),
+    Route("POST", "/flows/validate", "validate", "Validate flow files (nothing changes)",
+          "flows", body=FlowFilesBody, yaml_body=True, statuses=(422,)),
+    Route("POST", "/flows/publish", "publish", "Validate and publish flow files", "flows",
+          body=FlowFilesBody, yaml_body=True, statuses=(422,)),
+    Route("POST", "/flows/rollback", "rollback", "Make an earlier version live", "flows",
+          body=RollbackBody, statuses=(404,)),
+    Route("GET", "/flows/graph", "graph", "The published flows as graphs", "flows"),
+    Route("GET", "/flows/live", "live", "Live calls and the node each is at", "flows"),
+    Route("GET", "/flows/diagram", "diagram_page",
+          "Flow diagram page (open with #token=<admin token>)", "flows", public=True,
+          produces="text/html"),
+)
+PUBLIC_PATHS = frozenset(r.path for r in ROUTES if r.public)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """pydantic ``loc`` -> ``windows[0].start``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def error(status: int, message: str, fld: str | None = None,
+          **extra: Any) -> web.Response:
+    return web.json_response({"error": message, "field": fld, "status": status, **extra},
+                             status=status)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str, fld: str | None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.extra = status, message, fld, extra
+
+
+def token_ok(header: str, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, cred = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return hmac.compare_digest(cred.strip().encode(), token.encode())
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def _int_query(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise BadRequest(400, f"{raw!r} is not a whole number", name)
+    return int(raw)
+
+
+def _bool_query(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise BadRequest(400, f"{raw!r} is not a boolean (true/false)", name)
+
+
+def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
+    """A JSON object validated by ``model``, or BadRequest(400) naming the field (``(body)``
+    when the JSON itself is malformed: the message gives line and column)."""
+    if not raw.strip():
+        raise BadRequest(400, "a JSON body is required", "(body)")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the body is not UTF-8", "(body)") from None
+    except json.JSONDecodeError as e:
+        raise BadRequest(400, f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                         "(body)", line=e.lineno, column=e.colno) from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, "the body must be a JSON object", "(body)")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        errs = [{"field": field_path(x["loc"]), "message": x["msg"]} for x in e.errors()]
+        raise BadRequest(400, errs[0]["message"], errs[0]["field"], errors=errs) from None
+
+
+# ---------------------------------------------------------------------------- the server
+
+class AdminServer:
+    def __init__(self, ctl: Controller, *, host: str | None = None, port: int | None = None,
+                 token: str | None = None) -> None:
+        self.ctl = ctl
+        s = ctl.settings
+        self.host = host or s.admin_bind
+        self.port = s.admin_port if port is None else port
+        self.token = token if token is not None else s.admin_token
+        self.ops = Ops(ctl.store, s, controller=ctl)
+        self._runner: web.AppRunner | None = None
+        self.bound: tuple[str, int] | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.bound or (self.host, self.port)
+        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors, self._auth],
+                              client_max_size=MAX_BODY)
+        for r in ROUTES:
+            app.router.add_route(r.method, r.path, getattr(self, "h_" + r.handler))
+        return app
+
+    async def start(self) -> None:
+        if not self.token:
+            from controller.config import ensure_secrets
+
+            self.token = ensure_secrets(self.ctl.settings.secrets_path)["ADMIN_TOKEN"]
+            log.info("admin token generated into %s", self.ctl.settings.secrets_path)
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            from controller.runtime import StartupError
+
+            raise StartupError(
+                f"admin API cannot listen on {self.host}:{self.port} ({e.strerror or e}): set "
+                "CALLCTL_ADMIN_PORT (or CALLCTL_ADMIN=off)") from None
+        self._runner = runner
+        server = site._server
+        socks = getattr(server, "sockets", None) or []
+        if socks:
+            addr = socks[0].getsockname()
+            self.bound = (str(addr[0]), int(addr[1]))
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host == "localhost"
+        (log.info if loopback else log.warning)(
+            "admin API on %s%s", self.url,
+            "" if loopback else " (not loopback: keep the token secret, put TLS in front)")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ middleware
+
+    @web.middleware
+    async def _auth(self, request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
+            return await handler(request)
+        if not token_ok(request.headers.get("Authorization", ""), self.token):
+            resp = error(401, "missing or wrong bearer token (Authorization: Bearer <admin "
+                         "token>, see ADMIN_TOKEN in the run directory's secrets.env)")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="callctl"'
+            return resp
+        return await handler(request)
+
+    @web.middleware
+    async def _errors(self, request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OpsError as e:
+            return error(e.status, e.message, e.field)
+        except BadRequest as e:
+            return error(e.status, e.message, e.field, **e.extra)
+        except web.HTTPRequestEntityTooLarge:
+            return error(413, f"body larger than {MAX_BODY} bytes", "(body)")
+        except web.HTTPException as e:
+            if e.status >= 400:
+                return error(e.status, e.reason)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("admin API: %s %s failed", request.method, request.path)
+            return error(500, "internal error (see the controller log)")
+
+    # ------------------------------------------------------------------ bodies
+
+    async def body(self, request: web.Request, model: type[BaseModel]) -> Any:
+        return parse_body(await request.read(), model)
+
+    def who(self, request: web.Request) -> str:
+        name = request.headers.get("X-Callctl-User", "").strip()[:32]
+        return f"{name or 'admin'}@api"
+
+    # ------------------------------------------------------------------ health & metrics
+
+    async def h_health(self, request: web.Request) -> web.Response:
+        ctl = self.ctl
+
+        async def ari() -> dict[str, Any]:
+            problems = []
+            for node in ari_nodes(ctl):
+                name = getattr(node, "name", None) or "ari"
+                try:
+                    async with asyncio.timeout(HEALTH_TIMEOUT):
+                        await node.ari.asterisk_info()
+                except Exception as e:
+                    problems.append(f"{name}: {type(e).__name__}")
+                    continue
+                if getattr(node, "held", True) and not node.stream.connected:
+                    problems.append(f"{name}: event websocket not connected")
+            return {"ok": False, "error": "; ".join(problems)} if problems else {"ok": True}
+
+        async def redis() -> dict[str, Any]:
+            try:
+                async with asyncio.timeout(HEALTH_TIMEOUT):
+                    ok = await ctl.store.ping()
+            except TimeoutError:
+                ok = False
+            return {"ok": True} if ok else {"ok": False, "error": "no answer"}
+
+        a, r = await asyncio.gather(ari(), redis())
+        failing = [n for n, c in (("ari", a), ("redis", r)) if not c["ok"]]
+        return _json({"ready": not failing, "failing": failing,
+                      "checks": {"ari": a, "redis": r}}, 503 if failing else 200)
+
+    async def h_metrics(self, request: web.Request) -> web.Response:
+        text = self.ctl.services.metrics.render()
+        return web.Response(body=text.encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    async def h_openapi(self, request: web.Request) -> web.Response:
+        from controller.admin.openapi import document
+
+        return _json(document())
+
+    # ------------------------------------------------------------------ ops
+
+    async def h_status(self, request: web.Request) -> web.Response:
+        data = await self.ops.status()
+        data["services"] = self.ctl.services.status()
+        return _json(data)
+
+    def _since(self, request: web.Request) -> float | None:
+        raw = request.query.get("since")
+        return None if not raw else parse_since(raw)
+
+    async def h_calls(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.calls(live=_bool_query(request, "live"),
+                                          since=self._since(request),
+                                          limit=_int_query(request, "limit", None)))
+
+    async def h_calls_export(self, request: web.Request) -> web.Response:
+        fmt = request.query.get("format", "csv")
+        if fmt not in ("csv", "json"):
+            raise BadRequest(400, f"{fmt!r}: use csv or json", "format")
+        since = self._since(request)
+        rows = await self.ops.calls(since=since if since is not None else 0.0,
+                                    limit=_int_query(request, "limit", None))
+        if fmt == "json":
+            return _json(rows)
+        return web.Response(text=records_csv(rows), content_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="calls.csv"'})
+
+    async def h_call(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.call(request.match_info["call_id"]))
+
+    async def h_users(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.users())
+
+    async def h_user(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.user(request.match_info["user"]))
+
+    async def h_opt_out(self, request: web.Request) -> web.Response:
+        b: OptOutBody = await self.body(request, OptOutBody)
+        return _json(await self.ops.set_opt_out(request.match_info["user"], b.opted_out,
+                                                by=self.who(request)))
+
+    async def h_availability(self, request: web.Request) -> web.Response:
+        b: AvailabilityBody = await self.body(request, AvailabilityBody)
+        return _json(await self.ops.set_availability(
+            request.match_info["user"], b.windows, by=self.who(request), tz=b.timezone,
+            mode=b.mode))
+
+    async def h_alternate(self, request: web.Request) -> web.Response:
+        b: AlternateBody = await self.body(request, AlternateBody)
+        return _json(await self.ops.set_alternate(request.match_info["user"], b.alternate,
+                                                  by=self.who(request), reset=b.reset))
+
+    async def h_audit(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.audit(limit=_int_query(request, "limit", 50) or 50,
+                                          target=request.query.get("target") or None))
+
+    async def h_departments(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.departments())
+
+    async def h_blocked(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.blocked())
+
+    async def h_block(self, request: web.Request) -> web.Response:
+        b: BlockBody = await self.body(request, BlockBody)
+        return _json(await self.ops.block(b.number, reason=b.reason, by=self.who(request)))
+
+    async def h_unblock(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.unblock(request.match_info["pattern"],
+                                            by=self.who(request)))
+
+    async def h_failover_status(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.failover_status(_int_query(request, "limit", 20) or 20))
+
+    async def h_failover_start(self, request: web.Request) -> web.Response:
+        b: FailoverTestBody = await self.body(request, FailoverTestBody)
+        return _json(await self.ops.failover_start(b.line, b.seconds, by=self.who(request)))
+
+    async def h_failover_stop(self, request: web.Request) -> web.Response:
+        return _json(await self.ops.failover_stop(request.match_info["line"],
+                                                  by=self.who(request)))
+
+    async def h_simulate(self, request: web.Request) -> web.Response:
+        b: SimulateBody = await self.body(request, SimulateBody)
+        draft = None
+        if b.flows is not None:
+            res = loader.load_text(b.flows, "flows")
+            if res.errors or res.flowset is None:
+                raise BadRequest(422, f"the draft flows have {len(res.errors)} error(s)",
+                                 _problem_field(res.errors[0], "flows") if res.errors
+                                 else "flows", problems=_problems(res))
+            draft = res.flowset
+        return _json(await self.ops.simulate(did=b.did, caller=b.from_, at=b.at, tz=b.tz,
+                                             digits=b.digits, flowset=draft, answer=b.answer))
+
+    # ------------------------------------------------------------------ flows
+
+    async def _flow_files(self, request: web.Request) -> loader.LoadResult:
+        ctype = request.content_type
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
+                     "text/plain"):
+            raw = await request.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(400, "the body is not UTF-8", "(body)") from None
+            if not text.strip():
+                raise BadRequest(400, "an empty flow file", "(body)")
+            return loader.load_text(text, "flows.yaml")
+        b: FlowFilesBody = await self.body(request, FlowFilesBody)
+        for name in b.files:
+            if not name or len(name) > 128 or "/" in name or name.startswith("."):
+                raise BadRequest(400, f"{name!r} is not a plain file name",
+                                 f"files.{name}")
+        return loader.load_texts(b.files)
+
+    async def h_validate(self, request: web.Request) -> web.Response:
+        res = await self._flow_files(request)
+        return _json(_validation(res), 200 if not res.errors else 422)
+
+    async def h_publish(self, request: web.Request) -> web.Response:
+        res = await self._flow_files(request)
+        if res.errors:
+            body = _validation(res)
+            body.update({"error": f"not published: {len(res.errors)} error(s)",
+                         "field": _problem_field(res.errors[0]), "status": 422})
+            return _json(body, 422)
+        from redis.exceptions import RedisError
+
+        try:
+            version = await publish.publish(self.ctl.store.redis, res,
+                                            prefix=self.ctl.settings.redis_prefix)
+        except (RedisError, OSError) as e:
+            raise OpsError(503, f"redis unavailable: {type(e).__name__}") from None
+        log.info("admin API: %s published flow version %d", self.who(request), version)
+        return _json({**_validation(res), "published": version})
+
+    async def h_rollback(self, request: web.Request) -> web.Response:
+        b: RollbackBody = await self.body(request, RollbackBody)
+        from redis.exceptions import RedisError
+
+        try:
+            live = await publish.rollback(self.ctl.store.redis, b.version,
+                                          prefix=self.ctl.settings.redis_prefix)
+        except publish.RollbackError as e:
+            raise OpsError(404, str(e), "version") from None
+        except (RedisError, OSError) as e:
+            raise OpsError(503, f"redis unavailable: {type(e).__name__}") from None
+        log.info("admin API: %s rolled back to flow version %d", self.who(request), live)
+        return _json({"live": live})
+
+    async def h_versions(self, request: web.Request) -> web.Response:
+        from redis.exceptions import RedisError
+
+        try:
+            rows = await publish.list_versions(self.ctl.store.redis,
+                                               prefix=self.ctl.settings.redis_prefix)
+        except (RedisError, OSError) as e:
+            raise OpsError(503, f"redis unavailable: {type(e).__name__}") from None
+        return _json([{"version": v.version, "published_at": v.published_at,
+                       "files": list(v.files), "flows": v.flows, "dids": v.dids,
+                       "live": v.live} for v in rows])
+
+    # ------------------------------------------------------------------ diagram
+
+    async def h_graph(self, request: web.Request) -> web.Response:
+        live = await self.ops.live_flows()
+        return _json(diagram.flow_graphs(live[1] if live else None,
+                                         live[0] if live else None))
+
+    async def h_live(self, request: web.Request) -> web.Response:
+        """This controller's calls with the node each is at, plus the other controllers'
+        live calls from Redis (their node is known once bridged: the saved ``path``)."""
+        live = self.ctl.flows.current
+        calls = []
+        for call in list(self.ctl.calls.values()):
+            ctx = call.ctx
+            calls.append({"call_id": call.id, "did": ctx.did, "caller": ctx.caller,
+                          "flow": ctx.vars.get(FLOW_VAR), "node": ctx.path[-1] if ctx.path
+                          else None, "started": call.started, "flow_version": call.version,
+                          "answered_by": ctx.answered_by, "here": True})
+        mine = {c["call_id"] for c in calls}
+        try:
+            rows = await self.ctl.store.live_calls()
+        except Exception:
+            rows = []
+        for r in rows:
+            if r.get("id") in mine:
+                continue
+            try:
+                path = json.loads(r.get("path") or "[]")
+            except ValueError:
+                path = []
+            flow = live[1].flow_for_did(r.get("did", "")) if live else None
+            calls.append({"call_id": r.get("id"), "did": r.get("did"),
+                          "caller": r.get("caller"), "flow": flow.id if flow else None,
+                          "node": path[-1] if path else None, "started": r.get("started"),
+                          "flow_version": r.get("flow_version"),
+                          "answered_by": r.get("answered_by") or None, "here": False})
+        return _json({"version": live[0] if live else None, "calls": calls,
+                      "positions": diagram.live_positions(calls)})
+
+    async def h_diagram_page(self, request: web.Request) -> web.Response:
+        return web.Response(body=DIAGRAM_HTML.read_bytes(), content_type="text/html",
+                            charset="utf-8",
+                            headers={"Cache-Control": "no-store",
+                                     "Content-Security-Policy":
+                                         "default-src 'none'; script-src 'unsafe-inline'; "
+                                         "style-src 'unsafe-inline'; connect-src 'self'; "
+                                         "img-src 'self' data:",
+                                     "Referrer-Policy": "no-referrer"})
+
+
+def _problem_field(p: loader.Problem, root: str = "") -> str:
+    where = f"{p.file}:{p.line}:{p.col}"
+    path = p.path or "(top)"
+    return f"{root + ': ' if root else ''}{path} ({where})"
+
+
+def _problems(res: loader.LoadResult) -> list[dict[str, Any]]:
+    return [{"file": p.file, "line": p.line, "column": p.col, "field": p.path or "(top)",
+             "message": p.message, "severity": p.severity,
+             "value": None if p.value is loader.MISSING else repr(p.value)[:200]}
+            for p in res.problems]
+
+
+def _validation(res: loader.LoadResult) -> dict[str, Any]:
+    fs = res.flowset
+    return {"ok": not res.errors, "errors": len(res.errors), "warnings": len(res.warnings),
+            "problems": _problems(res),
+            "summary": None if fs is None else {
+                "flows": len(fs.flows), "dids": len(fs.did_map), "users": len(fs.users),
+                "departments": len(fs.departments)}}

@@ -1,0 +1,460 @@
+"""Several Asterisk nodes and several controllers on one shared Redis.
+
+A controller serves the nodes listed in ``CALLCTL_ARI_URLS`` (or the one at
+``CALLCTL_ARI_URL``). For each node it competes for the node's **lease** in Redis
+(``lease:node:<node>``, see ``controller.store.leases``); only the holder opens the node's ARI
+event websocket, so exactly one controller hears a node's calls (Asterisk gives a Stasis app
+one websocket anyway).
+
+Each call is **owned** by one controller: ``lease:call:<id>`` is set with the call's state
+when it arrives, renewed with the node leases every third of the lease time, and released when
+the call ends. A controller that dies stops renewing; when its node lease lapses a peer (or
+the same controller, restarted) takes the node, connects to its ARI and **adopts** the calls
+whose lease has lapsed, from the state in ``call:<id>``:
+
+- a call already bridged to someone is supervised again: when either side hangs up, the other
+  is hung up, the bridge destroyed, busy marks released and the call logged, as usual;
+- a call still in its flow (a menu, ringing) restarts its flow: its ringing legs are hung up
+  and the caller's channel is sent through the dialplan into the Stasis app again;
+- a call whose caller hung up meanwhile is cleaned up and logged.
+
+Restart and takeover are the same mechanism: a restarted controller is just a peer that finds
+its node free (at once with a stable ``CALLCTL_CONTROLLER_ID``: its previous life's leases
+count as its own). Nodes listed in ``CALLCTL_NODES_PRIMARY`` are taken as soon as they are
+free; a standby node only when no live controller (``controller:<id>`` presence) has it as
+primary. A standby node stays with the controller that took it until that one stops (no
+give-back while calls are up). A controller that finds its node lease taken (it was cut off
+from Redis for longer than a lease) lets go of the node and its calls without touching them.
+A node whose ARI stays unreachable for ``CALLCTL_NODE_LOST_MS`` has its calls ended
+(result ``node_lost``): busy marks are released, so the agents ring again through other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from controller.ami import Ami
+from controller.ari.client import AriClient
+from controller.ari.errors import AriError, AriUnavailable
+from controller.ari.events import ChannelDestroyed, StasisEnd
+from controller.ari.stream import EventStream
+from controller.callerid import valid_did
+from controller.config import AriNode, Settings
+from controller.model import CallContext, TraceEntry
+from controller.store import StoreUnavailable
+from controller.store.leases import GONE, Leases
+
+if TYPE_CHECKING:
+    from controller.call import Call
+    from controller.runtime import Controller
+
+log = logging.getLogger("callctl.cluster")
+
+DID_CONTEXT = "callctl-did"
+"""Dialplan context that validates a DID and enters the Stasis app (re-entry on adoption)."""
+
+
+def node_specs(settings: Settings) -> tuple[AriNode, ...]:
+    """The nodes a controller serves: CALLCTL_ARI_URLS, or the one at CALLCTL_ARI_URL."""
+    if settings.ari_nodes:
+        return settings.ari_nodes
+    return (AriNode(settings.node_name, settings.ari_url, settings.ari_user,
+                    settings.ari_password, settings.ami_port, settings.ami_secret,
+                    ami_host=settings.ami_host),)
+
+
+class Node:
+    """One Asterisk node as a controller sees it: ARI client, event stream, AMI, lease."""
+
+    def __init__(self, ctl: Controller, spec: AriNode) -> None:
+        self.ctl = ctl
+        self.name = spec.name
+        self.spec = spec
+        self.ari = AriClient(spec.url, spec.user, spec.password, ctl.app)
+        self.stream = self._new_stream()
+        self.ami = Ami(spec.ami_host or spec.host, spec.ami_port, ctl.settings.ami_user,
+                       spec.ami_secret)
+        self.ami_ok = False
+        self.held = False
+        self.task: asyncio.Task[None] | None = None
+        self.free_since: float | None = None
+        self.down_since: float | None = None
+
+    def _new_stream(self) -> EventStream:
+        return EventStream(self.ari, partial(self.ctl.on_node_event, self.name),
+                           on_connect=partial(self.ctl.resync, self.name))
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, held={self.held})"
+
+
+class Cluster:
+    def __init__(self, ctl: Controller) -> None:
+        s = ctl.settings
+        self.ctl = ctl
+        self.id = s.controller_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.instance = secrets.token_hex(4)
+        self.nodes: dict[str, Node] = {spec.name: Node(ctl, spec) for spec in node_specs(s)}
+        self.first = next(iter(self.nodes.values()))
+        self.primary = set(s.nodes_primary) or set(self.nodes)
+        self.lease_s = s.lease_ms / 1000
+        self.node_lost_s = s.node_lost_ms / 1000
+        self.leases: Leases | None = None
+        self.adopted = 0
+        """Calls this controller adopted from a dead (or previous) controller."""
+        self._stopping = False
+        self._started = time.monotonic()
+        self.peers: dict[str, dict[str, Any]] = {}
+        """Live controllers (from their presence in Redis): id -> {token, nodes, primary}."""
+        self._leased: set[str] = set()
+        """Calls whose lease we took (renewed each tick until they end)."""
+
+    @property
+    def token(self) -> str:
+        return f"{self.id}/{self.instance}"
+
+    def node(self, name: str | None) -> Node:
+        return self.nodes[name] if name else self.first
+
+    def held(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.held]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def check(self) -> dict[str, str]:
+        """ARI of every node: {node: version or error}. Raises if none answers."""
+        from controller.runtime import StartupError
+
+        out: dict[str, str] = {}
+        for node in self.nodes.values():
+            try:
+                info = await node.ari.asterisk_info()
+                out[node.name] = (info or {}).get("system", {}).get("version", "?")
+                name = (info or {}).get("config", {}).get("name", "")
+                if name != node.name:
+                    log.warning("node %s: its Asterisk systemname is %r, not %r: channel ids "
+                                "may collide between nodes (set CALLCTL_NODE=%s there)",
+                                node.name, name, node.name, node.name)
+            except AriError as e:
+                out[node.name] = f"unavailable ({e})"
+        if not any(not v.startswith("unavailable") for v in out.values()):
+            raise StartupError("no Asterisk node answers on ARI: " + "; ".join(
+                f"{k} {self.nodes[k].spec.url}: {v}" for k, v in out.items()))
+        for k, v in out.items():
+            log.info("node %s: asterisk %s at %s", k, v, self.nodes[k].spec.url)
+        return out
+
+    async def start(self) -> None:
+        s = self.ctl.settings
+        self.leases = Leases(self.ctl.store.redis, s.redis_prefix, self.id, self.instance,
+                             s.lease_ms)
+        self._started = time.monotonic()
+        await self._heartbeat()
+        await self._acquire()
+        self.ctl._spawn(self._loop())
+
+    async def _heartbeat(self) -> None:
+        assert self.leases is not None
+        self.peers = await self.leases.heartbeat({
+            "token": self.token, "nodes": sorted(self.nodes),
+            "primary": sorted(self.primary), "held": sorted(n.name for n in self.held())})
+
+    async def stop_streams(self) -> None:
+        """Stop hearing events (shutdown): the websockets close, leases are kept until
+        ``close()`` so no peer adopts calls that are still being torn down."""
+        self._stopping = True
+        await asyncio.gather(*(n.stream.stop() for n in self.nodes.values()))
+
+    async def close(self) -> None:
+        """Release our node leases (a peer may take the nodes at once) and close clients."""
+        if self.leases is not None:
+            for node in self.held():
+                try:
+                    await self.leases.release_node(node.name)
+                except StoreUnavailable:
+                    pass
+                node.held = False
+            try:
+                await self.leases.leave()
+            except StoreUnavailable:
+                pass
+        for node in self.nodes.values():
+            await node.ami.close()
+            await node.ari.close()
+
+    # ------------------------------------------------------------------ leases
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if self._stopping:
+                return
+            try:
+                await self.tick()
+            except StoreUnavailable as e:
+                # Keep serving: nobody else can take our leases while Redis is away.
+                log.warning("cluster: leases not renewed (%s)", e)
+            except Exception:
+                log.exception("cluster: tick failed")
+
+    async def tick(self) -> None:
+        """Renew our leases, let go of what we lost, take free nodes, adopt orphans, end the
+        calls of nodes that stayed unreachable."""
+        assert self.leases is not None
+        await self._heartbeat()
+        held = self.held()
+        calls = [c for c in self.ctl.calls.values() if not c.abandoned and c.id in self._leased]
+        node_ok, call_ok = await self.leases.renew([n.name for n in held], [c.id for c in calls])
+        for node in held:
+            if not node_ok.get(node.name, True):
+                await self._lose(node)
+        for call in calls:
+            if not call_ok.get(call.id, True) and not call.abandoned:
+                log.warning("call %s: its lease is held by another controller: letting go",
+                            call.id)
+                self.abandon(call)
+        await self._acquire()
+        now = time.monotonic()
+        for node in self.held():
+            if node.stream.connected:
+                node.down_since = None
+                await self.adopt_orphans(node)
+                continue
+            node.down_since = node.down_since or now
+            if now - node.down_since >= self.node_lost_s:
+                self._end_lost_calls(node)
+
+    async def _acquire(self) -> None:
+        assert self.leases is not None
+        now = time.monotonic()
+        for node in self.nodes.values():
+            if node.held:
+                continue
+            owner = await self.leases.node_owner(node.name)
+            free = owner is None or (owner != self.token and owner.startswith(f"{self.id}/"))
+            if not free:
+                node.free_since = None
+                continue
+            node.free_since = node.free_since or now
+            if node.name not in self.primary and not self._may_stand_in(node.name, now):
+                continue
+            if await self.leases.claim_node(node.name):
+                self._take(node, previous=owner)
+
+    def _may_stand_in(self, node: str, now: float) -> bool:
+        """A standby node is taken only when no live controller has it as primary (it would
+        take it itself), and not in our first two lease times (peers starting with us have
+        said they are alive by then)."""
+        if now - self._started < 2 * self.lease_s:
+            return False
+        return not any(node in p.get("primary", ()) for cid, p in self.peers.items()
+                       if cid != self.id)
+
+    def _take(self, node: Node, previous: str | None) -> None:
+        node.held = True
+        node.free_since = None
+        node.down_since = None
+        if node.task is not None and not node.task.done():
+            return
+        if node.task is not None:  # an EventStream is single-use once stopped
+            node.stream = node._new_stream()
+            if node is self.first:
+                self.ctl.stream = node.stream
+        node.task = asyncio.ensure_future(node.stream.run())
+        self.ctl._tasks.add(node.task)
+        node.task.add_done_callback(self.ctl._done)
+        log.info("node %s: taken by %s%s", node.name, self.id,
+                 f" (was {previous})" if previous else "")
+        self.ctl.background(self.ctl.sync_outage())
+
+    async def _lose(self, node: Node) -> None:
+        """Another controller holds the node now: stop listening, let go of its calls."""
+        log.warning("node %s: lease lost to another controller: letting go of it", node.name)
+        node.held = False
+        await node.stream.stop()
+        for call in list(self.ctl.calls.values()):
+            if call.node == node.name:
+                self.abandon(call)
+
+    def abandon(self, call: Call) -> None:
+        """Forget a call without touching it: another controller drives it now."""
+        call.abandoned = True
+        call.feed(StasisEnd.synthetic(call.id))
+
+    def _end_lost_calls(self, node: Node) -> None:
+        for call in list(self.ctl.calls.values()):
+            if call.node == node.name and not call.abandoned and call.result != "node_lost":
+                log.warning("call %s: node %s unreachable for %.0f s: ending the call",
+                            call.id, node.name, self.node_lost_s)
+                call.result = "node_lost"
+                call.feed(StasisEnd.synthetic(call.id))
+
+    # ------------------------------------------------------------------ calls
+
+    def bind(self, call: Call, node: str | None) -> None:
+        """A new call arrived on ``node``: drive it through that node's ARI."""
+        n = self.node(node)
+        call.node = n.name
+        call.ari = n.ari
+
+    async def start_call(self, call: Call, fields: dict[str, str]) -> None:
+        """Claim the new call and record its state (one Lua step)."""
+        assert self.leases is not None
+        ok = await self.leases.start_call(call.id, call.node,
+                                          {**fields, "node": call.node, "owner": self.token})
+        if ok:
+            self._leased.add(call.id)
+        else:
+            log.error("call %s: another controller holds its lease: letting go", call.id)
+            self.abandon(call)
+
+    async def end_call(self, call: Call) -> None:
+        assert self.leases is not None
+        self._leased.discard(call.id)
+        await self.leases.end_call(call.id, call.node)
+
+    def connected(self, call: Call) -> None:
+        """The call is bridged: save what a peer needs to supervise it after adoption."""
+        trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
+        fields = {
+            "state": "connected", "leg": call.connected_leg or "",
+            "bridge": call.bridge_id or "", "answered_by": call.ctx.answered_by or "",
+            "answered_at": str(call.answered_at or time.time()),
+            "busy": ",".join(sorted(call.busy_users)), "path": json.dumps(call.ctx.path),
+            "trace": json.dumps(trace, default=str),
+        }
+        if self.leases is not None:
+            self.ctl.background(self.leases.save_state(call.id, fields))
+
+    # ------------------------------------------------------------------ adoption
+
+    async def adopt_orphans(self, node: Node,
+                            channels: dict[str, dict[str, Any]] | None = None) -> int:
+        """Adopt the calls on ``node`` whose controller is gone. Returns how many."""
+        if self.leases is None or not node.held:
+            return 0
+        ids = await self.leases.orphans(node.name, set(self.ctl.calls))
+        if not ids:
+            return 0
+        if channels is None:
+            try:
+                channels = {c["id"]: c for c in await node.ari.list_channels() or []}
+            except AriError as e:
+                log.warning("node %s: cannot list channels to adopt calls: %s", node.name, e)
+                return 0
+        n = 0
+        for cid in ids:
+            state = await self.leases.adopt(cid)
+            if state == GONE:  # its call:<id> hash expired: a dangling index entry
+                await self.leases.forget(cid, node.name)
+                continue
+            if not isinstance(state, dict):
+                continue
+            n += 1
+            self.adopted += 1
+            self._leased.add(cid)
+            try:
+                await self._adopt(node, cid, state, channels)
+            except (AriError, StoreUnavailable) as e:
+                log.warning("call %s: adoption incomplete: %s", cid, e)
+        return n
+
+    async def _adopt(self, node: Node, cid: str, state: dict[str, str],
+                     channels: dict[str, dict[str, Any]]) -> None:
+        before = state.get("owner", "?")
+        legs = [c for c in channels if c.startswith(f"{cid}-L")]
+        if state.get("state") == "connected":
+            log.info("call %s: adopted from %s on node %s (bridged to %s)", cid, before,
+                     node.name, state.get("answered_by") or "-")
+            call = self._restore(node, cid, state)
+            call.ctx.log("adopted", node=node.name, controller=self.id, previous=before)
+            self.ctl.calls[cid] = call
+            task = asyncio.ensure_future(call.resume())
+            self.ctl._call_tasks.add(task)
+            task.add_done_callback(self.ctl._call_tasks.discard)
+            for leg in legs:  # any other leg left ringing by the dead controller
+                if leg != call.connected_leg:
+                    self.ctl.background(self._hangup(node, leg))
+            if cid not in channels:
+                call.feed(StasisEnd.synthetic(cid))
+            elif call.connected_leg and call.connected_leg not in channels:
+                call.feed(ChannelDestroyed.synthetic(call.connected_leg, 16))
+            return
+        for leg in legs:
+            await self._hangup(node, leg)
+        did = state.get("did", "")
+        if cid in channels and valid_did(did):
+            # Its place in the flow died with its controller: run the flow again. The caller
+            # re-enters the Stasis app through the dialplan as a new arrival (same channel).
+            log.info("call %s: adopted from %s on node %s mid-flow: restarting its flow",
+                     cid, before, node.name)
+            try:
+                await node.ari.continue_in_dialplan(cid, DID_CONTEXT, did, 1)
+                return
+            except AriError as e:
+                log.info("call %s: cannot restart its flow (%s): ending it", cid, e)
+        # The caller is gone (or cannot be sent on): clean up and log the call.
+        log.info("call %s: adopted from %s on node %s: caller gone, cleaning up", cid, before,
+                 node.name)
+        call = self._restore(node, cid, state)
+        call.caller_up = cid in channels
+        call.result = "caller_hangup"
+        self.ctl.calls[cid] = call
+        await call._teardown()
+
+    def _restore(self, node: Node, cid: str, state: dict[str, str]) -> Call:
+        from controller.call import Call
+
+        live = self.ctl.flows.current
+        ctx = CallContext(call_id=cid, did=state.get("did", ""), caller=state.get("caller", ""),
+                          flowset=live[1] if live else None, now=self.ctl.clock)
+        try:
+            for t in json.loads(state.get("trace") or "[]"):
+                at, kind = float(t.pop("at")), str(t.pop("kind"))
+                ctx.trace.append(TraceEntry(at, kind, t))
+            ctx.path = [str(p) for p in json.loads(state.get("path") or "[]")]
+        except (ValueError, TypeError, KeyError):
+            pass
+        ctx.answered_by = state.get("answered_by") or None
+        try:
+            version = int(state.get("flow_version") or 0)
+        except ValueError:
+            version = 0
+        call = Call(self.ctl, cid, ctx, version)
+        self.bind(call, node.name)
+        try:
+            call.started = float(state.get("started") or time.time())
+        except ValueError:
+            pass
+        if state.get("state") == "connected":
+            call.answered = True
+            call.result = "connected"
+            try:
+                call.answered_at = float(state.get("answered_at") or 0) or None
+            except ValueError:
+                call.answered_at = None
+            leg = state.get("leg") or None
+            call.connected_leg = leg
+            if leg:
+                call.legs.add(leg)
+            if state.get("bridge"):
+                call.bridge_id = state["bridge"]
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                call._bridge_task = done  # type: ignore[assignment]
+            call.busy_users = {u for u in (state.get("busy") or "").split(",") if u}
+        return call
+
+    async def _hangup(self, node: Node, channel_id: str) -> None:
+        try:
+            await node.ari.hangup(channel_id)
+        except (AriError, AriUnavailable):
+            pass

@@ -1,0 +1,87 @@
+"""A controller process's side services: metrics, webhooks and the admin HTTP API.
+
+The Controller owns one :class:`Services`; it feeds it finished call records (observers) and
+live call events (``live_observers``) and starts/stops it with itself. Nothing here is on a
+call's critical path: observers only count and enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from controller.metrics import LoopLag, Metrics
+from controller.webhooks import WebhookConfig, Webhooks
+
+if TYPE_CHECKING:
+    from controller.admin.server import AdminServer
+    from controller.runtime import Controller
+
+log = logging.getLogger("callctl.services")
+
+
+def ari_nodes(ctl: Controller, *, held_only: bool = True) -> list[Any]:
+    """The Asterisk nodes this controller serves: objects with ``name``, ``ari``, ``stream``
+    and ``held``. With ``held_only``, the nodes it holds now (none held: the first one)."""
+    cluster = getattr(ctl, "cluster", None)
+    if cluster is None:
+        return [ctl]
+    if held_only:
+        return list(cluster.held()) or [cluster.first]
+    return list(cluster.nodes.values())
+
+
+class Services:
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        s = ctl.settings
+        self.metrics = Metrics()
+        self.loop_lag = LoopLag()
+        self.metrics.live_calls.func = lambda: float(len(ctl.calls))
+        self.metrics.ari_reconnects.func = lambda: float(
+            sum(n.stream.reconnects for n in ari_nodes(ctl, held_only=False)))
+        self.metrics.loop_lag.func = lambda: self.loop_lag.last
+        self.metrics.loop_lag_max.func = self.loop_lag.max
+        secret = s.webhook_secret
+        if (s.webhook_after_call or s.webhook_in_call) and not secret:
+            from controller.config import ensure_secrets  # generated on first use
+
+            secret = ensure_secrets(s.secrets_path)["WEBHOOK_SECRET"]
+        self.webhooks = Webhooks(
+            WebhookConfig(after_call=s.webhook_after_call, in_call=s.webhook_in_call,
+                          secret=secret, timeout=s.webhook_timeout,
+                          retries=s.webhook_retries),
+            self.metrics)
+        self.admin: AdminServer | None = None
+        ctl.observers.append(self.metrics.observe)
+        ctl.observers.append(self.webhooks.on_call_ended)
+        ctl.live_observers.append(self.webhooks.on_answered)
+
+    async def start(self, *, admin: bool | None = None) -> None:
+        """Start the loop-lag sampler, webhooks and (when enabled) the admin API.
+        ``admin`` None: ``settings.admin == "on"``."""
+        self.loop_lag.start()
+        self.webhooks.start()
+        if self.webhooks.config.enabled:
+            log.info("webhooks: %d after-call, %d in-call URL(s)",
+                     len(self.webhooks.config.after_call), len(self.webhooks.config.in_call))
+        if admin is None:
+            admin = self.ctl.settings.admin == "on"
+        if admin and self.admin is None:
+            from controller.admin.server import AdminServer
+
+            self.admin = AdminServer(self.ctl)
+            await self.admin.start()
+
+    async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
+            self.admin = None
+        await self.webhooks.stop()
+        await self.loop_lag.stop()
+
+    def status(self) -> dict[str, Any]:
+        return {"webhooks": {"enabled": self.webhooks.config.enabled,
+                             "queued": self.webhooks.queue.qsize(),
+                             "last_errors": dict(self.webhooks.last_error)},
+                "admin": None if self.admin is None else self.admin.url}

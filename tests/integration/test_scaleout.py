@@ -1,0 +1,602 @@
+"""Issue 6: two Asterisk nodes, two controllers (real `callctl run` processes), one Redis and
+Kamailio in front, all on loopback, all started and stopped here.
+
+Ports: a private block ``7100 + 10 * CALLCTL_TEST_SLOT`` (+0/+1 node SIP, +2 Kamailio, +3/+4
+ARI, +5/+6 AMI, +7 Redis), phones at ``6110 + 100 * slot + n``, RTP ``21000 + 400 * slot``
+(200 ports per node): nothing shared with the slot's ordinary test stack, so both can run in
+one session. Skipped when Kamailio is not installed (scripts/install.sh installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from controller import dispatcher, stack
+from controller.ari.client import AriClient
+from controller.config import PROJECT_ROOT, Settings, load_settings
+from controller.flows import loader, publish
+
+from integration.conftest import until
+from sippctl import SIPP, CallResult, Phone, _media_ports, free_udp_port, uac_scenario
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("kamailio") is None or shutil.which("kamcmd") is None,
+    reason="Kamailio is not installed (apt-get install --no-install-recommends kamailio)")
+
+SLOT = int(os.environ.get("CALLCTL_TEST_SLOT", "0"))
+BASE = 7100 + 10 * SLOT
+NODES = ("a", "b")
+SIP = {"a": BASE, "b": BASE + 1}
+KAM_PORT = BASE + 2
+ARI = {"a": BASE + 3, "b": BASE + 4}
+AMI = {"a": BASE + 5, "b": BASE + 6}
+REDIS_URL = f"redis://127.0.0.1:{BASE + 7}/0"
+PHONE_BASE = 6110 + 100 * SLOT
+RTP = {"a": 21000 + 400 * SLOT, "b": 21200 + 400 * SLOT}
+RUN = PROJECT_ROOT / "run" / f"scale{SLOT}"
+APP = f"callctl-scale{SLOT}"
+LEASE_MS = 2000
+NODE_LOST_MS = 3000
+CALLCTL = str(Path(os.environ.get("VIRTUAL_ENV") or PROJECT_ROOT / ".venv") / "bin" / "callctl")
+KEEP = bool(os.environ.get("CALLCTL_KEEP_STACK"))
+
+USERS = """
+settings:
+  timezone: UTC
+users:
+  alice: {endpoint: agent1}
+  bob: {endpoint: agent2}
+  carol: {endpoint: agent3}
+  dave: {endpoint: agent4}
+"""
+AGENTS = {"alice": "agent1", "bob": "agent2", "carol": "agent3", "dave": "agent4"}
+
+BALANCED = USERS + """
+departments:
+  sales: {strategy: balanced, members: [alice, bob, carol, dave], ring_time: 3}
+  pair: {strategy: serial, members: [alice, bob], ring_time: 3}
+  solo: {strategy: serial, members: [alice], ring_time: 3}
+flows:
+  main:
+    dids: ["+15550600"]
+    entry: rr
+    nodes:
+      rr: {type: department, department: sales, fallback: bye}
+      bye: {type: hangup}
+  pair:
+    dids: ["+15550601"]
+    entry: ring
+    nodes:
+      ring: {type: department, department: pair, fallback: bye}
+      bye: {type: hangup}
+  solo:
+    dids: ["+15550602"]
+    entry: ring
+    nodes:
+      ring: {type: department, department: solo, fallback: bye}
+      bye: {type: hangup}
+"""
+
+
+def node_env(name: str) -> dict[str, str]:
+    return {
+        "CALLCTL_RUN_DIR": str(RUN / name),
+        "CALLCTL_APP": APP,
+        "CALLCTL_NODE": name,
+        "CALLCTL_SIP_PORT": str(SIP[name]),
+        "CALLCTL_ARI_URL": f"http://127.0.0.1:{ARI[name]}",
+        "CALLCTL_AMI_PORT": str(AMI[name]),
+        "REDIS_URL": REDIS_URL,
+        "CALLCTL_RTP_START": str(RTP[name]),
+        "CALLCTL_RTP_END": str(RTP[name] + 199),
+        "CALLCTL_AGENT_PORT_BASE": str(PHONE_BASE),
+        "CALLCTL_PSTN_PORT": str(PHONE_BASE + 20),
+        # the dispatcher is the nodes' carrier: it sends from 127.0.0.1
+        "CALLCTL_CARRIER_MATCH": "127.0.0.1",
+    }
+
+
+# ------------------------------------------------------------------------------ the stack
+
+
+@dataclass
+class Scale:
+    nodes: dict[str, Settings]
+    ds: dispatcher.DispatcherSettings
+
+    def ari(self, node: str) -> AriClient:
+        s = self.nodes[node]
+        return AriClient(s.ari_url, s.ari_user, s.ari_password, s.app)
+
+    def node_up(self, node: str) -> None:
+        for line in stack.up(self.nodes[node], redis=node == "a"):
+            print(line)
+
+    def kill_node(self, node: str) -> None:
+        pid = stack._read_pid(self.nodes[node].run_dir / "run" / "asterisk.pid")
+        assert pid is not None, f"node {node} is not running"
+        os.kill(pid, signal.SIGKILL)
+
+    def flags(self) -> dict[str, str]:
+        """Dispatcher state per node: 'AP' active, 'IP' inactive (probing), ..."""
+        dests = dispatcher.destinations(self.ds)
+        return {n: dests.get(f"sip:127.0.0.1:{SIP[n]}", "?") for n in NODES}
+
+
+@pytest.fixture(scope="module")
+def scale() -> Iterator[Scale]:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCTL_")
+                or k in ("CALLCTL_ASTERISK", "CALLCTL_AST22_ROOT")}
+    nodes = {n: load_settings({**base_env, **node_env(n)}, generate=True) for n in NODES}
+    ds = dispatcher.load({
+        **base_env, "CALLCTL_RUN_DIR": str(RUN / "dispatcher"),
+        "CALLCTL_DISPATCHER_PORT": str(KAM_PORT),
+        "CALLCTL_SIP_NODES": ",".join(f"127.0.0.1:{SIP[n]}" for n in NODES),
+        "CALLCTL_DISPATCHER_PING": "1", "CALLCTL_DISPATCHER_TIMEOUT_MS": "1000"})
+    sc = Scale(nodes, ds)
+    try:
+        for n in NODES:
+            sc.node_up(n)
+        for line in dispatcher.up(ds):
+            print(line)
+        deadline = time.monotonic() + 15
+        while not all(f.startswith("A") for f in sc.flags().values()):
+            assert time.monotonic() < deadline, f"dispatcher never saw both nodes: {sc.flags()}"
+            time.sleep(0.2)
+        yield sc
+    finally:
+        if not KEEP:
+            dispatcher.down(ds)
+            for n in reversed(NODES):
+                stack.down(nodes[n])
+
+
+# ------------------------------------------------------------------------------ controllers
+
+
+class Controller:
+    """A `callctl run` process serving both nodes, with ``primary`` as its usual node."""
+
+    def __init__(self, name: str, primary: str, sc: Scale, prefix: str, logdir: Path) -> None:
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        na, nb = sc.nodes["a"], sc.nodes["b"]
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CALLCTL_")},
+            "CALLCTL_RUN_DIR": str(RUN / name),
+            "CALLCTL_APP": APP,
+            "CALLCTL_ARI_URLS": f"a={na.ari_url},b={nb.ari_url}",
+            "CALLCTL_ARI_PASSWORD_A": na.ari_password,
+            "CALLCTL_ARI_PASSWORD_B": nb.ari_password,
+            "CALLCTL_AMI_PORT_A": str(na.ami_port),
+            "CALLCTL_AMI_PORT_B": str(nb.ami_port),
+            "CALLCTL_AMI_SECRET_A": na.ami_secret,
+            "CALLCTL_AMI_SECRET_B": nb.ami_secret,
+            "REDIS_URL": REDIS_URL,
+            "CALLCTL_REDIS_PREFIX": prefix,
+            "CALLCTL_CONTROLLER_ID": name,
+            "CALLCTL_NODES_PRIMARY": primary,
+            "CALLCTL_LEASE_MS": str(LEASE_MS),
+            "CALLCTL_NODE_LOST_MS": str(NODE_LOST_MS),
+            "CALLCTL_ADMIN": "off",
+            "CALLCTL_LOG_FORMAT": "json",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        (RUN / self.name).mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def kill(self) -> None:
+        """Die at once, like a crash: no cleanup, no lease released."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.proc = None
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def said(self, text: str) -> bool:
+        return any(text in str(r.get("msg") or r.get("message") or r) for r in self.lines())
+
+
+class Phones:
+    """SIPp agent phones, each one reachable from both nodes."""
+
+    def __init__(self, sc: Scale) -> None:
+        self.sc = sc
+        self.phones: dict[str, Phone] = {}
+
+    async def start(self, endpoint: str, behaviour: str = "answer", **kw: int) -> Phone:
+        n = int(endpoint.removeprefix("agent"))
+        ph = Phone(endpoint, PHONE_BASE + n, behaviour, **kw)
+        self.phones[endpoint] = ph
+        await asyncio.to_thread(ph.start)
+        for node in NODES:
+            await self.wait_avail(node, endpoint)
+        return ph
+
+    async def wait_avail(self, node: str, endpoint: str) -> None:
+        s = self.sc.nodes[node]
+
+        async def ok() -> bool:
+            await asyncio.to_thread(stack.asterisk_cli, s, f"pjsip qualify {endpoint}")
+            out = await asyncio.to_thread(stack.asterisk_cli, s,
+                                          f"pjsip show contacts like {endpoint}")
+            return any("Avail" in ln.split() for ln in out.splitlines() if "Contact:" in ln)
+
+        await until(ok, 15, f"{endpoint} reachable from node {node}")
+
+    def cleanup(self) -> None:
+        for ph in self.phones.values():
+            ph.cleanup()
+
+
+@dataclass
+class Env:
+    sc: Scale
+    prefix: str
+    redis: aioredis.Redis
+    phones: Phones
+    logdir: Path
+    ctls: dict[str, Controller] = field(default_factory=dict)
+
+    async def publish(self, yaml_text: str) -> None:
+        d = self.logdir / f"flows-{uuid.uuid4().hex[:6]}"
+        d.mkdir()
+        (d / "flows.yaml").write_text(textwrap.dedent(yaml_text))
+        res = loader.load([d])
+        assert not res.errors, "\n".join(map(str, res.errors))
+        await publish.publish(self.redis, res, prefix=self.prefix)
+
+    async def start_controllers(self) -> None:
+        """c1 usually serves node a, c2 node b; each stands in for the other."""
+        for name, primary in (("c1", "a"), ("c2", "b")):
+            self.ctls[name] = Controller(name, primary, self.sc, self.prefix, self.logdir)
+            self.ctls[name].start()
+        await until(lambda: self.owners_are({"a": "c1", "b": "c2"}), 20,
+                    "c1 holding node a and c2 node b")
+        # each websocket is up once Asterisk lists the Stasis app on the node
+        for node in NODES:
+            async with self.sc.ari(node) as ari:
+                async def app_up(ari: AriClient = ari) -> bool:
+                    apps = await ari.request("GET", "/applications") or []
+                    return any(a.get("name") == APP for a in apps)
+
+                await until(app_up, 10, f"Stasis app on node {node}")
+        await until(lambda: all(c.said("ARI events: connected") for c in self.ctls.values()),
+                    10, "both controllers connected")
+
+    async def owners_are(self, want: dict[str, str]) -> bool:
+        for node, ctl in want.items():
+            owner = await self.redis.get(f"{self.prefix}lease:node:{node}")
+            if not owner or not owner.startswith(f"{ctl}/"):
+                return False
+        return True
+
+    async def records(self) -> list[dict[str, Any]]:
+        rows = await self.redis.xrange(f"{self.prefix}calllog")
+        return [json.loads(f["record"]) for _, f in rows]
+
+    async def wait_records(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
+        async def enough() -> bool:
+            return len(await self.records()) >= n
+
+        await until(enough, timeout, f"{n} call records")
+        return await self.records()
+
+    async def trace(self, call_id: str) -> list[dict[str, Any]]:
+        raw = await self.redis.get(f"{self.prefix}trace:{call_id}")
+        return json.loads(raw) if raw else []
+
+    async def call(self, did: str, *, via: str = "dispatcher", hold_ms: int = 1000,
+                   caller: str = "+15551230001") -> CallResult:
+        port = KAM_PORT if via == "dispatcher" else SIP[via]
+        return await asyncio.to_thread(place_routed_call, did, port, hold_ms=hold_ms,
+                                       caller=caller)
+
+    async def keys(self, pattern: str) -> list[str]:
+        return [k async for k in self.redis.scan_iter(match=f"{self.prefix}{pattern}")]
+
+    async def nothing_left(self) -> bool:
+        """No channel or bridge on either node, no live call, busy mark or call lease."""
+        for node in NODES:
+            if self.sc.flags()[node].startswith("I"):
+                continue  # a node this test killed
+            async with self.sc.ari(node) as ari:
+                if await ari.list_channels() or await ari.list_bridges():
+                    return False
+        for pattern in ("call:*", "busy:*", "lease:call:*", "calls:node:*"):
+            if await self.keys(pattern):
+                return False
+        return not await self.redis.zcard(f"{self.prefix}calls:live")
+
+
+@pytest.fixture
+async def env(scale: Scale) -> AsyncIterator[Env]:
+    prefix = f"s{uuid.uuid4().hex[:8]}:"
+    redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+    logdir = Path(tempfile.mkdtemp(prefix="callctl-scale-"))
+    e = Env(scale, prefix, redis, Phones(scale), logdir)
+    failed = True
+    try:
+        yield e
+        failed = False
+    finally:
+        kill_callers()
+        for c in e.ctls.values():
+            c.stop()
+        leftovers: list[str] = []
+        for node in NODES:
+            if scale.flags()[node].startswith("I"):
+                continue
+            async with scale.ari(node) as ari:
+                for ch in await ari.list_channels() or []:
+                    leftovers.append(f"{node}:{ch['id']}")
+                    with contextlib.suppress(Exception):
+                        await ari.hangup(ch["id"])
+                for br in await ari.list_bridges() or []:
+                    leftovers.append(f"{node}:bridge:{br['id']}")
+                    with contextlib.suppress(Exception):
+                        await ari.destroy_bridge(br["id"])
+        e.phones.cleanup()
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+        if failed:
+            for c in e.ctls.values():
+                print(f"---- {c.name} log (last 60 lines)")
+                print("\n".join(c.log.read_text(errors="replace").splitlines()[-60:]))
+        shutil.rmtree(logdir, ignore_errors=True)
+        assert not leftovers, f"left behind: {leftovers}"
+
+
+# ------------------------------------------------------------------------------ SIP caller
+
+
+def routed_scenario(*, caller: str, hold_ms: int) -> str:
+    """sippctl's caller, but following the dialog's route set (a carrier behind a proxy):
+    the ACK and the BYE go to the Contact through the Record-Route of the 200 OK."""
+    text = uac_scenario(caller=caller, hold_ms=hold_ms, digits=[])
+    text = text.replace('<recv response="200" rtd="true"/>',
+                        '<recv response="200" rtd="true" rrs="true"/>', 1)
+    ack = "ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
+    i = text.index(ack)  # the first ACK acknowledges the 200 OK (the second a failure)
+    text = text[:i] + "ACK [next_url] SIP/2.0\n[routes]" + text[i + len(ack):]
+    return text.replace("BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+                        "BYE [next_url] SIP/2.0\n[routes]")
+
+
+_CALLERS: set[subprocess.Popen[str]] = set()
+"""Running SIPp callers (a test that leaves one hanging has it killed at teardown)."""
+
+
+def place_routed_call(did: str, port: int, *, hold_ms: int, caller: str,
+                      timeout: float = 60.0) -> CallResult:
+    work = Path(tempfile.mkdtemp(prefix="callctl-uac-"))
+    try:
+        scen = work / "uac.xml"
+        scen.write_text(routed_scenario(caller=caller, hold_ms=hold_ms))
+        trace = work / "messages.log"
+        argv = [SIPP, f"127.0.0.1:{port}", "-sf", str(scen), "-s", did, "-i", "127.0.0.1",
+                "-p", str(free_udp_port()), "-mp", str(next(_media_ports)), "-m", "1",
+                "-nostdin", "-trace_msg", "-message_file", str(trace), "-timeout",
+                f"{int(timeout)}s", "-timeout_error", "-aa", "-nd",
+                "-default_behaviors", "-abortunexp,-bye"]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=work)
+        _CALLERS.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout + 10)
+        finally:
+            _CALLERS.discard(proc)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+        text = trace.read_text(errors="replace") if trace.exists() else ""
+        return CallResult(proc.returncode, out[-2000:], err[-2000:], time.monotonic() - t0,
+                          text)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def kill_callers() -> None:
+    for proc in list(_CALLERS):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _skips(trace: list[dict[str, Any]]) -> dict[str, str]:
+    return {t["user"]: t["reason"] for t in trace if t["kind"] == "skip" and "user" in t}
+
+
+def _dump(x: Any) -> str:
+    return json.dumps(x, indent=1, default=str)[:4000]
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+async def test_forty_calls_through_the_dispatcher_share_a_balanced_department_evenly(
+        env: Env) -> None:
+    for ep in AGENTS.values():
+        await env.phones.start(ep, "answer", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+
+    results: list[CallResult] = []
+    for wave in range(10):  # 4 at once: each wave starts at 4 different members
+        results += await asyncio.gather(*(
+            env.call("+15550600", hold_ms=700, caller=f"+1555123{wave:02d}{i}")
+            for i in range(4)))
+        await env.wait_records(4 * (wave + 1))
+
+    recs = await env.records()
+    assert [r.final_status() for r in results] == [200] * 40, results[0].trace[-1500:]
+    assert Counter(r["result"] for r in recs) == {"completed": 40}, _dump(recs[:2])
+    per_agent = Counter(r["answered_by"] for r in recs)
+    assert per_agent == {"alice": 10, "bob": 10, "carol": 10, "dave": 10}, per_agent
+    per_node = Counter(r["node"] for r in recs)
+    print("calls per node:", dict(per_node))
+    assert set(per_node) == {"a", "b"} and min(per_node.values()) >= 10, per_node
+    await until(env.nothing_left, 10, "no channel, bridge, live call, busy mark or lease")
+
+
+async def test_an_agent_bridged_on_node_a_is_skipped_as_busy_by_a_call_on_node_b(
+        env: Env) -> None:
+    await env.phones.start("agent1", "answer", ring_ms=100)
+    await env.phones.start("agent2", "answer", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+
+    first = asyncio.create_task(env.call("+15550602", via="a", hold_ms=6000,
+                                         caller="+15551239001"))
+
+    async def alice_busy() -> bool:
+        return await env.redis.get(f"{env.prefix}busy:alice") is not None
+
+    await until(alice_busy, 10, "alice bridged on node a")
+    second = await env.call("+15550601", via="b", hold_ms=800, caller="+15551239002")
+    recs = await env.wait_records(1)
+    assert second.final_status() == 200
+    rec = recs[0]
+    assert rec["node"] == "b" and rec["answered_by"] == "bob", _dump(rec)
+    trace = await env.trace(rec["call_id"])
+    assert _skips(trace).get("alice") == "busy", _dump(trace)
+    assert not [t for t in trace if t["kind"] == "leg" and t.get("user") == "alice"]
+
+    assert (await first).final_status() == 200
+    recs = await env.wait_records(2)
+    assert recs[1]["node"] == "a" and recs[1]["answered_by"] == "alice", _dump(recs[1])
+    await until(env.nothing_left, 10, "nothing left")
+
+
+async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_cleanly(
+        env: Env) -> None:
+    for ep in AGENTS.values():
+        await env.phones.start(ep, "answer", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+
+    calls = [asyncio.create_task(env.call("+15550600", hold_ms=9000,
+                                          caller=f"+155512380{i}")) for i in range(4)]
+
+    async def all_bridged() -> bool:
+        return len(await env.keys("busy:*")) == 4
+
+    await until(all_bridged, 15, "4 calls bridged")
+    on_a = sorted(await env.redis.smembers(f"{env.prefix}calls:node:a"))
+    on_b = sorted(await env.redis.smembers(f"{env.prefix}calls:node:b"))
+    assert on_a and on_b, (on_a, on_b)
+    for cid in on_a:
+        assert (await env.redis.get(f"{env.prefix}lease:call:{cid}")).startswith("c1/")
+
+    killed_at = time.monotonic()
+    env.ctls["c1"].kill()
+
+    async def adopted() -> bool:
+        owners = [await env.redis.get(f"{env.prefix}lease:call:{c}") for c in on_a]
+        return all(o and o.startswith("c2/") for o in owners)
+
+    await until(lambda: env.owners_are({"a": "c2", "b": "c2"}), 10, "c2 holding node a")
+    await until(adopted, 10, "c2 owning node a's calls")
+    print(f"adopted {len(on_a)} calls {time.monotonic() - killed_at:.1f} s after the kill")
+    assert len(await env.keys("busy:*")) == 4  # still bridged, still busy
+
+    results = await asyncio.gather(*calls)  # the callers hang up after 9 s
+    assert [r.final_status() for r in results] == [200] * 4
+    recs = await env.wait_records(4)
+    assert Counter(r["result"] for r in recs) == {"completed": 4}, _dump(recs)
+    for rec in recs:
+        kinds = [t["kind"] for t in await env.trace(rec["call_id"])]
+        assert ("adopted" in kinds) == (rec["call_id"] in on_a), (rec["call_id"], kinds)
+    assert env.ctls["c2"].said("adopted from c1/"), env.ctls["c2"].log.read_text()[-3000:]
+    # the agents' legs were hung up by the adopter too: every phone got its BYE
+    for ep in AGENTS.values():
+        assert "BYE sip:" in env.phones.phones[ep].messages(), ep
+    await until(env.nothing_left, 10, "nothing left")
+
+
+async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_around_it(
+        env: Env) -> None:
+    sc = env.sc
+    await env.phones.start("agent1", "answer", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+    try:
+        # alice is bridged through node b when b dies
+        lost = asyncio.create_task(env.call("+15550602", via="b", hold_ms=60000,
+                                            caller="+15551237001"))
+
+        async def alice_busy() -> bool:
+            return await env.redis.get(f"{env.prefix}busy:alice") is not None
+
+        await until(alice_busy, 10, "alice bridged on node b")
+        sc.kill_node("b")
+        killed = time.monotonic()
+
+        # its call ends (NODE_LOST_MS) and alice is free again: busy mark released, logged
+        recs = await env.wait_records(1, timeout=NODE_LOST_MS / 1000 + 10)
+        assert recs[0]["node"] == "b" and recs[0]["result"] == "node_lost", _dump(recs[0])
+        assert await env.redis.get(f"{env.prefix}busy:alice") is None
+
+        # the dispatcher marks b inactive on its own (OPTIONS probing)
+        await until(lambda: sc.flags()["b"].startswith("I"), 10, "node b inactive")
+        print(f"node b marked {sc.flags()['b']} {time.monotonic() - killed:.1f} s after the kill")
+        assert f"node down: sip:127.0.0.1:{SIP['b']}" in sc.ds.log.read_text()
+        assert sc.flags()["a"].startswith("A")
+
+        # new calls all go to node a, and alice takes them
+        for i in range(4):
+            res = await env.call("+15550602", hold_ms=500, caller=f"+155512370{i + 2}")
+            assert res.final_status() == 200, res.trace[-1500:]
+        recs = await env.wait_records(5)
+        assert [r["node"] for r in recs[1:]] == ["a"] * 4, _dump(recs)
+        assert [r["answered_by"] for r in recs[1:]] == ["alice"] * 4
+        kill_callers()  # the first caller's dialog died with node b
+        await asyncio.gather(lost, return_exceptions=True)
+    finally:
+        if sc.flags()["b"][:1] != "A":
+            await asyncio.to_thread(sc.node_up, "b")
+            await until(lambda: sc.flags()["b"].startswith("A"), 15, "node b back")
+    await until(env.nothing_left, 10, "nothing left")
