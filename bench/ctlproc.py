@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import logs
-from controller.ari.events import StasisStart
+from controller.ari.events import ChannelDestroyed, StasisStart
 from controller.config import load_settings
 from controller.runtime import Controller
 
@@ -56,7 +56,8 @@ class Stats:
         self.t0 = time.monotonic()
         self.calls0 = self.ctl.calls_total
         self.rest: Counter[str] = Counter()
-        self.to_originate: list[float] = []
+        self.to_originate: dict[str, list[float]] = {"StasisStart": [], "ChannelDestroyed": []}
+        self.originate_rtt: list[float] = []
 
     def dump(self) -> dict[str, Any]:
         lag = sorted(self.lag)
@@ -75,9 +76,11 @@ class Stats:
             "lag_ms": {"p50": q(0.5), "p99": q(0.99), "max": lag[-1] * 1000 if lag else 0.0,
                        "samples": len(lag)},
             "rest": dict(self.rest),
-            "stasisstart_to_originate_ms": {
-                "p50": _q(self.to_originate, 0.5) * 1000,
-                "p99": _q(self.to_originate, 0.99) * 1000, "n": len(self.to_originate)},
+            "event_to_originate_ms": {
+                k: {"p50": _q(v, 0.5) * 1000, "p99": _q(v, 0.99) * 1000, "n": len(v)}
+                for k, v in self.to_originate.items()},
+            "originate_rtt_ms": {"p50": _q(self.originate_rtt, 0.5) * 1000,
+                                 "p99": _q(self.originate_rtt, 0.99) * 1000},
             "reconnects": self.ctl.stream.reconnects,
         }
 
@@ -101,15 +104,22 @@ async def main() -> None:
 
     request = ctl.ari.request
     loop = asyncio.get_running_loop()
-    seen: dict[str, float] = {}  # inbound call id -> loop time its StasisStart was read
+    # call id -> (event, loop time it was read): an inbound StasisStart or a leg's end; the
+    # time until the call's next originate is the controller's own share of a setup / hop.
+    seen: dict[str, tuple[str, float]] = {}
 
     async def counted(method: str, path: str, **kw: Any) -> Any:
         stats.rest[f"{method} {shape(path)}"] += 1
         if method == "POST" and path == "/channels":
             call = str((kw.get("params") or {}).get("appArgs", "")).partition(",")[2]
-            t0 = seen.pop(call, None)
-            if t0 is not None:  # the first originate of a call: time since its StasisStart
-                stats.to_originate.append(loop.time() - t0)
+            mark = seen.pop(call, None)
+            t0 = loop.time()
+            if mark is not None:
+                stats.to_originate[mark[0]].append(t0 - mark[1])
+            try:
+                return await request(method, path, **kw)
+            finally:
+                stats.originate_rtt.append(loop.time() - t0)
         return await request(method, path, **kw)
 
     ctl.ari.request = counted  # type: ignore[method-assign]
@@ -117,9 +127,11 @@ async def main() -> None:
 
     def timed(ev: Any) -> None:
         if isinstance(ev, StasisStart) and ev.args[:1] == ("inbound",):
-            seen[ev.channel.id] = loop.time()
-            if len(seen) > 10000:
-                seen.clear()
+            seen[ev.channel.id] = ("StasisStart", loop.time())
+        elif isinstance(ev, ChannelDestroyed) and "-L" in ev.channel.id:
+            seen[ev.channel.id.rpartition("-L")[0]] = ("ChannelDestroyed", loop.time())
+        if len(seen) > 10000:
+            seen.clear()
         on_event(ev)
 
     ctl.stream.on_event = timed

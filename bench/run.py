@@ -194,7 +194,8 @@ class Bench:
                 out[side]["rest_per_call"] = {k: v / max(1, st["calls"])
                                               for k, v in st["rest"].items()}
                 out[side]["lag_ms"] = st["lag_ms"]
-                out[side]["stasisstart_to_originate_ms"] = st["stasisstart_to_originate_ms"]
+                out[side]["event_to_originate_ms"] = st["event_to_originate_ms"]
+                out[side]["originate_rtt_ms"] = st["originate_rtt_ms"]
             self.log(f"latency {side}: p50 {out[side]['p50_ms']:.2f} ms, "
                      f"p99 {out[side]['p99_ms']:.2f} ms ({len(lat)}/{res.calls} matched, "
                      f"{res.ok} completed)")
@@ -234,6 +235,8 @@ class Bench:
             if side == "controller":
                 out[side]["rest_per_call"] = {k: v / max(1, st["calls"])
                                               for k, v in st["rest"].items()}
+                out[side]["event_to_originate_ms"] = st["event_to_originate_ms"]
+                out[side]["originate_rtt_ms"] = st["originate_rtt_ms"]
             self.log(f"failover {side}: p50 {out[side]['p50_ms']:.2f} ms, "
                      f"p99 {out[side]['p99_ms']:.2f} ms ({len(hop)}/{res.calls} matched, "
                      f"{res.ok} completed)")

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 ENDPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """A PJSIP endpoint name we are willing to put into ``PJSIP/<name>``."""
-E164_RE = re.compile(r"^\+?[1-9][0-9]{2,15}$")
-"""An external (PSTN) number: optional '+', 3 to 16 digits, no leading zero."""
+E164_RE = re.compile(r"^\+?[1-9][0-9]{2,14}$")
+"""An external (PSTN) number: optional "+", 3 to 15 digits (E.164 maximum), no leading 0."""
 
 
 def valid_endpoint(name: str) -> bool:

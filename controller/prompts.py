@@ -136,8 +136,17 @@ def resolve_prompt(name: str, ctx: Any) -> str:
     Raises ValueError for an invalid name (a published flow never contains one: the schema and
     lint reject them)."""
     settings = getattr(getattr(ctx, "flowset", None), "settings", None)
-    found = prompt_file(name, settings, getattr(ctx, "language", None))
-    return f"sound:{found}" if found is not None else f"sound:{name}"
+    language = getattr(ctx, "language", None)
+    found = prompt_file(name, settings, language)
+    if found is not None:
+        return f"sound:{found}"
+    if not prompt_exists(name, settings, language):
+        # Lint warned at publish; on the call it is not a silent gap either (Asterisk only
+        # logs "Playback failed" and goes on with the next media).
+        log = getattr(ctx, "log", None)
+        if callable(log):
+            log("prompt_missing", prompt=name, language=language)
+    return f"sound:{name}"
 
 
 def media(names: Iterable[str], ctx: Any) -> tuple[str, ...]:

@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install.sh
+if [ "${CALLCTL_ASTERISK:-}" = 22 ]; then bash scripts/install-ast22.sh; fi
 exec .venv/bin/callctl up "$@"

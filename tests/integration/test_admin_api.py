@@ -21,8 +21,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from pngread import decode
 from redis.exceptions import RedisError
 
 from controller import stack
@@ -32,6 +30,8 @@ from controller.runtime import Controller
 from controller.webhooks import DELIVERY_HEADER, verify
 
 from integration.conftest import Harness, PhoneBank, until
+from pngread import decode
+from webhook_receiver import Receiver
 
 DID = "+15558100"
 CALLCTL = str(PROJECT_ROOT / ".venv" / "bin" / "callctl")
@@ -155,37 +155,6 @@ async def apis() -> AsyncIterator[list[Api]]:
     yield made
     for a in made:
         await a.close()
-
-
-class Receiver:
-    """A webhook endpoint in the test: records every POST (headers, raw body)."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> Receiver:
-        async def hook(request: web.Request) -> web.Response:
-            self.posts.append((dict(request.headers), await request.read()))
-            return web.Response(status=204)
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
-        return self
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [json.loads(b) for h, b in self.posts if h.get("X-Callctl-Event") == name]
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 async def nothing_live(h: Harness, ari: AriClient) -> bool:

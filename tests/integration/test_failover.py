@@ -100,9 +100,8 @@ def flows(*, alt: str | None = ALT, bob: bool = True, forward: bool = True,
           line_fo: str = f'{{number: "{LINE_FO}", mailbox: main}}') -> str:
     alice_alt = f', alternate: "{alt}"' if alt else ""
     alice_alt += ", receive_calls: false" if alice_opted_out else ""
-    bob_line = (f'  bob: {{name: Bob, endpoint: agent2'
-                f'{f", alternate: {chr(34)}{bob_alt}{chr(34)}" if bob_alt else ""}}}\n'
-                if bob else "")
+    bob_alt_s = f', alternate: "{bob_alt}"' if bob_alt else ""
+    bob_line = f"  bob: {{name: Bob, endpoint: agent2{bob_alt_s}}}\n" if bob else ""
     members = "[alice, bob]" if bob else "[alice]"
     return f"""
 settings:
@@ -363,7 +362,9 @@ async def test_no_failover_number_then_failover_voicemail_records(
 
 
 def test_external_alternate_that_is_not_e164_is_rejected(tmp_path: Path) -> None:
-    for bad in ("12ab34", "0044123456", "+1", "sip:", "9" * 20):
+    # letters, a leading 0 (national/international prefix), too short, too long, a SIP URI
+    # trick: never spliced into PJSIP/<number>@pstn
+    for bad in ("12ab34", "0044123456", "+1", "+15551234567890123", "+1555@evil", "1555;x=y"):
         d = tmp_path / f"flows-{uuid.uuid4().hex[:6]}"
         d.mkdir()
         (d / "flows.yaml").write_text(flows(alt=bad))

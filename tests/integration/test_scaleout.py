@@ -241,27 +241,32 @@ class Controller:
 class Phones:
     """SIPp agent phones, each one reachable from both nodes."""
 
+    QUALIFY_TIMEOUT = 2.0  # asterisk-conf/pjsip.conf agent-static-aor
+
     def __init__(self, sc: Scale) -> None:
         self.sc = sc
         self.phones: dict[str, Phone] = {}
 
-    async def start(self, endpoint: str, behaviour: str = "answer", **kw: int) -> Phone:
-        n = int(endpoint.removeprefix("agent"))
-        ph = Phone(endpoint, PHONE_BASE + n, behaviour, **kw)
-        self.phones[endpoint] = ph
-        await asyncio.to_thread(ph.start)
-        for node in NODES:
-            await self.wait_avail(node, endpoint)
-        return ph
+    async def start(self, *endpoints: str, behaviour: str = "answer", **kw: int) -> None:
+        for ep in endpoints:
+            ph = Phone(ep, PHONE_BASE + int(ep.removeprefix("agent")), behaviour, **kw)
+            self.phones[ep] = ph
+            await asyncio.to_thread(ph.start)
+        listening = time.monotonic()
+        await asyncio.gather(*(self.wait_avail(node, ep, listening)
+                               for ep in endpoints for node in NODES))
 
-    async def wait_avail(self, node: str, endpoint: str) -> None:
+    async def wait_avail(self, node: str, endpoint: str, listening: float) -> None:
+        """Until the node sees the phone Avail, and no qualify sent before the phone
+        listened can still time out and mark it Unavail behind our back."""
         s = self.sc.nodes[node]
 
         async def ok() -> bool:
             await asyncio.to_thread(stack.asterisk_cli, s, f"pjsip qualify {endpoint}")
             out = await asyncio.to_thread(stack.asterisk_cli, s,
                                           f"pjsip show contacts like {endpoint}")
-            return any("Avail" in ln.split() for ln in out.splitlines() if "Contact:" in ln)
+            avail = any("Avail" in ln.split() for ln in out.splitlines() if "Contact:" in ln)
+            return avail and time.monotonic() - listening > self.QUALIFY_TIMEOUT + 0.3
 
         await until(ok, 15, f"{endpoint} reachable from node {node}")
 
@@ -459,8 +464,7 @@ def _dump(x: Any) -> str:
 
 async def test_forty_calls_through_the_dispatcher_share_a_balanced_department_evenly(
         env: Env) -> None:
-    for ep in AGENTS.values():
-        await env.phones.start(ep, "answer", ring_ms=100)
+    await env.phones.start(*AGENTS.values(), ring_ms=100)
     await env.publish(BALANCED)
     await env.start_controllers()
 
@@ -475,6 +479,12 @@ async def test_forty_calls_through_the_dispatcher_share_a_balanced_department_ev
     assert [r.final_status() for r in results] == [200] * 40, results[0].trace[-1500:]
     assert Counter(r["result"] for r in recs) == {"completed": 40}, _dump(recs[:2])
     per_agent = Counter(r["answered_by"] for r in recs)
+    if per_agent != {"alice": 10, "bob": 10, "carol": 10, "dave": 10}:
+        for r in recs:
+            tr = await env.trace(r["call_id"])
+            print(r["call_id"], r["node"], r["answered_by"], [
+                (t["kind"], t.get("users") or t.get("user"), t.get("reason") or t.get("outcome"))
+                for t in tr if t["kind"] in ("ring", "skip", "leg")])
     assert per_agent == {"alice": 10, "bob": 10, "carol": 10, "dave": 10}, per_agent
     per_node = Counter(r["node"] for r in recs)
     print("calls per node:", dict(per_node))
@@ -484,8 +494,7 @@ async def test_forty_calls_through_the_dispatcher_share_a_balanced_department_ev
 
 async def test_an_agent_bridged_on_node_a_is_skipped_as_busy_by_a_call_on_node_b(
         env: Env) -> None:
-    await env.phones.start("agent1", "answer", ring_ms=100)
-    await env.phones.start("agent2", "answer", ring_ms=100)
+    await env.phones.start("agent1", "agent2", ring_ms=100)
     await env.publish(BALANCED)
     await env.start_controllers()
 
@@ -513,8 +522,7 @@ async def test_an_agent_bridged_on_node_a_is_skipped_as_busy_by_a_call_on_node_b
 
 async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_cleanly(
         env: Env) -> None:
-    for ep in AGENTS.values():
-        await env.phones.start(ep, "answer", ring_ms=100)
+    await env.phones.start(*AGENTS.values(), ring_ms=100)
     await env.publish(BALANCED)
     await env.start_controllers()
 
@@ -560,7 +568,7 @@ async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_clea
 async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_around_it(
         env: Env) -> None:
     sc = env.sc
-    await env.phones.start("agent1", "answer", ring_ms=100)
+    await env.phones.start("agent1", ring_ms=100)
     await env.publish(BALANCED)
     await env.start_controllers()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pngread import PngError, decode, encode
 
 RED, WHITE, BLUE = (214, 39, 40), (255, 255, 255), (31, 119, 180)
