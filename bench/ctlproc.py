@@ -55,9 +55,13 @@ class Stats:
         self.cpu0 = _cpu()
         self.t0 = time.monotonic()
         self.calls0 = self.ctl.calls_total
+        self.events0 = self._events()
         self.rest: Counter[str] = Counter()
         self.to_originate: dict[str, list[float]] = {"StasisStart": [], "ChannelDestroyed": []}
         self.originate_rtt: list[float] = []
+
+    def _events(self) -> int:
+        return sum(n.stream.events_received for n in self.ctl.cluster.nodes.values())
 
     def dump(self) -> dict[str, Any]:
         lag = sorted(self.lag)
@@ -82,6 +86,7 @@ class Stats:
             "originate_rtt_ms": {"p50": _q(self.originate_rtt, 0.5) * 1000,
                                  "p99": _q(self.originate_rtt, 0.99) * 1000},
             "reconnects": self.ctl.stream.reconnects,
+            "ws_events": self._events() - self.events0,
         }
 
 

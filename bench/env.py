@@ -57,6 +57,19 @@ def up() -> Settings:
     return s
 
 
+def reset(s: Settings) -> None:
+    """Hang up every channel and empty the bench Redis (both are the bench's own)."""
+    stack.asterisk_cli(s, "channel request hangup all")
+    wait_idle(s, 10)
+    import redis
+
+    r = redis.Redis.from_url(s.redis_url)
+    try:
+        r.flushdb()
+    finally:
+        r.close()
+
+
 def down() -> None:
     for line in stack.down(settings()):
         print(f"  {line}")

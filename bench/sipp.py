@@ -34,9 +34,9 @@ SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 _media = itertools.cycle(range(25000 + 1000 * SLOT, 26000 + 1000 * SLOT, 4))
 
 
-def uac_load_scenario(hold_ms: int) -> str:
+def uac_load_scenario(hold_ms: int, answer_ms: int = 5000) -> str:
     """INVITE the DID in the injection file's field 0, answer-wait, hold, BYE. Any final
-    error or timeout fails the call (SIPp counts it)."""
+    error, or no answer within ``answer_ms``, fails the call (SIPp counts it)."""
     frm = ('"Bench" <sip:+1444[call_number]@[local_ip]:[local_port]>;tag=[call_number]')
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callctl bench caller">
@@ -59,7 +59,7 @@ Content-Length: [len]
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
-  <recv response="200" rtd="true" timeout="30000"/>
+  <recv response="200" rtd="true" timeout="{answer_ms}"/>
   <send>
     <![CDATA[
 ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0

@@ -8,6 +8,7 @@ call sees its events strictly in order and a slow call never delays another.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -15,7 +16,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from controller import engine
-from controller.ari.errors import AriError, NotFound
+from controller.ari.errors import AriError, AriUnavailable, NotFound
 from controller.ari.events import (
     ChannelDestroyed,
     ChannelDtmfReceived,
@@ -280,7 +281,12 @@ class Call:
             facts = await self.ctl.store.facts(cmd.users)
         except StoreUnavailable as e:
             log.warning("call %s: %s; routing on last known user state", self.id, e)
-            return {u: self.ctl.last_facts.get(u, UserFacts()) for u in cmd.users}
+            self.ctl.store_failed()
+            # Degraded: the last facts read, with "busy" from this controller's own calls
+            # (a busy mark read before the outage may be stale; ours are current).
+            busy = self.ctl.local_busy()
+            return {u: dataclasses.replace(self.ctl.last_facts.get(u, UserFacts()),
+                                           busy=u in busy) for u in cmd.users}
         self.ctl.last_facts.update(facts)
         return facts
 
@@ -289,6 +295,7 @@ class Call:
             return await self.ctl.store.next_cursor(cmd.key)
         except StoreUnavailable as e:
             log.warning("call %s: %s; round-robin continues locally", self.id, e)
+            self.ctl.store_failed()
             return self.ctl.local_cursor(cmd.key)
 
     async def _get_sticky(self, cmd: GetSticky) -> str | None:
@@ -296,6 +303,7 @@ class Call:
             return await self.ctl.store.get_sticky(cmd.department, cmd.caller)
         except StoreUnavailable as e:
             log.warning("call %s: %s; no sticky agent this time", self.id, e)
+            self.ctl.store_failed()
             return None
 
     async def _set_sticky(self, cmd: SetSticky) -> None:
@@ -351,7 +359,12 @@ class Call:
                                      timeout=int(a.timeout) + 10)
             return True
         except AriError as e:
-            self.legs.discard(a.leg_id)
+            if isinstance(e, AriUnavailable):
+                # No answer (a timeout under load): Asterisk may still create the channel.
+                # It stays in ``legs`` so teardown hangs it up; it may not ring on meanwhile.
+                self.ctl.background(self._hangup_channel(a.leg_id))
+            else:
+                self.legs.discard(a.leg_id)
             log.info("call %s: cannot ring %s (%s): HTTP %s", self.id, endpoint, t.role,
                      e.status)
             return False
@@ -387,8 +400,12 @@ class Call:
             raise
         try:
             await adding
-        except NotFound:
-            log.info("call %s: leg %s vanished while bridging", self.id, leg_id)
+        except AriError as e:
+            # 404 (bridge) or 400 "Channel not found": a side hung up meanwhile; its end
+            # event follows and ends the call as usual.
+            if not (isinstance(e, NotFound) or "not found" in e.message.lower()):
+                raise
+            log.info("call %s: leg %s or caller vanished while bridging", self.id, leg_id)
         self.ctx.answered_by = target.user or target.address
         self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
         self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
@@ -408,6 +425,8 @@ class Call:
             if cid == self.connected_leg and isinstance(ev, (StasisEnd, ChannelDestroyed)):
                 self.result = "completed"
                 return
+            if isinstance(ev, StasisStart) and cid != self.connected_leg:
+                self.ctl.background(self._hangup_channel(cid or ""))  # a late, stray leg
 
     # ------------------------------------------------------------------ teardown
 

@@ -627,6 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_call)
     add_ops_commands(sub)
+    from controller.cluster_cli import add_cluster_commands
+
+    add_cluster_commands(sub)  # dispatcher, cluster
     return p
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import socket
 import time
@@ -100,7 +99,9 @@ class Cluster:
     def __init__(self, ctl: Controller) -> None:
         s = ctl.settings
         self.ctl = ctl
-        self.id = s.controller_id or f"{socket.gethostname()}-{os.getpid()}"
+        # Stable across restarts by default, so a restarted controller takes its node and
+        # calls back at once; several controllers on one host need their own ids.
+        self.id = s.controller_id or f"{socket.gethostname()}-{s.app}"
         self.instance = secrets.token_hex(4)
         self.nodes: dict[str, Node] = {spec.name: Node(ctl, spec) for spec in node_specs(s)}
         self.first = next(iter(self.nodes.values()))
@@ -116,6 +117,12 @@ class Cluster:
         """Live controllers (from their presence in Redis): id -> {token, nodes, primary}."""
         self._leased: set[str] = set()
         """Calls whose lease we took (renewed each tick until they end)."""
+        self._restarting: dict[str, tuple[str, int]] = {}
+        """Adopted calls sent back into the app to run their flow again: id -> (previous
+        owner, highest leg number used), until their new StasisStart."""
+        self._beats = 0
+        self.duplicate = False
+        """Another live controller has our id: its leases are not our previous life's."""
 
     @property
     def token(self) -> str:
@@ -163,9 +170,17 @@ class Cluster:
 
     async def _heartbeat(self) -> None:
         assert self.leases is not None
-        self.peers = await self.leases.heartbeat({
+        self.peers, before = await self.leases.heartbeat({
             "token": self.token, "nodes": sorted(self.nodes),
             "primary": sorted(self.primary), "held": sorted(n.name for n in self.held())})
+        theirs = (before or {}).get("token")
+        if self._beats and theirs and theirs != self.token and not self.duplicate:
+            # Someone rewrote our presence since our last beat: a live controller has our id.
+            self.duplicate = True
+            log.error("another live controller uses CALLCTL_CONTROLLER_ID=%s (token %s): "
+                      "give each controller its own id; not taking over its leases", self.id,
+                      theirs)
+        self._beats += 1
 
     async def stop_streams(self) -> None:
         """Stop hearing events (shutdown): the websockets close, leases are kept until
@@ -239,7 +254,8 @@ class Cluster:
             if node.held:
                 continue
             owner = await self.leases.node_owner(node.name)
-            free = owner is None or (owner != self.token and owner.startswith(f"{self.id}/"))
+            free = owner is None or (owner != self.token and owner.startswith(f"{self.id}/")
+                                     and not self.duplicate)
             if not free:
                 node.free_since = None
                 continue
@@ -304,12 +320,18 @@ class Cluster:
         n = self.node(node)
         call.node = n.name
         call.ari = n.ari
+        restarted = self._restarting.pop(call.id, None)
+        if restarted is not None:  # an adopted call running its flow again
+            previous, seq = restarted
+            call.leg_seq = seq  # new legs never reuse the id of one still being hung up
+            call.play_seq = 1000  # nor playbacks
+            call.ctx.log("adopted", node=n.name, controller=self.id, previous=previous,
+                         restarted=True)
 
     async def start_call(self, call: Call, fields: dict[str, str]) -> None:
         """Claim the new call and record its state (one Lua step)."""
         assert self.leases is not None
-        ok = await self.leases.start_call(call.id, call.node,
-                                          {**fields, "node": call.node, "owner": self.token})
+        ok = await self.leases.start_call(call.id, call.node, fields)
         if ok:
             self._leased.add(call.id)
         else:
@@ -396,10 +418,13 @@ class Cluster:
             # re-enters the Stasis app through the dialplan as a new arrival (same channel).
             log.info("call %s: adopted from %s on node %s mid-flow: restarting its flow",
                      cid, before, node.name)
+            seqs = [int(t) for t in (leg.rpartition("-L")[2] for leg in legs) if t.isdigit()]
+            self._restarting[cid] = (before, max(seqs, default=0))
             try:
                 await node.ari.continue_in_dialplan(cid, DID_CONTEXT, did, 1)
                 return
             except AriError as e:
+                self._restarting.pop(cid, None)
                 log.info("call %s: cannot restart its flow (%s): ending it", cid, e)
         # The caller is gone (or cannot be sent on): clean up and log the call.
         log.info("call %s: adopted from %s on node %s: caller gone, cleaning up", cid, before,

@@ -159,7 +159,9 @@ class Settings:
     """CALLCTL_NODES_PRIMARY: nodes taken as soon as they are free; the others only after
     they have been free for a lease time (standby). Empty: all nodes are primary."""
     controller_id: str = ""
-    """CALLCTL_CONTROLLER_ID: this controller's name in leases ("" = <hostname>-<pid>)."""
+    """CALLCTL_CONTROLLER_ID: this controller's name in leases ("" = <hostname>-<app>: stable
+    across restarts, so a restarted controller takes its node and calls back at once; give
+    each controller on one host its own)."""
     lease_ms: int = 5000
     """CALLCTL_LEASE_MS: node and call lease time; renewed every third of it."""
     node_lost_ms: int = 15000
@@ -208,8 +210,7 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
         ami_port=_port(env, "CALLCTL_AMI_PORT", 5038),
         ami_user=env.get("CALLCTL_AMI_USER", "callctl"),
         ami_secret=sec["AMI_SECRET"],
-        redis_url=_url(env, "REDIS_URL", "redis://127.0.0.1:6379/0",
-                       ("redis", "rediss", "unix")),
+        redis_url=_redis_url(env),
         redis_prefix=env.get("CALLCTL_REDIS_PREFIX", "callctl:"),
         sip_bind=env.get("CALLCTL_SIP_BIND", "127.0.0.1"),
         sip_port=_port(env, "CALLCTL_SIP_PORT", 5060),
@@ -314,3 +315,18 @@ def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any
         raise _bad("CALLCTL_NODE_LOST_MS", lost, "milliseconds from 500 to 3600000")
     return {"node_name": node_name, "ari_nodes": tuple(nodes), "nodes_primary": primary,
             "controller_id": cid, "lease_ms": int(lease), "node_lost_ms": int(lost)}
+
+
+def _redis_url(env: dict[str, str]) -> str:
+    """REDIS_URL: redis://, rediss://, unix://, or redis+sentinel://h1:p1,h2:p2/<master>[/db]
+    (Redis Sentinel, see controller.store.connect)."""
+    raw = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    if raw.startswith("redis+sentinel://"):
+        from controller.store.connect import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(raw)
+        except ValueError as e:
+            raise _bad("REDIS_URL", raw, str(e)) from None
+        return raw.rstrip("/")
+    return _url(env, "REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,15 @@ from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
 
 log = logging.getLogger("callctl.runtime")
+
+
+EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed",
+               "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished",
+               "RecordingFailed", "ApplicationReplaced")
+"""The ARI events the controller handles. Asterisk is told to send only these (an app event
+filter, set on every connect): a call otherwise brings ~40 events (variable sets, state
+changes, bridge and dial events) that cost more CPU to read than the call itself. A handler
+for another event type must add it here."""
 
 
 class StartupError(RuntimeError):
@@ -67,6 +77,11 @@ class Controller:
         self.calls: dict[str, Call] = {}
         self.last_facts: dict[str, UserFacts] = {}
         self._cursors: dict[str, int] = {}
+        # Degraded mode (Redis away): what to write back when it returns (bounded).
+        self.store_degraded = False
+        self._pending_ends: deque[tuple[Call, dict[str, Any], list[dict[str, Any]]]] = \
+            deque(maxlen=10_000)
+        self._pending_releases: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
@@ -279,6 +294,10 @@ class Controller:
         ended; calls left there by a controller that is gone are adopted."""
         n = self.cluster.node(node)
         try:
+            await n.ari.set_event_filter(EVENT_TYPES)
+        except AriError as e:  # an older Asterisk: all events come, and are ignored
+            log.info("ARI event filter not set (%s): receiving every event", e)
+        try:
             channels = await n.ari.list_channels()
         except AriError as e:
             log.warning("resync: cannot list channels: %s", e)
@@ -305,8 +324,10 @@ class Controller:
             try:
                 await self.store.release_busy(user, call.id)
             except StoreUnavailable as e:
-                log.warning("call %s: busy mark of %s not released (%s); it expires", call.id,
-                            user, e)
+                log.warning("call %s: busy mark of %s not released (%s); released when "
+                            "Redis is back", call.id, user, e)
+                self._pending_releases.append((user, call.id))
+                self.store_failed()
         record = {
             "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
             "flow_version": call.version, "started": call.started, "ended": ended,
@@ -326,7 +347,10 @@ class Controller:
                 await self.store.failover_log({"event": "call", "line": line,
                                                "call_id": call.id, "result": call.result})
         except StoreUnavailable as e:
-            log.warning("call %s: call log not written (%s)", call.id, e)
+            log.warning("call %s: call log not written (%s); written when Redis is back",
+                        call.id, e)
+            self._pending_ends.append((call, record, trace))
+            self.store_failed()
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
                  call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
         self._notify({**record, "trace": trace})
@@ -344,6 +368,61 @@ class Controller:
                 obs(record)
             except Exception:
                 log.exception("call observer failed")
+
+    # ------------------------------------------------------------------ degraded mode
+
+    def local_busy(self) -> set[str]:
+        """Users on a call of this controller (busy as far as we know without Redis)."""
+        return {u for c in self.calls.values() for u in c.busy_users}
+
+    def store_failed(self) -> None:
+        """A Redis operation failed: routing goes on from memory (last flows, last user
+        facts, local round-robin); when Redis answers again, :meth:`store_resync` runs."""
+        if self.store_degraded:
+            return
+        self.store_degraded = True
+        log.warning("redis unavailable: degraded mode (routing from memory) until it is back")
+        self._spawn(self._store_watch())
+
+    async def _store_watch(self, every: float = 0.5) -> None:
+        while True:
+            await asyncio.sleep(every)
+            if not await self.store.ping():
+                continue
+            try:
+                await self.store_resync()
+            except StoreUnavailable as e:
+                log.warning("redis re-sync interrupted (%s); retrying", e)
+                continue
+            self.store_degraded = False
+            log.info("redis is back: state re-synced")
+            return
+
+    async def store_resync(self) -> None:
+        """Write back what happened while Redis was away: the state of calls that started
+        meanwhile (so a peer could adopt them), busy marks, released marks, finished calls'
+        state removal and call logs."""
+        for call in list(self.calls.values()):
+            if call.abandoned:
+                continue
+            if call.id not in self.cluster._leased:
+                await self.cluster.start_call(call, {
+                    "did": call.ctx.did, "caller": call.ctx.caller,
+                    "started": str(call.started), "flow_version": str(call.version)})
+                if call.result == "connected":
+                    self.cluster.connected(call)
+            for user in call.busy_users:
+                await self.store.mark_busy(user, call.id)
+        while self._pending_releases:
+            user, cid = self._pending_releases[0]
+            await self.store.release_busy(user, cid)
+            self._pending_releases.popleft()
+        while self._pending_ends:
+            call, record, trace = self._pending_ends[0]
+            await self.cluster.end_call(call)
+            await self.store.log_call(record, trace)
+            await count_call(self.store, trace, call.ctx.flowset)
+            self._pending_ends.popleft()
 
     def local_cursor(self, key: str) -> int:
         n = self._cursors.get(key, 0)
@@ -379,5 +458,7 @@ class Controller:
             exc = task.exception()
             if isinstance(exc, (AriError, StoreUnavailable)):
                 log.warning("background: %s", exc)
+                if isinstance(exc, StoreUnavailable):
+                    self.store_failed()
             else:
                 log.error("background task failed", exc_info=exc)

@@ -224,7 +224,11 @@ def _stop_pid(pidfile: Path, timeout: float = 10.0) -> bool:
 def redis_ping(url: str, timeout: float = 0.5) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379),
+        port = parts.port
+    except ValueError:  # redis+sentinel://h1:p1,h2:p2/...: not a server we start or probe
+        return False
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port or 6379),
                                       timeout=timeout) as s:
             if parts.password:
                 user = parts.username or "default"
@@ -294,7 +298,15 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list
             raise StackError(f"Asterisk {detail} is answering at {settings.ari_url}, not the "
                              f"{want}.x asked for (CALLCTL_ASTERISK): `callctl stack down` first")
         if ok:
-            lines.append(f"asterisk: already answering at {settings.ari_url} ({detail})")
+            # The config was just re-rendered from the templates: make the running Asterisk
+            # use it (dialplan and PJSIP; ARI/HTTP are left alone so live sessions survive).
+            for cmd in ("dialplan reload", "module reload res_pjsip.so"):
+                try:
+                    asterisk_cli(settings, cmd)
+                except (OSError, subprocess.SubprocessError):  # best effort: keeps the old config
+                    pass
+            lines.append(f"asterisk: already answering at {settings.ari_url} ({detail}); "
+                         "dialplan and PJSIP config reloaded")
         else:
             argv = asterisk_argv(settings, "-C", str(p.asterisk_conf), "-f", "-n")
             if _read_pid(p.pids / "asterisk.pid") is None:

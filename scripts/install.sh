@@ -52,6 +52,9 @@ need_pkgs=()
 command -v asterisk >/dev/null 2>&1 || need_pkgs+=(asterisk)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
+# Kamailio: the SIP dispatcher in front of several Asterisk nodes (`callctl dispatcher up`;
+# ~3 s to install, ~5 MB). We run it ourselves with kamailio/kamailio.cfg.
+command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Test-only (scripts/test.sh sets CALLCTL_TEST_DEPS=1): headless Chromium from bookworm for the
 # flow diagram page's screenshot test (~10 s to install; that test is skipped without it).
@@ -96,6 +99,12 @@ PIN
     apt-get update -qq
     # The package's own service must not start: we run Asterisk with our own asterisk.conf.
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # Kamailio's own service (its stock config, all interfaces, port 5060) would take the
+    # SIP port from Asterisk on a machine that runs systemd: keep it off.
+    if [[ " ${need_pkgs[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null 2>&1 \
+            && [ -d /run/systemd/system ]; then
+        systemctl disable --now kamailio >/dev/null 2>&1 || true
+    fi
 fi
 
 # --- Python venv --------------------------------------------------------------------------------
@@ -109,4 +118,4 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
     touch "$stamp"
 fi
-log "ready: $(asterisk -V 2>/dev/null || echo 'asterisk ?'), $(redis-server --version | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || true)"
+log "ready: $(asterisk -V 2>/dev/null || echo 'asterisk ?'), $(redis-server --version | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || true), $(kamailio -v 2>/dev/null | head -1 | awk '{print $2, $3}' || true)"

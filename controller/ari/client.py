@@ -340,6 +340,14 @@ class AriClient:
     async def list_bridges(self) -> list[dict[str, Any]] | None:
         return await self.request("GET", "/bridges")  # type: ignore[no-any-return]
 
+    # ------------------------------------------------------------------ applications
+
+    async def set_event_filter(self, allowed: Iterable[str]) -> None:
+        """PUT /applications/{app}/eventFilter: Asterisk sends this app only these event
+        types (Asterisk 13.26/16.3+). Lasts while the application is registered."""
+        await self.request("PUT", f"/applications/{_seg(self.app)}/eventFilter",
+                           json={"allowed": [{"type": t} for t in allowed]})
+
 
 def _describe(e: BaseException, timeout: float) -> str:
     """A short reason for a failed connection: no URL userinfo, no headers."""

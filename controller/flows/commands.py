@@ -59,7 +59,9 @@ def validate(paths: Sequence[str | Path], *, out: TextIO | None = None) -> int:
 
 
 def _client(redis_url: str) -> aioredis.Redis:
-    return aioredis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    from controller.store.connect import client
+
+    return client(redis_url, timeout=5, decode_responses=False, health_check_interval=0)
 
 
 async def publish_async(

@@ -23,6 +23,7 @@ takes its node and calls back at once instead of waiting for the lease to lapse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ if cur and cur ~= ARGV[4] then
   return 0
 end
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'owner', ARGV[4], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
@@ -147,12 +148,18 @@ return 0
 
 # KEYS[1] controllers (zset)  KEYS[2] controller:<id>
 # ARGV[1] id  ARGV[2] now ms  ARGV[3] ttl ms  ARGV[4] JSON {token, nodes, primary}
-# Say we are alive; forget controllers whose presence lapsed; return the live ids.
+# Say we are alive; forget controllers whose presence lapsed. Returns {our presence as it
+# was (false if none), live id, live id, ...}.
 HEARTBEAT = """
+local before = redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {before}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[#out + 1] = id
+end
+return out
 """
 
 GONE = "gone"
@@ -217,14 +224,21 @@ class Leases:
         call_ok = {c: bool(r) for c, r in zip(calls, res[len(nodes):], strict=True)}
         return node_ok, call_ok
 
-    async def heartbeat(self, info: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Publish our presence (``controller:<id>``, PX lease time) and return every live
-        controller's: ``{id: {"token", "nodes", "primary", "held"}}``."""
-        ids = await self._do(self._heartbeat(
+    async def heartbeat(self, info: dict[str, Any]) -> tuple[
+            dict[str, dict[str, Any]], dict[str, Any] | None]:
+        """Publish our presence (``controller:<id>``, PX lease time). Returns every live
+        controller's (``{id: {"token", "nodes", "primary", "held"}}``) and our own presence
+        as it was before (another token there: a previous life, or a duplicate id)."""
+        res = await self._do(self._heartbeat(
             keys=[f"{self.p}controllers", f"{self.p}controller:{self.id}"],
             args=[self.id, int(time.time() * 1000), self.ttl_ms, json.dumps(info)]))
+        before: dict[str, Any] | None = None
+        if res and res[0]:
+            with contextlib.suppress(ValueError):
+                before = json.loads(res[0])
+        ids = list(res[1:]) if res else []
         if not ids:
-            return {}
+            return {}, before
         raw = await self._do(self.redis.mget([f"{self.p}controller:{i}" for i in ids]))
         out: dict[str, dict[str, Any]] = {}
         for i, r in zip(ids, raw, strict=True):
@@ -233,7 +247,7 @@ class Leases:
                     out[i] = json.loads(r)
                 except ValueError:
                     continue
-        return out
+        return out, before
 
     async def leave(self) -> None:
         """We stop: remove our presence at once."""
@@ -249,7 +263,7 @@ class Leases:
         controller holds its lease."""
         args: list[Any] = [call_id, fields.get("started", time.time()), CALL_TTL, self.token,
                            self.ttl_ms]
-        for k, v in fields.items():
+        for k, v in {**fields, "node": node}.items():
             args += [k, v]
         return bool(await self._do(self._start(
             keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),

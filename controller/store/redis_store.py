@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from controller.model import UserFacts
+from controller.store import connect
 
 CALL_TTL = 4 * 3600
 BUSY_TTL = 4 * 3600
@@ -69,15 +70,15 @@ class RedisStore:
     def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
         self.url = url
         self.p = prefix
-        self.redis: aioredis.Redis = aioredis.from_url(
-            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
-            health_check_interval=10,
-        )
+        # A bounded pool that waits for a free connection (up to ``timeout``): under load
+        # the default pool raises MaxConnectionsError past 100 connections instead. A
+        # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
+        self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
         self._release = self.redis.register_script(RELEASE_BUSY)
         self._put_call = self.redis.register_script(PUT_CALL)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await connect.aclose(self.redis)
 
     async def ping(self) -> bool:
         try:
@@ -289,4 +290,6 @@ class RedisStore:
         from urllib.parse import urlsplit
 
         parts = urlsplit(self.url)
+        if parts.scheme == connect.SENTINEL_SCHEME:  # several hosts: no .port
+            return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"

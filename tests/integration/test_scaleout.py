@@ -66,6 +66,7 @@ users:
   bob: {endpoint: agent2}
   carol: {endpoint: agent3}
   dave: {endpoint: agent4}
+  erin: {endpoint: agent5}
 """
 AGENTS = {"alice": "agent1", "bob": "agent2", "carol": "agent3", "dave": "agent4"}
 
@@ -74,6 +75,8 @@ departments:
   sales: {strategy: balanced, members: [alice, bob, carol, dave], ring_time: 3}
   pair: {strategy: serial, members: [alice, bob], ring_time: 3}
   solo: {strategy: serial, members: [alice], ring_time: 3}
+  care: {strategy: serial, members: [alice, bob], ring_time: 3, sticky: {ttl: 1h}}
+  slow: {strategy: serial, members: [erin], ring_time: 8}
 flows:
   main:
     dids: ["+15550600"]
@@ -92,6 +95,19 @@ flows:
     entry: ring
     nodes:
       ring: {type: department, department: solo, fallback: bye}
+      bye: {type: hangup}
+  care:
+    dids: ["+15550603"]
+    entry: ring
+    nodes:
+      ring: {type: department, department: care, fallback: bye}
+      bye: {type: hangup}
+  slow:
+    dids: ["+15550604"]
+    entry: hello
+    nodes:
+      hello: {type: message, prompts: [beep], next: ring}
+      ring: {type: department, department: slow, fallback: bye}
       bye: {type: hangup}
 """
 
@@ -520,20 +536,59 @@ async def test_an_agent_bridged_on_node_a_is_skipped_as_busy_by_a_call_on_node_b
     await until(env.nothing_left, 10, "nothing left")
 
 
+async def test_a_sticky_caller_finds_their_agent_whichever_node_takes_the_call(
+        env: Env) -> None:
+    await env.phones.start("agent1", behaviour="busy")
+    await env.phones.start("agent2", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+
+    # on node a: alice is busy (486), bob answers: the caller is remembered as bob's
+    first = await env.call("+15550603", via="a", hold_ms=500, caller="+15557770001")
+    assert first.final_status() == 200
+    (rec,) = await env.wait_records(1)
+    assert rec["node"] == "a" and rec["answered_by"] == "bob", _dump(rec)
+    rings = [t["users"] for t in await env.trace(rec["call_id"]) if t["kind"] == "ring"]
+    assert rings == [["alice"], ["bob"]]
+
+    # the same caller on node b: bob rings first (alice would otherwise), and answers
+    second = await env.call("+15550603", via="b", hold_ms=500, caller="+15557770001")
+    assert second.final_status() == 200
+    rec = (await env.wait_records(2))[1]
+    assert rec["node"] == "b" and rec["answered_by"] == "bob", _dump(rec)
+    trace = await env.trace(rec["call_id"])
+    assert [t["users"] for t in trace if t["kind"] == "ring"] == [["bob"]], _dump(trace)
+    assert env.phones.phones["agent1"].invites() == 1
+    await until(env.nothing_left, 10, "nothing left")
+
+
 async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_cleanly(
         env: Env) -> None:
     await env.phones.start(*AGENTS.values(), ring_ms=100)
+    await env.phones.start("agent5", behaviour="noanswer")
     await env.publish(BALANCED)
     await env.start_controllers()
 
     calls = [asyncio.create_task(env.call("+15550600", hold_ms=9000,
                                           caller=f"+155512380{i}")) for i in range(4)]
+    # and one call on node a still in its flow (ringing erin, who does not answer)
+    ringing = asyncio.create_task(env.call("+15550604", via="a", hold_ms=30000,
+                                           caller="+15551238099"))
 
     async def all_bridged() -> bool:
         return len(await env.keys("busy:*")) == 4
 
+    async def erin_ringing() -> bool:
+        async with env.sc.ari("a") as ari:
+            return any("agent5" in c["name"] for c in await ari.list_channels() or [])
+
     await until(all_bridged, 15, "4 calls bridged")
-    on_a = sorted(await env.redis.smembers(f"{env.prefix}calls:node:a"))
+    await until(erin_ringing, 10, "erin ringing through node a")
+    live = await env.redis.smembers(f"{env.prefix}calls:node:a")
+    mid_flow = [c for c in live if await env.redis.hget(f"{env.prefix}call:{c}", "did")
+                == "+15550604"]
+    assert len(mid_flow) == 1, live
+    on_a = sorted(live - set(mid_flow))
     on_b = sorted(await env.redis.smembers(f"{env.prefix}calls:node:b"))
     assert on_a and on_b, (on_a, on_b)
     for cid in on_a:
@@ -554,11 +609,24 @@ async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_clea
     results = await asyncio.gather(*calls)  # the callers hang up after 9 s
     assert [r.final_status() for r in results] == [200] * 4
     recs = await env.wait_records(4)
-    assert Counter(r["result"] for r in recs) == {"completed": 4}, _dump(recs)
-    for rec in recs:
+    bridged = [r for r in recs if r["call_id"] != mid_flow[0]]
+    assert Counter(r["result"] for r in bridged) == {"completed": 4}, _dump(recs)
+    for rec in bridged:
         kinds = [t["kind"] for t in await env.trace(rec["call_id"])]
         assert ("adopted" in kinds) == (rec["call_id"] in on_a), (rec["call_id"], kinds)
     assert env.ctls["c2"].said("adopted from c1/"), env.ctls["c2"].log.read_text()[-3000:]
+
+    # the call that was mid-flow ran its flow again under c2: erin rang a second time (her
+    # first ring was cancelled), nobody answered, the flow hung up
+    assert (await ringing).final_status() == 200
+    recs = await env.wait_records(5)
+    (rec,) = [r for r in recs if r["call_id"] == mid_flow[0]]
+    assert rec["result"] == "hangup" and rec["path"] == ["hello", "ring", "bye"], _dump(rec)
+    adopted = [t for t in await env.trace(rec["call_id"]) if t["kind"] == "adopted"]
+    assert adopted and adopted[0]["restarted"] is True and adopted[0]["previous"].startswith(
+        "c1/"), adopted
+    erin = env.phones.phones["agent5"]
+    assert erin.invites() == 2 and "CANCEL sip:" in erin.messages()
     # the agents' legs were hung up by the adopter too: every phone got its BYE
     for ep in AGENTS.values():
         assert "BYE sip:" in env.phones.phones[ep].messages(), ep

@@ -1,0 +1,138 @@
+"""Issue 6: the lease scripts (controller.store.leases) against the real Redis of the test
+stack: who may claim, renew, adopt and release what. Each test uses its own key prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from controller.config import Settings
+from controller.store.leases import GONE, Leases
+
+TTL = 600  # ms
+
+
+@pytest.fixture
+async def r(test_settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]]:
+    prefix = f"l{uuid.uuid4().hex[:8]}:"
+    client = aioredis.from_url(test_settings.redis_url, decode_responses=True)
+    yield client, prefix
+    keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def leases(r: tuple[aioredis.Redis, str], cid: str, instance: str = "i1") -> Leases:
+    return Leases(r[0], r[1], cid, instance, TTL)
+
+
+async def test_a_node_lease_is_held_by_one_controller_until_released_or_lapsed(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    assert await c1.claim_node("a")
+    assert not await c2.claim_node("a")
+    assert await c1.claim_node("a")  # ours already: extended
+    assert await c1.node_owner("a") == "c1/i1"
+    assert 0 < await r[0].pttl(f"{r[1]}lease:node:a") <= TTL
+    assert not await c2.release_node("a")  # not c2's to release
+    assert await c1.release_node("a")
+    assert await c2.claim_node("a")
+    await asyncio.sleep(TTL / 1000 + 0.1)  # c2 stops renewing (it died)
+    assert await c1.claim_node("a")
+
+
+async def test_a_restarted_controller_takes_its_previous_life_s_leases_at_once(
+        r: tuple[aioredis.Redis, str]) -> None:
+    old, new, other = leases(r, "c1", "old"), leases(r, "c1", "new"), leases(r, "c2")
+    assert await old.claim_node("a")
+    await old.start_call("n1-1.1", "a", {"did": "+15550100", "started": "1"})
+    assert not await other.claim_node("a")
+    assert await new.claim_node("a")  # same id, other instance: its own previous life
+    assert await new.orphans("a", set()) == ["n1-1.1"]
+    assert await other.orphans("a", set()) == []  # for c2 the call's lease still runs
+    state = await new.adopt("n1-1.1")
+    assert isinstance(state, dict) and state["owner"] == "c1/old" and state["node"] == "a"
+    assert await r[0].get(f"{r[1]}lease:call:n1-1.1") == "c1/new"
+    assert await r[0].hget(f"{r[1]}call:n1-1.1", "owner") == "c1/new"
+    assert await new.adopt("n1-1.1") is None  # ours now: not adopted twice
+
+
+async def test_renew_extends_ours_retakes_lapsed_and_reports_lost(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    await c1.claim_node("a")
+    await c1.claim_node("b")
+    await c1.start_call("x", "a", {"started": "1"})
+    await c1.start_call("y", "a", {"started": "1"})
+    await r[0].delete(f"{r[1]}lease:node:a", f"{r[1]}lease:call:x")  # lapsed (Redis blip)
+    await r[0].set(f"{r[1]}lease:node:b", "c2/i1")  # b taken by c2 meanwhile
+    await c1.end_call("y", "a")  # y ended: its lease must not come back
+    nodes, calls = await c1.renew(["a", "b"], ["x", "y"])
+    assert nodes == {"a": True, "b": False}
+    assert calls == {"x": True, "y": False}
+    assert await c1.node_owner("a") == "c1/i1"
+    assert await r[0].get(f"{r[1]}lease:call:x") == "c1/i1"
+    assert await r[0].get(f"{r[1]}lease:call:y") is None
+    assert await c2.renew([], []) == ({}, {})
+
+
+async def test_a_call_owned_elsewhere_is_not_started_and_its_state_is_untouched(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    assert await c1.start_call("z", "a", {"did": "+15550100", "started": "5"})
+    assert not await c2.start_call("z", "b", {"did": "+15559999", "started": "6"})
+    assert await r[0].hget(f"{r[1]}call:z", "did") == "+15550100"
+    assert await r[0].smembers(f"{r[1]}calls:node:a") == {"z"}
+    assert not await r[0].exists(f"{r[1]}calls:node:b")
+    assert await r[0].zscore(f"{r[1]}calls:live", "z") == 5
+    # c2 ending it (it never owned it) removes the state but not c1's lease
+    await c2.end_call("z", "a")
+    assert not await r[0].exists(f"{r[1]}call:z")
+    assert await r[0].get(f"{r[1]}lease:call:z") == "c1/i1"
+    await c1.end_call("z", "a")
+    assert not await r[0].exists(f"{r[1]}lease:call:z")
+    assert not await r[0].exists(f"{r[1]}calls:node:a")
+    assert await r[0].zcard(f"{r[1]}calls:live") == 0
+
+
+async def test_adopt_takes_lapsed_calls_only_and_reports_vanished_state(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    await c1.start_call("p", "a", {"started": "1"})
+    await c1.start_call("q", "a", {"started": "1"})
+    assert await c2.orphans("a", set()) == []
+    assert await c2.adopt("p") is None  # c1 still renews it
+    await r[0].delete(f"{r[1]}lease:call:p")  # c1 died: p's lease lapsed
+    assert await c2.orphans("a", set()) == ["p"]
+    assert await c2.orphans("a", {"p"}) == []  # already driven by us
+    state = await c2.adopt("p")
+    assert isinstance(state, dict) and state["owner"] == "c1/i1"
+    await r[0].delete(f"{r[1]}call:q", f"{r[1]}lease:call:q")  # q's state expired
+    assert await c2.adopt("q") == GONE
+    await c2.forget("q", "a")
+    assert await r[0].smembers(f"{r[1]}calls:node:a") == {"p"}
+    assert await c2.save_state("p", {"state": "connected"})
+    assert not await c2.save_state("q", {"state": "connected"})  # never re-created
+    assert not await r[0].exists(f"{r[1]}call:q")
+
+
+async def test_presence_lists_live_controllers_and_shows_a_duplicate_id(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2, dup = leases(r, "c1"), leases(r, "c2"), leases(r, "c1", "i2")
+    peers, before = await c1.heartbeat({"token": c1.token, "primary": ["a"]})
+    assert set(peers) == {"c1"} and before is None
+    peers, _ = await c2.heartbeat({"token": c2.token, "primary": ["b"]})
+    assert peers["c1"]["primary"] == ["a"] and peers["c2"]["primary"] == ["b"]
+    _, before = await dup.heartbeat({"token": dup.token})
+    assert before is not None and before["token"] == "c1/i1"  # c1's presence, not ours
+    await c2.leave()
+    peers, _ = await c1.heartbeat({"token": c1.token})
+    assert set(peers) == {"c1"}
+    await asyncio.sleep(TTL / 1000 + 0.1)  # c1 stops beating: gone from the list
+    peers, _ = await c2.heartbeat({"token": c2.token})
+    assert set(peers) == {"c2"}

@@ -1,0 +1,529 @@
+"""Issue 7: resilience under real faults, on the real stack (loopback only, bounded, each
+test stops by itself and leaves nothing behind).
+
+- ``kill -9`` of a real ``callctl run`` with calls bridged and calls ringing: bridged calls
+  keep talking (media never passes through the controller); the restarted controller adopts
+  the live calls from ARI + Redis (controller.cluster): bridged ones are supervised again,
+  ringing ones re-run their flow and are answered within 2 s; nothing is left afterwards.
+  How many: ``CALLCTL_RES_BRIDGED`` (default 50) and ``CALLCTL_RES_RINGING`` (default 10).
+- The ARI websocket cut during load: reconnect + resync within 1 s, every call completes.
+- Redis stopped during load: calls keep being routed from memory (round-robin continues
+  locally), ringback is heard; Redis back -> the state written meanwhile is re-synced.
+- Asterisk restarted: the controller reconnects by itself and routes the next call.
+- Malformed caller ids and SIP headers: no crash, no leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import stack
+from controller.ari.client import AriClient
+from controller.config import PROJECT_ROOT, Settings
+
+from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
+from sippctl import SDP, SIPP, _media_ports, free_udp_port
+
+N_BRIDGED = int(os.environ.get("CALLCTL_RES_BRIDGED", "50"))
+N_RINGING = int(os.environ.get("CALLCTL_RES_RINGING", "10"))
+CALLCTL = str(PROJECT_ROOT / ".venv" / "bin" / "callctl")
+
+BRIDGED_DID = "+1555800"
+RINGING_DID = "+1555810"
+
+
+def did(prefix: str, n: int) -> str:
+    return f"{prefix}{n:04d}"
+
+
+def many_lines(n_bridged: int, n_ringing: int) -> str:
+    """One DID -> department -> user per call (a user on a call is busy, so concurrent calls
+    need their own users): bNNNN ring agent1, rNNNN ring agent2. All lines fail over to
+    the PSTN phone."""
+    out = ["settings: {timezone: UTC}", "users:"]
+    out += [f"  b{n:04d}: {{name: B{n}, endpoint: agent1}}" for n in range(n_bridged)]
+    out += [f"  r{n:04d}: {{name: R{n}, endpoint: agent2}}" for n in range(n_ringing)]
+    out.append("departments:")
+    out += [f"  db{n:04d}: {{strategy: serial, members: [b{n:04d}], ring_time: 20}}"
+            for n in range(n_bridged)]
+    out += [f"  dr{n:04d}: {{strategy: serial, members: [r{n:04d}], ring_time: 20}}"
+            for n in range(n_ringing)]
+    out.append("flows:")
+    for prefix, kind, count in ((BRIDGED_DID, "b", n_bridged), (RINGING_DID, "r", n_ringing)):
+        for n in range(count):
+            out += [f"  {kind}{n:04d}:", f'    dids: ["{did(prefix, n)}"]', "    entry: ring",
+                    f"    nodes: {{ring: {{type: department, department: d{kind}{n:04d}}}}}"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------- SIPp callers
+
+def _uac(hold_ms: int, answer_ms: int, frm: str) -> str:
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callctl resilience caller">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {frm};tag=[call_number]
+To: <sip:[field0]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+[field1]
+Content-Type: application/sdp
+Content-Length: [len]
+
+{SDP}
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+{_FAILS}
+  <recv response="200" rtd="true" timeout="{answer_ms}"/>
+  <send>
+    <![CDATA[
+ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {frm};tag=[call_number]
+To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
+  <send next="end">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="hangup"/>
+  <send retrans="500">
+    <![CDATA[
+BYE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {frm};tag=[call_number]
+To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" timeout="10000" next="end"/>
+  <label id="failed"/>
+  <send>
+    <![CDATA[
+ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {frm};tag=[call_number]
+To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="999" timeout="1"/>
+  <label id="end"/>
+</scenario>
+"""
+
+
+# A final error fails the call at once (SIPp counts a call whose last wait times out as failed).
+_FAILS = "\n".join(f'  <recv response="{c}" optional="true" next="failed"/>'
+                   for c in (403, 404, 480, 486, 487, 500, 503, 603))
+
+
+@dataclass
+class Callers:
+    """One SIPp process placing calls (each to the next line of ``lines``: DID;header)."""
+
+    proc: asyncio.subprocess.Process
+    work: Path
+    calls: int
+
+    async def wait(self, timeout: float) -> tuple[int, int, str]:
+        """(successful, failed, SIPp's error log) once SIPp has finished every call."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+        ok = failed = 0
+        stat = self.work / "stat.csv"
+        if stat.exists():
+            rows = [r.split(";") for r in stat.read_text().splitlines() if r]
+            head, last = rows[0], rows[-1]
+            ok = int(last[head.index("SuccessfulCall(C)")])
+            failed = int(last[head.index("FailedCall(C)")])
+        errors = "\n".join(p.read_text(errors="replace")[-2000:]
+                           for p in self.work.glob("*errors.log"))
+        return ok, failed, errors
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+async def callers(lines: list[tuple[str, str]], *, rate: float, hold_ms: int,
+                  answer_ms: int = 30_000,
+                  frm: str = '"Caller" <sip:+15551230[call_number]@[local_ip]:[local_port]>',
+                  ) -> Callers:
+    work = Path(tempfile.mkdtemp(prefix="callctl-res-"))
+    (work / "uac.xml").write_text(_uac(hold_ms, answer_ms, frm))
+    (work / "calls.csv").write_text("SEQUENTIAL\n" + "".join(f"{d};{h}\n" for d, h in lines))
+    argv = [SIPP, f"127.0.0.1:{SIP_PORT}", "-sf", str(work / "uac.xml"), "-inf",
+            str(work / "calls.csv"), "-i", "127.0.0.1", "-p", str(free_udp_port()),
+            "-mp", str(next(_media_ports)), "-r", f"{rate:g}", "-m", str(len(lines)),
+            "-nostdin", "-nd", "-aa", "-trace_stat", "-stf", str(work / "stat.csv"),
+            "-fd", "3600", "-trace_err", "-timeout", "180s", "-timeout_error",
+            "-default_behaviors", "-abortunexp,-bye"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=work, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+    return Callers(proc, work, len(lines))
+
+
+# ---------------------------------------------------------------------------- controller process
+
+class CtlProcess:
+    """``callctl run`` as a real process on the slot's stack and the test's Redis prefix."""
+
+    def __init__(self, prefix: str, logdir: Path) -> None:
+        self.logdir = logdir
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("CALLCTL_")},
+                    **TEST_ENV, "CALLCTL_REDIS_PREFIX": prefix,
+                    "CALLCTL_CONTROLLER_ID": "resilience", "CALLCTL_ADMIN": "off",
+                    "CALLCTL_LOG_FORMAT": "json"}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def log(self) -> Path:
+        return self.logdir / f"controller-{self.runs}.log"
+
+    def start(self) -> None:
+        self.runs += 1
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def said(self, text: str) -> bool:
+        return any(text in str(r.get("msg", "")) for r in self.lines())
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.proc = None
+
+
+# ---------------------------------------------------------------------------- helpers
+
+async def bridged_pairs(ari: AriClient) -> int:
+    return sum(1 for b in await ari.list_bridges() or [] if len(b["channels"]) == 2)
+
+
+async def ringing_legs(ari: AriClient) -> int:
+    return sum(1 for c in await ari.list_channels() or []
+               if "-L" in c["id"] and c["state"] == "Ringing")
+
+
+async def call_keys(h: Harness) -> list[str]:
+    """Redis keys of live calls (state, leases, indexes, busy marks): none once all ended."""
+    out: list[str] = []
+    for pattern in ("call:*", "lease:call:*", "busy:*", "calls:*"):
+        out += [k async for k in h.redis.scan_iter(match=f"{h.prefix}{pattern}")]
+    return out
+
+
+async def nothing_left(h: Harness, ari: AriClient) -> bool:
+    return not (await ari.list_channels() or await ari.list_bridges() or await call_keys(h))
+
+
+# ---------------------------------------------------------------------------- kill -9
+
+async def test_given_controller_killed_with_calls_bridged_and_ringing_then_restart_adopts_them(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    nb, nr = N_BRIDGED, N_RINGING
+    await phones.start("agent1", "answer", ring_ms=100)
+    await phones.start("agent2", "noanswer")
+    await harness.publish(many_lines(nb, nr), tmp_path)
+    ctl = CtlProcess(harness.prefix, tmp_path)
+    ctl.start()
+    group: list[Callers] = []
+    try:
+        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+        # long enough to outlive the kill, the restart and the checks below
+        hold_ms = 30_000
+        group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
+                                   hold_ms=hold_ms))
+        await until(lambda: bridged_pairs(ari), 5, "first call bridged")
+        await until(lambda: _eq(bridged_pairs(ari), nb), 20, f"{nb} calls bridged")
+        group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
+                                   hold_ms=3000, answer_ms=60_000))
+        await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+
+        ctl.kill9()
+        killed = time.monotonic()
+        # Nobody drives the calls now. The bridged ones go on talking in Asterisk: every
+        # bridge still holds its caller and agent, both up, and nobody was sent a BYE.
+        await asyncio.sleep(1.0)
+        assert await bridged_pairs(ari) == nb
+        up = [c for c in await ari.list_channels() or [] if c["state"] == "Up"]
+        assert len(up) == 2 * nb, len(up)
+        assert "BYE sip:" not in phones.phones["agent1"].messages()
+
+        # The agents of the ringing calls will answer the next time they are rung.
+        await phones.start("agent2", "answer", ring_ms=200)
+        ctl.start()
+        await until(lambda: ctl.said("ARI events: connected"), 20, "controller back")
+        back = time.monotonic()
+        await until(lambda: _eq(bridged_pairs(ari), nb + nr), 2.0,
+                    f"the {nr} ringing calls answered within 2 s of the restart")
+        print(f"down {back - killed:.1f} s; ringing calls bridged "
+              f"{time.monotonic() - back:.2f} s after the restart")
+        assert ctl.said("adopted from resilience/"), ctl.log.read_text()[-3000:]
+
+        ok, failed, errors = await group[0].wait(90)
+        assert (ok, failed) == (nb, 0), errors
+        ok, failed, errors = await group[1].wait(60)
+        assert (ok, failed) == (nr, 0), errors
+        # every agent leg was hung up by the adopted calls' teardown
+        assert phones.phones["agent1"].messages().count("BYE sip:") >= nb
+        await until(lambda: nothing_left(harness, ari), 15,
+                    "no channel, bridge or call state left")
+        recs = await _records(harness, nb + nr)
+        assert Counter(r["result"] for r in recs)["completed"] == nb + nr, recs[:3]
+    finally:
+        for g in group:
+            g.kill()
+        ctl.stop()
+
+
+async def _eq(aw: Any, want: int) -> bool:
+    return bool(await aw == want)
+
+
+async def _records(h: Harness, n: int, timeout: float = 15) -> list[dict[str, Any]]:
+    """The call log's records (written by the controller process), once there are ``n``."""
+    key = f"{h.prefix}calllog"
+
+    async def enough() -> bool:
+        return int(await h.redis.xlen(key)) >= n
+
+    await until(enough, timeout, f"{n} call records")
+    rows = await h.redis.xrange(key)
+    return [json.loads(f["record"]) for _, f in rows]
+
+
+# ---------------------------------------------------------------------------- websocket cut
+
+BALANCED = """
+settings: {timezone: UTC}
+users:
+  alice: {name: Alice, endpoint: agent1}
+  bob: {name: Bob, endpoint: agent2}
+departments:
+  team: {strategy: balanced, members: [alice, bob], ring_time: 10}
+flows:
+  main:
+    dids: ["+15550700"]
+    entry: ring
+    failover: {number: "+15559990000", voicemail: false}
+    nodes:
+      ring: {type: department, department: team, fallback: bye}
+      bye: {type: hangup}
+"""
+
+
+async def test_given_websocket_cut_during_load_then_resync_within_1s_and_no_call_stuck(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    await phones.start("agent1", "answer", ring_ms=300)
+    await phones.start("pstn", "answer", ring_ms=100)  # the outage path, for any call that
+    n = 30                                              # arrives while we are disconnected
+    await harness.publish(many_lines(n, 0), tmp_path)
+    ctl = await harness.start()
+    load = await callers([(did(BRIDGED_DID, i), "") for i in range(n)], rate=10,
+                         hold_ms=1500)
+    try:
+        gaps = []
+        for _ in range(3):  # three cuts while calls arrive, ring and talk
+            await asyncio.sleep(0.8)
+            before = ctl.stream.reconnects
+            cut = time.monotonic()
+            await ctl.stream.drop()
+            await until(lambda b=before: ctl.stream.reconnects > b and ctl.stream.connected,
+                        1.0, "websocket reconnected within 1 s")
+            gaps.append(time.monotonic() - cut)
+        ok, failed, errors = await load.wait(60)
+        print(f"reconnected after {', '.join(f'{g * 1000:.0f} ms' for g in gaps)}")
+        assert (ok, failed) == (n, 0), errors
+        await until(lambda: not ctl.calls, 10, "no call left in the controller")
+        await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+    finally:
+        load.kill()
+
+
+# ---------------------------------------------------------------------------- Redis down
+
+async def _redis_down(settings: Settings) -> None:
+    pidfile = settings.run_dir / "run" / "redis.pid"
+    assert await asyncio.to_thread(stack._stop_pid, pidfile), "redis was not ours to stop"
+
+
+async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state_resyncs(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    await phones.start("agent1", "answer", ring_ms=200)
+    await phones.start("agent2", "answer", ring_ms=200)
+    await harness.publish(BALANCED, tmp_path)
+    ctl = await harness.start()
+    first = await harness.call("+15550700", hold_ms=500)  # learns the users' state
+    assert first.final_status() == 200
+    await harness.record()
+
+    await _redis_down(test_settings)
+    try:
+        answered = []
+        for _ in range(3):
+            res = await harness.call("+15550700", hold_ms=400)
+            rec = await harness.record()
+            assert res.final_status() == 200, res.trace[-1500:]
+            assert "SIP/2.0 180 Ringing" in res.trace  # ringback: never silence
+            answered.append(rec["answered_by"])
+        # balanced round-robin went on from a local cursor: the agents alternate
+        assert answered in (["alice", "bob", "alice"], ["bob", "alice", "bob"]), answered
+        assert ctl.store_degraded
+        # one call still up when Redis returns: its state must be written back
+        held = asyncio.ensure_future(harness.call("+15550700", hold_ms=6000))
+        await until(lambda: len(ctl.calls) == 1 and next(iter(ctl.calls.values())).result
+                    == "connected", 10, "a call bridged while Redis is down")
+        live_id = next(iter(ctl.calls))
+    finally:
+        await asyncio.to_thread(stack.up, test_settings, asterisk=False)
+    await until(lambda: not ctl.store_degraded, 10, "re-synced after Redis came back")
+    await harness.redis.connection_pool.disconnect()  # the test's own connections died too
+    assert await harness.redis.exists(f"{harness.prefix}call:{live_id}")
+    busy = [k async for k in harness.redis.scan_iter(match=f"{harness.prefix}busy:*")]
+    assert len(busy) == 1, busy
+    logged = {json.loads(f["record"])["call_id"]
+              for _, f in await harness.redis.xrange(f"{harness.prefix}calllog")}
+    assert len(logged) >= 4, logged  # the calls of the outage were logged after it
+    assert (await held).final_status() == 200
+    await harness.record()
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
+# ---------------------------------------------------------------------------- Asterisk restart
+
+async def test_given_asterisk_restarted_then_controller_reconnects_by_itself(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    await harness.publish(BALANCED, tmp_path)
+    ctl = await harness.start()
+    before = ctl.stream.reconnects
+    pidfile = test_settings.run_dir / "run" / "asterisk.pid"
+    assert await asyncio.to_thread(stack._stop_pid, pidfile), "asterisk was not ours to stop"
+    await until(lambda: not ctl.stream.connected, 5, "controller saw Asterisk go")
+    await asyncio.to_thread(stack.up, test_settings, redis=False)
+    await until(lambda: ctl.stream.reconnects > before and ctl.stream.connected, 15,
+                "controller reconnected by itself")
+    await phones.start("agent1", "answer", ring_ms=100)
+    await phones.start("agent2", "answer", ring_ms=100)
+    res = await harness.call("+15550700", hold_ms=500)
+    rec = await harness.record()
+    assert res.final_status() == 200, res.trace[-1500:]
+    assert rec["answered_by"] in ("alice", "bob")
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
+# ---------------------------------------------------------------------------- bad input
+
+BAD_FROM = [
+    '"Robert\'); DROP TABLE--" <sip:+15551230001@[local_ip]:[local_port]>',
+    '"x" <sip:+1555%00123@[local_ip]:[local_port]>',
+    '<sip:' + "9" * 120 + '@[local_ip]:[local_port]>',
+    '"\\"\\\\<>" <sip:abc,def@[local_ip]:[local_port]>',
+    '"Anonymous" <sip:anonymous@anonymous.invalid>',
+    '<sip:[local_ip]:[local_port]>',
+    '"' + "A" * 300 + '" <sip:+15551230002@[local_ip]:[local_port]>',
+    '<sip:+1555${EXTEN}@[local_ip]:[local_port]>',
+    '<sip:+15551230003;user=phone@[local_ip]:[local_port]>',
+]
+BAD_HEADERS = [
+    "P-Asserted-Identity: <sip:' OR 1=1@x>",
+    "Remote-Party-ID: \"\" <sip:;;;@>;privacy=full",
+    "X-Weird: " + "\u00e9" * 50,
+    "P-Asserted-Identity: " + "<" * 200,
+]
+
+
+@pytest.mark.parametrize("frm", BAD_FROM)
+async def test_given_malformed_caller_id_then_routed_or_rejected_and_nothing_leaks(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path, frm: str) -> None:
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(many_lines(len(BAD_HEADERS), 0), tmp_path)
+    ctl = await harness.start()
+    lines = [(did(BRIDGED_DID, i), h) for i, h in enumerate(BAD_HEADERS)]
+    load = await callers(lines, rate=10, hold_ms=500, answer_ms=10_000, frm=frm)
+    try:
+        ok, failed, _ = await load.wait(60)
+        assert ok + failed == len(lines)
+        # Asterisk may refuse a malformed INVITE itself; whatever reaches us is routed
+        recs = [await harness.record(10) for _ in range(ok)]
+        assert all(r["result"] == "completed" for r in recs), recs
+        for r in recs:  # what we kept of the caller is a clean number or nothing
+            assert r["caller"] == "" or r["caller"].lstrip("+").isdigit(), r["caller"]
+        assert ctl.stream.connected and not ctl.calls
+        await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+    finally:
+        load.kill()
