@@ -10,11 +10,15 @@ The dialplan's ``callctl-bench-native`` context (the baseline) is off unless Ast
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
 
 from controller import stack
+from controller.ari.client import AriClient
+from controller.ari.errors import AriError
 from controller.config import PROJECT_ROOT, Settings, load_settings
 
 SLOT = int(os.environ.get("CALLCTL_BENCH_SLOT", "7"))
@@ -38,6 +42,7 @@ def bench_env(slot: int = SLOT) -> dict[str, str]:
         "CALLCTL_PSTN_PORT": str(base + 20),
         "CALLCTL_REDIS_PREFIX": PREFIX,
         "CALLCTL_LOG_FORMAT": "json",
+        "CALLCTL_ADMIN": "off",  # no admin port to collide with (two controllers at times)
     }
 
 
@@ -61,6 +66,7 @@ def reset(s: Settings) -> None:
     """Hang up every channel and empty the bench Redis (both are the bench's own)."""
     stack.asterisk_cli(s, "channel request hangup all")
     wait_idle(s, 10)
+    asyncio.run(_destroy_bridges(s))
     import redis
 
     r = redis.Redis.from_url(s.redis_url)
@@ -68,6 +74,16 @@ def reset(s: Settings) -> None:
         r.flushdb()
     finally:
         r.close()
+
+
+async def _destroy_bridges(s: Settings) -> None:
+    ari = AriClient(s.ari_url, s.ari_user, s.ari_password, s.app)
+    try:
+        for b in await ari.list_bridges() or []:
+            with contextlib.suppress(AriError):
+                await ari.destroy_bridge(b["id"])
+    finally:
+        await ari.close()
 
 
 def down() -> None:
@@ -95,6 +111,9 @@ def wait_idle(s: Settings, timeout: float = 60.0) -> bool:
 
 def wait_contacts(s: Settings, names: list[str], want: str = "Avail",
                   timeout: float = 15.0) -> None:
+    # A qualify sent while a phone was being (re)started times out 2 s later (qualify_timeout)
+    # and marks it Unavail after we saw it Avail: let those land first.
+    time.sleep(2.2)
     deadline = time.monotonic() + timeout
     pending = set(names)
     while pending and time.monotonic() < deadline:

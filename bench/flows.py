@@ -19,6 +19,10 @@ EVENT_DID = "+15557200"
 SOAK_DID = "+15557300"
 
 
+# Nobody answered: the caller is hung up (never voicemail), so SIPp counts the call failed.
+BYE = "fallback: bye}, bye: {type: hangup}}"
+
+
 def did(prefix: str, n: int) -> str:
     return f"{prefix}{n:04d}"
 
@@ -37,10 +41,10 @@ def bench_yaml(k_call: int, k_failover: int) -> str:
     out.append("flows:")
     for n in range(k_call):
         out += [f"  c{n:04d}:", f'    dids: ["{did(CTL_CALL, n)}"]', "    entry: ring",
-                f"    nodes: {{ring: {{type: department, department: dc{n:04d}}}}}"]
+                f"    nodes: {{ring: {{type: department, department: dc{n:04d}, {BYE}"]
     for n in range(k_failover):
         out += [f"  f{n:04d}:", f'    dids: ["{did(CTL_FAILOVER, n)}"]', "    entry: ring",
-                f"    nodes: {{ring: {{type: department, department: df{n:04d}}}}}"]
+                f"    nodes: {{ring: {{type: department, department: df{n:04d}, {BYE}"]
     out += ["  ev:", f'    dids: ["{EVENT_DID}"]', "    entry: bye",
             "    nodes: {bye: {type: hangup}}"]
     return "\n".join(out) + "\n"

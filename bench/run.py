@@ -109,8 +109,13 @@ class Bench:
         await asyncio.to_thread(env.wait_contacts, self.settings, list(self.agents))
         self.log("starting the controller")
         await asyncio.to_thread(self.ctl.start)
+        for prefix in (flows.CTL_CALL, flows.NATIVE_CALL):  # warm-up: both paths work
+            res = await self.calls(prefix, 20, rate=10, calls=20, hold_ms=200)
+            shutil.rmtree(res.workdir, ignore_errors=True)
+            if not res.complete:
+                raise RuntimeError(f"warm-up calls to {prefix}...: {res.ok}/20 completed")
 
-    async def publish(self) -> None:
+    async def publish(self, prefix: str = env.PREFIX) -> None:
         d = self.workdir / "flows"
         d.mkdir(exist_ok=True)
         (d / "bench.yaml").write_text(flows.bench_yaml(self.scale.k_call, self.scale.k_failover))
@@ -119,7 +124,7 @@ class Bench:
             raise RuntimeError("\n".join(map(str, res.errors[:5])))
         r = aioredis.from_url(env.ENV["REDIS_URL"], decode_responses=True)
         try:
-            v = await publish.publish(r, res, prefix=env.PREFIX)
+            v = await publish.publish(r, res, prefix=prefix)
         finally:
             await r.aclose()
         self.log(f"published bench flows version {v} ({self.scale.k_call}+"
@@ -265,8 +270,11 @@ class Bench:
         await fake.start(port)
         wd = self.workdir / "ev"
         wd.mkdir(exist_ok=True)
+        # its own Redis prefix: its own node lease and call state, beside the main controller
+        await self.publish(prefix="benchev:")
         proc = CtlProc({**env.ENV, "CALLCTL_ARI_URL": f"http://127.0.0.1:{port}",
-                        "CALLCTL_APP": fake.app, "BENCH_LOG_LEVEL": "INFO"}, wd)
+                        "CALLCTL_APP": fake.app, "CALLCTL_REDIS_PREFIX": "benchev:",
+                        "CALLCTL_ADMIN": "off", "BENCH_LOG_LEVEL": "INFO"}, wd)
         try:
             await asyncio.to_thread(proc.start)
             proc.reset()

@@ -183,8 +183,8 @@ class Cluster:
         self._beats += 1
 
     async def stop_streams(self) -> None:
-        """Stop hearing events (shutdown): the websockets close, leases are kept until
-        ``close()`` so no peer adopts calls that are still being torn down."""
+        """Stop hearing events (shutdown): the websockets close; leases are still renewed
+        until ``close()``, so no peer adopts calls that are still being torn down."""
         self._stopping = True
         await asyncio.gather(*(n.stream.stop() for n in self.nodes.values()))
 
@@ -208,23 +208,30 @@ class Cluster:
     # ------------------------------------------------------------------ leases
 
     async def _loop(self) -> None:
+        redis_down = False
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if self._stopping:
-                return
             try:
                 await self.tick()
             except StoreUnavailable as e:
                 # Keep serving: nobody else can take our leases while Redis is away.
-                log.warning("cluster: leases not renewed (%s)", e)
+                if not redis_down:
+                    log.warning("cluster: leases not renewed (%s); keeping our nodes and calls",
+                                e)
+                redis_down = True
+                continue
             except Exception:
                 log.exception("cluster: tick failed")
+            if redis_down:
+                log.info("cluster: leases renewed again")
+                redis_down = False
 
     async def tick(self) -> None:
         """Renew our leases, let go of what we lost, take free nodes, adopt orphans, end the
         calls of nodes that stayed unreachable."""
         assert self.leases is not None
-        await self._heartbeat()
+        if not self._stopping:
+            await self._heartbeat()
         held = self.held()
         calls = [c for c in self.ctl.calls.values() if not c.abandoned and c.id in self._leased]
         node_ok, call_ok = await self.leases.renew([n.name for n in held], [c.id for c in calls])
@@ -236,6 +243,8 @@ class Cluster:
                 log.warning("call %s: its lease is held by another controller: letting go",
                             call.id)
                 self.abandon(call)
+        if self._stopping:  # shutting down: only keep what we hold until close()
+            return
         await self._acquire()
         now = time.monotonic()
         for node in self.held():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from controller.ami import AmiError, failover_value
+from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable
 from controller.ari.events import (
     ChannelDestroyed,
@@ -38,11 +40,16 @@ log = logging.getLogger("callctl.runtime")
 
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed",
                "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished",
-               "RecordingFailed", "ApplicationReplaced")
-"""The ARI events the controller handles. Asterisk is told to send only these (an app event
-filter, set on every connect): a call otherwise brings ~40 events (variable sets, state
-changes, bridge and dial events) that cost more CPU to read than the call itself. A handler
-for another event type must add it here."""
+               "RecordingFailed", "ApplicationReplaced", "ChannelEnteredBridge")
+"""The ARI events the controller handles (ChannelEnteredBridge: two a call, for observers).
+Asterisk is told to send only these (an app event filter, set on every connect): a call
+otherwise brings ~40 events (variable sets, state changes, dial events) that cost more CPU
+to read than the call itself. A handler for another event type must add it here (or to
+``Controller.event_types``)."""
+
+
+_CALL_BRIDGE = re.compile(r"[\w.-]*\.\d+-B")
+"""A call's bridge: ``<Asterisk unique id>-B`` (controller.call)."""
 
 
 class StartupError(RuntimeError):
@@ -58,6 +65,9 @@ def call_key(channel_id: str) -> str:
 
 
 class Controller:
+    event_types: tuple[str, ...] = EVENT_TYPES
+    """The ARI event types Asterisk sends us (see EVENT_TYPES)."""
+
     def __init__(self, settings: Settings, *,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
@@ -294,7 +304,7 @@ class Controller:
         ended; calls left there by a controller that is gone are adopted."""
         n = self.cluster.node(node)
         try:
-            await n.ari.set_event_filter(EVENT_TYPES)
+            await n.ari.set_event_filter(self.event_types)
         except AriError as e:  # an older Asterisk: all events come, and are ignored
             log.info("ARI event filter not set (%s): receiving every event", e)
         try:
@@ -314,6 +324,26 @@ class Controller:
                 if leg not in alive:
                     call.feed(ChannelDestroyed.synthetic(leg, 0))
         await self.cluster.adopt_orphans(n, {c["id"]: c for c in channels or []})
+        await self._sweep_bridges(n.ari)
+
+    async def _sweep_bridges(self, ari: AriClient) -> None:
+        """Destroy our call bridges (``<call>-B``) left empty by a call that is gone (a
+        teardown that could not reach Asterisk, a controller killed mid-call). We hold the
+        node, so every live call on it is in ``self.calls`` (adopted ones included)."""
+        try:
+            bridges = await ari.list_bridges() or []
+        except AriError as e:
+            log.info("resync: cannot list bridges: %s", e)
+            return
+        for b in bridges:
+            bid = b.get("id", "")
+            if _CALL_BRIDGE.fullmatch(bid) and not b.get("channels") and \
+                    bid[:-2] not in self.calls:
+                log.info("bridge %s: left empty by a call that is gone: destroyed", bid)
+                try:
+                    await ari.destroy_bridge(bid)
+                except AriError:
+                    pass
 
     # ------------------------------------------------------------------ services for calls
 

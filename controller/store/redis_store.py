@@ -2,7 +2,9 @@
 
 Keys (prefix default ``callctl:``), their type, what they hold, TTL:
 
-- ``call:<id>`` hash: a live call (did, caller, started, flow version, owner); 4 h
+- ``call:<id>`` hash: a live call (did, caller, started, flow version, node, owner; once
+  bridged what a peer needs to adopt it); 4 h. Written with its lease, the per-node index and
+  the scale-out keys by ``controller.store.leases`` (README "Redis keys" lists them all)
 - ``calls:live`` zset: live call ids scored by start time
 - ``busy:<user>`` string: the call id the user is on; 4 h (a crash cannot leave anyone busy)
 - ``lastcall`` zset: user -> end of their last answered call (longest-idle)

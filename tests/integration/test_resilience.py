@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controller import stack
 from controller.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
@@ -164,7 +162,8 @@ _FAILS = "\n".join(f'  <recv response="{c}" optional="true" next="failed"/>'
 
 @dataclass
 class Callers:
-    """One SIPp process placing calls (each to the next line of ``lines``: DID;header)."""
+    """One SIPp process placing calls, each from the next line of ``lines``: (DID, an extra
+    header line or "", and, with ``frm="[field2]"``, the From header)."""
 
     proc: asyncio.subprocess.Process
     work: Path
@@ -193,18 +192,20 @@ class Callers:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-async def callers(lines: list[tuple[str, str]], *, rate: float, hold_ms: int,
+async def callers(lines: list[tuple[str, ...]], *, rate: float, hold_ms: int,
                   answer_ms: int = 30_000,
                   frm: str = '"Caller" <sip:+15551230[call_number]@[local_ip]:[local_port]>',
                   ) -> Callers:
     work = Path(tempfile.mkdtemp(prefix="callctl-res-"))
     (work / "uac.xml").write_text(_uac(hold_ms, answer_ms, frm))
-    (work / "calls.csv").write_text("SEQUENTIAL\n" + "".join(f"{d};{h}\n" for d, h in lines))
+    (work / "calls.csv").write_text("SEQUENTIAL\n" + "".join(
+        ";".join(fields) + "\n" for fields in lines))
     argv = [SIPP, f"127.0.0.1:{SIP_PORT}", "-sf", str(work / "uac.xml"), "-inf",
             str(work / "calls.csv"), "-i", "127.0.0.1", "-p", str(free_udp_port()),
             "-mp", str(next(_media_ports)), "-r", f"{rate:g}", "-m", str(len(lines)),
             "-nostdin", "-nd", "-aa", "-trace_stat", "-stf", str(work / "stat.csv"),
             "-fd", "3600", "-trace_err", "-timeout", "180s", "-timeout_error",
+            "-max_invite_retrans", "3",  # an INVITE Asterisk drops fails in 3.5 s, not 32 s
             "-default_behaviors", "-abortunexp,-bye"]
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=work, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -489,38 +490,43 @@ async def test_given_asterisk_restarted_then_controller_reconnects_by_itself(
 # ---------------------------------------------------------------------------- bad input
 
 BAD_FROM = [
-    '"Robert\'); DROP TABLE--" <sip:+15551230001@[local_ip]:[local_port]>',
-    '"x" <sip:+1555%00123@[local_ip]:[local_port]>',
-    '<sip:' + "9" * 120 + '@[local_ip]:[local_port]>',
-    '"\\"\\\\<>" <sip:abc,def@[local_ip]:[local_port]>',
+    '"Robert\'); DROP TABLE--" <sip:+15551230001@127.0.0.1>',
+    '"x" <sip:+1555%00123@127.0.0.1>',
+    '<sip:' + "9" * 120 + '@127.0.0.1>',
+    '"\\"\\\\<>" <sip:abc,def@127.0.0.1>',
     '"Anonymous" <sip:anonymous@anonymous.invalid>',
-    '<sip:[local_ip]:[local_port]>',
-    '"' + "A" * 300 + '" <sip:+15551230002@[local_ip]:[local_port]>',
-    '<sip:+1555${EXTEN}@[local_ip]:[local_port]>',
-    '<sip:+15551230003;user=phone@[local_ip]:[local_port]>',
+    '<sip:127.0.0.1>',
+    '"' + "A" * 300 + '" <sip:+15551230002@127.0.0.1>',
+    '<sip:+1555${EXTEN}@127.0.0.1>',
+    '<sip:+15551230003;user=phone@127.0.0.1>',
 ]
 BAD_HEADERS = [
     "P-Asserted-Identity: <sip:' OR 1=1@x>",
-    "Remote-Party-ID: \"\" <sip:;;;@>;privacy=full",
+    'Remote-Party-ID: "" <sip:;;;@>;privacy=full',
     "X-Weird: " + "\u00e9" * 50,
     "P-Asserted-Identity: " + "<" * 200,
 ]
 
 
-@pytest.mark.parametrize("frm", BAD_FROM)
-async def test_given_malformed_caller_id_then_routed_or_rejected_and_nothing_leaks(
-        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path, frm: str) -> None:
+async def test_given_malformed_caller_ids_and_headers_then_routed_or_rejected_no_leak(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """Every malformed From with every odd header: one call each, all at once."""
     await phones.start("agent1", "answer", ring_ms=100)
-    await harness.publish(many_lines(len(BAD_HEADERS), 0), tmp_path)
+    combos = [(f, h) for f in BAD_FROM for h in BAD_HEADERS]
+    await harness.publish(many_lines(len(combos), 0), tmp_path)
     ctl = await harness.start()
-    lines = [(did(BRIDGED_DID, i), h) for i, h in enumerate(BAD_HEADERS)]
-    load = await callers(lines, rate=10, hold_ms=500, answer_ms=10_000, frm=frm)
+    lines = [(did(BRIDGED_DID, i), h, f) for i, (f, h) in enumerate(combos)]
+    load = await callers(lines, rate=20, hold_ms=500, answer_ms=10_000, frm="[field2]")
     try:
-        ok, failed, _ = await load.wait(60)
-        assert ok + failed == len(lines)
+        ok, failed, errors = await load.wait(60)
+        print(f"{ok} of {len(lines)} malformed calls answered, {failed} refused")
+        assert ok + failed == len(lines), errors
         # Asterisk may refuse a malformed INVITE itself; whatever reaches us is routed
         recs = [await harness.record(10) for _ in range(ok)]
+        assert ok >= len(lines) // 2, errors  # most of them are well-formed enough for SIP
         assert all(r["result"] == "completed" for r in recs), recs
+        await asyncio.sleep(0.5)
+        assert harness.records.empty()  # the refused ones never reached the controller
         for r in recs:  # what we kept of the caller is a clean number or nothing
             assert r["caller"] == "" or r["caller"].lstrip("+").isdigit(), r["caller"]
         assert ctl.stream.connected and not ctl.calls
