@@ -2,7 +2,7 @@
 
     python -m bench.ctlproc        (environment: the bench stack's, see bench/env.py)
 
-It is ``callctl run`` plus samplers that cost little: event-loop lag (a 5 ms sleeper's
+It is ``callctl run`` plus samplers that cost little: event-loop lag (a 10 ms sleeper's
 lateness), resident memory (every 100 ms), CPU time, and a count of ARI REST requests by
 method and path shape. SIGUSR1 resets the figures; SIGUSR2 writes them as JSON to
 ``$BENCH_STATS`` (atomically). :class:`CtlProc` starts and drives it from the bench.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import logs
-from controller.ari.events import ChannelDestroyed, StasisStart
+from controller.ari.events import ChannelDestroyed, ChannelHangupRequest, StasisStart
 from controller.config import load_settings
 from controller.runtime import Controller
 
@@ -57,7 +57,7 @@ class Stats:
         self.calls0 = self.ctl.calls_total
         self.events0 = self._events()
         self.rest: Counter[str] = Counter()
-        self.to_originate: dict[str, list[float]] = {"StasisStart": [], "ChannelDestroyed": []}
+        self.to_originate: dict[str, list[float]] = {"StasisStart": [], "leg end": []}
         self.originate_rtt: list[float] = []
 
     def _events(self) -> int:
@@ -133,8 +133,8 @@ async def main() -> None:
     def timed(ev: Any) -> None:
         if isinstance(ev, StasisStart) and ev.args[:1] == ("inbound",):
             seen[ev.channel.id] = ("StasisStart", loop.time())
-        elif isinstance(ev, ChannelDestroyed) and "-L" in ev.channel.id:
-            seen[ev.channel.id.rpartition("-L")[0]] = ("ChannelDestroyed", loop.time())
+        elif isinstance(ev, (ChannelHangupRequest, ChannelDestroyed)) and "-L" in ev.channel.id:
+            seen.setdefault(ev.channel.id.rpartition("-L")[0], ("leg end", loop.time()))
         if len(seen) > 10000:
             seen.clear()
         on_event(ev)
@@ -156,8 +156,8 @@ async def main() -> None:
     async def lag() -> None:
         while True:
             t = loop.time()
-            await asyncio.sleep(0.005)
-            stats.lag.append(max(0.0, loop.time() - t - 0.005))
+            await asyncio.sleep(0.01)
+            stats.lag.append(max(0.0, loop.time() - t - 0.01))
 
     async def rss() -> None:
         while True:

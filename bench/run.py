@@ -300,7 +300,10 @@ class Bench:
         assert self.settings is not None
         await asyncio.to_thread(self.ctl.stop)  # a fresh process: its peak is this run's
         await asyncio.to_thread(self.ctl.start)
+        self.ctl.reset()  # idle: what the process burns with no call (timers, samplers)
+        await asyncio.sleep(5)
         idle = self.ctl.stats()
+        idle_rate = idle["cpu_s"] / idle["wall_s"]
         self.ctl.reset()
         task = asyncio.create_task(self.calls(flows.CTL_CALL, sc.k_call, rate=rate, calls=n,
                                               hold_ms=hold, timeout=hold / 1000 + 120))
@@ -315,7 +318,10 @@ class Bench:
                mid["live_calls"], "idle_rss_mb": idle["rss_mb"], "peak_rss_mb":
                st["rss_max_mb"], "cpu_s": st["cpu_s"], "cpu_ms_per_call":
                st["cpu_s"] / max(1, st["calls"]) * 1000, "lag_ms": st["lag_ms"],
-               "rest_per_call": {k: v / max(1, st["calls"]) for k, v in st["rest"].items()}}
+               "rest_per_call": {k: v / max(1, st["calls"]) for k, v in st["rest"].items()},
+               "idle_cpu_ms_per_s": idle_rate * 1000, "wall_s": st["wall_s"],
+               "cpu_ms_per_call_net_of_idle":
+               (st["cpu_s"] - idle_rate * st["wall_s"]) / max(1, st["calls"]) * 1000}
         self.details["scale"] = out
         self.log(f"scale: {res.ok}/{n} completed, {mid['live_calls']} live at peak "
                  f"({peak_channels} channels), peak RSS {st['rss_max_mb']:.1f} MB, "
@@ -323,8 +329,12 @@ class Bench:
                  f"{st['lag_ms']['p99']:.1f} ms max {st['lag_ms']['max']:.1f} ms")
         self.figures.append(Figure(f"scale: peak RSS, {n} concurrent", "MB", st["rss_max_mb"],
                                    None, "<= 150 MB", st["rss_max_mb"] <= 150))
-        self.figures.append(Figure("scale: CPU per call", "ms", out["cpu_ms_per_call"], None,
-                                   "<= 1 ms", out["cpu_ms_per_call"] <= 1))
+        net = out["cpu_ms_per_call_net_of_idle"]
+        self.figures.append(Figure("scale: CPU per call (all CPU / calls)", "ms",
+                                   out["cpu_ms_per_call"], None, "<= 1 ms",
+                                   out["cpu_ms_per_call"] <= 1))
+        self.figures.append(Figure("scale: CPU per call (net of idle)", "ms", net, None,
+                                   "<= 1 ms", net <= 1))
         self.figures.append(Figure("scale: event-loop lag p99", "ms", st["lag_ms"]["p99"], None,
                                    "-", None))
         self.figures.append(Figure("scale: event-loop lag max", "ms", st["lag_ms"]["max"], None,

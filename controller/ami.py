@@ -26,9 +26,14 @@ class AmiError(RuntimeError):
     pass
 
 
-def failover_value(number: str | None, mailbox: str | None) -> str:
-    """The AstDB value the dialplan parses. Both parts are validated by the flow schema."""
-    return f"{number or ''}|{mailbox or ''}"
+def failover_value(number: str | None, mailbox: str | None, greeting: str = "",
+                   caller_id: str = "") -> str:
+    """The AstDB value the dialplan parses: ``number|mailbox|greeting|caller_id``.
+
+    All parts are validated by the flow schema (and again by the dialplan): greeting is a
+    prompt path ``<language>/<name>`` under the prompts dir, caller_id ``did`` presents the
+    dialled number on the failover leg (empty: the caller's own)."""
+    return f"{number or ''}|{mailbox or ''}|{greeting}|{caller_id}"
 
 
 def parse_database_show(lines: list[str]) -> dict[str, str]:

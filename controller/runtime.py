@@ -29,7 +29,7 @@ from controller.callerid import normalise, valid_did
 from controller.calllog import count_call, summarise
 from controller.cluster import Cluster
 from controller.config import Settings
-from controller.flows.schema import outage_targets
+from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
 from controller.model import CallContext, HttpResponse, UserFacts
 from controller.services import Services
@@ -150,7 +150,8 @@ class Controller:
         live = self.flows.current
         if live is None:
             return
-        wanted = {did: failover_value(num, box)
+        extras = outage_extras(live[1])
+        wanted = {did: failover_value(num, box, *extras.get(did, ("", "")))
                   for did, (num, box) in outage_targets(live[1]).items()}
         for node in self.cluster.held():  # each node's own AstDB
             try:

@@ -53,7 +53,7 @@ command -v asterisk >/dev/null 2>&1 || need_pkgs+=(asterisk)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 # Kamailio: the SIP dispatcher in front of several Asterisk nodes (`callctl dispatcher up`;
-# ~3 s to install, ~5 MB). We run it ourselves with kamailio/kamailio.cfg.
+# ~3 s to install, a 9 MB package, 27 MB on disk). We run it with kamailio/kamailio.cfg.
 command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Test-only (scripts/test.sh sets CALLCTL_TEST_DEPS=1): headless Chromium from bookworm for the

@@ -65,6 +65,7 @@ __all__ = [
     "current_flow",
     "flowset_json_schema",
     "normalise_did",
+    "outage_extras",
     "outage_targets",
     "with_id",
 ]
@@ -689,6 +690,20 @@ def outage_targets(fs: FlowSet) -> dict[str, tuple[str, str]]:
         number = (fo.number or "") if fo else ""
         mailbox = "" if fo and not fo.voicemail else ((fo.mailbox if fo else None) or fid)
         out[did] = (number, mailbox)
+    return out
+
+
+def outage_extras(fs: FlowSet) -> dict[str, tuple[str, str]]:
+    """DID -> ``(greeting, caller_id)`` for the outage path: the line's failover greeting as
+    ``<language>/<prompt>`` (the flow's language, default prompt ``failover-greeting``) and
+    ``"did"`` when ``settings.alternate_caller_id`` asks to present the DID (else "")."""
+    cid = "did" if fs.settings.alternate_caller_id == "did" else ""
+    out: dict[str, tuple[str, str]] = {}
+    for did, fid in fs.did_map.items():
+        flow = fs.flows[fid]
+        lang = flow.language or fs.settings.language
+        name = (flow.failover.greeting if flow.failover else None) or "failover-greeting"
+        out[did] = (f"{lang}/{name}", cid)
     return out
 
 

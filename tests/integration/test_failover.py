@@ -409,9 +409,9 @@ async def test_controller_and_redis_down_then_dialplan_reaches_failover_number(
         test_settings: Settings) -> None:
     agent, pstn = await asyncio.gather(phones.start("agent1", "answer", ring_ms=100),
                                        phones.start("pstn", "answer", ring_ms=100))
-    await harness.publish(flows(alt=None, bob=False), tmp_path)
+    await harness.publish(flows(alt=None, bob=False, caller_id="did"), tmp_path)
     await harness.start()  # publishes -> the controller writes the target through AMI
-    await written_to_astdb(harness, DID, f"{LINE_FO}|main")
+    await written_to_astdb(harness, DID, f"{LINE_FO}|main|en/failover-greeting|did")
     await harness.stop()
     await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
     redis_stopped = False
@@ -422,6 +422,8 @@ async def test_controller_and_redis_down_then_dialplan_reaches_failover_number(
         await until(lambda: invited_numbers(pstn) == [LINE_FO] and "BYE" in pstn.messages(),
                     5, "failover INVITE at the trunk")
         assert agent.invites() == 0
+        # alternate_caller_id: did holds on the outage path too (the dialplan presents it)
+        assert caller_number_of(initial_invites(pstn)[0], "from") == DID
 
         # 2. Redis down too: the same (the target lives in AstDB)
         assert stack._stop_pid(redis_pidfile(test_settings))
@@ -454,7 +456,7 @@ async def test_controller_down_then_outage_voicemail_records_a_file(
     assert not box_dir.exists()
     await harness.publish(flows(alt=None, bob=False, line_fo=f"{{mailbox: {box}}}"), tmp_path)
     await harness.start()
-    await written_to_astdb(harness, DID, f"|{box}")
+    await written_to_astdb(harness, DID, f"|{box}|en/failover-greeting|")
     await harness.stop()
     await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
     try:

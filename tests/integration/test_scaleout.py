@@ -2,9 +2,14 @@
 Kamailio in front, all on loopback, all started and stopped here.
 
 Ports: a private block ``7100 + 10 * CALLCTL_TEST_SLOT`` (+0/+1 node SIP, +2 Kamailio, +3/+4
-ARI, +5/+6 AMI, +7 Redis), phones at ``6110 + 100 * slot + n``, RTP ``21000 + 400 * slot``
-(200 ports per node): nothing shared with the slot's ordinary test stack, so both can run in
-one session. Skipped when Kamailio is not installed (scripts/install.sh installs it).
+ARI, +5/+6 AMI, +7 Redis, +9 a SIPp "node" that fails calls), phones at
+``6110 + 100 * slot + n``, RTP ``21000 + 400 * slot`` (200 ports per node): nothing shared
+with the slot's ordinary test stack, so both can run in one session. Skipped when Kamailio is
+not installed (scripts/install.sh installs it).
+
+The stack is stopped at the end of the module unless CALLCTL_KEEP_SCALE_STACK is set; to stop
+a kept one: ``for d in dispatcher b a; do CALLCTL_RUN_DIR=run/scale<slot>/$d .venv/bin/callctl
+$([ $d = dispatcher ] && echo dispatcher || echo stack) down; done``.
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ APP = f"callctl-scale{SLOT}"
 LEASE_MS = 2000
 NODE_LOST_MS = 3000
 CALLCTL = str(Path(os.environ.get("VIRTUAL_ENV") or PROJECT_ROOT / ".venv") / "bin" / "callctl")
-KEEP = bool(os.environ.get("CALLCTL_KEEP_STACK"))
+KEEP = bool(os.environ.get("CALLCTL_KEEP_SCALE_STACK"))
+"""Keep the two nodes, Redis and Kamailio up after the module (faster reruns). Not tied to
+CALLCTL_KEEP_STACK: a whole-suite run must not leave four more processes behind."""
 
 USERS = """
 settings:
@@ -467,6 +474,48 @@ def kill_callers() -> None:
             proc.kill()
 
 
+BROKEN_PORT = BASE + 9
+BROKEN_NODE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="a node that fails every call">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+SIP/2.0 503 Service Unavailable
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]-[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+@contextlib.contextmanager
+def broken_node(workdir: Path) -> Iterator[Path]:
+    """A SIPp 'node' that answers OPTIONS (-aa) and 503 to every INVITE; yields its trace."""
+    scen, trace = workdir / "broken.xml", workdir / "broken-messages.log"
+    scen.write_text(BROKEN_NODE)
+    proc = subprocess.Popen(
+        [SIPP, "-sf", str(scen), "-i", "127.0.0.1", "-p", str(BROKEN_PORT), "-aa", "-nostdin",
+         "-trace_msg", "-message_file", str(trace), "-nd", "-mp", str(next(_media_ports))],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=workdir, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while not trace.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the broken node did not start"
+        yield trace
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
 def _skips(trace: list[dict[str, Any]]) -> dict[str, str]:
     return {t["user"]: t["reason"] for t in trace if t["kind"] == "skip" and "user" in t}
 
@@ -512,7 +561,19 @@ async def test_an_agent_bridged_on_node_a_is_skipped_as_busy_by_a_call_on_node_b
         env: Env) -> None:
     await env.phones.start("agent1", "agent2", ring_ms=100)
     await env.publish(BALANCED)
+    for node in NODES:  # each node's outage targets are written by the controller holding it
+        await asyncio.to_thread(stack.asterisk_cli, env.sc.nodes[node],
+                                "database deltree callctl_failover")
     await env.start_controllers()
+
+    async def outage_targets_on(node: str) -> bool:
+        out = await asyncio.to_thread(stack.asterisk_cli, env.sc.nodes[node],
+                                      "database show callctl_failover")
+        return all(did in out for did in ("+15550600", "+15550601", "+15550604"))
+
+    for node in NODES:
+        await until(lambda node=node: outage_targets_on(node), 10,
+                    f"outage targets in node {node}'s AstDB")
 
     first = asyncio.create_task(env.call("+15550602", via="a", hold_ms=6000,
                                          caller="+15551239001"))
@@ -669,6 +730,24 @@ async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_arou
         recs = await env.wait_records(5)
         assert [r["node"] for r in recs[1:]] == ["a"] * 4, _dump(recs)
         assert [r["answered_by"] for r in recs[1:]] == ["alice"] * 4
+
+        # a node that answers probes but fails calls (503): of two calls at once, the one
+        # the dispatcher sends there moves on to node a
+        broken = f"sip:127.0.0.1:{BROKEN_PORT}"
+        with broken_node(env.logdir) as trace:
+            await asyncio.to_thread(dispatcher.kamcmd, sc.ds, "dispatcher.add", "1", broken)
+            try:
+                both = await asyncio.gather(*(env.call("+15550602", hold_ms=500,
+                                                       caller=f"+15551237{i}10")
+                                              for i in range(2)))
+            finally:
+                await asyncio.to_thread(dispatcher.kamcmd, sc.ds, "dispatcher.remove", "1",
+                                        broken)
+            assert [r.final_status() for r in both] == [200, 200]
+            assert trace.read_text().count("SIP/2.0 503 Service Unavailable") >= 1
+        recs = await env.wait_records(7)
+        assert [r["node"] for r in recs[5:]] == ["a", "a"], _dump(recs[5:])
+        assert f"node {broken} failed (503)" in sc.ds.log.read_text()
         kill_callers()  # the first caller's dialog died with node b
         await asyncio.gather(lost, return_exceptions=True)
     finally:

@@ -182,3 +182,20 @@ def test_outage_targets() -> None:
     assert outage_targets(fs) == {"+15550100": ("+15550999", "main"),
                                   "+15550101": ("", "b"),
                                   "+15550102": ("+15550998", "")}
+
+
+def test_outage_extras_and_astdb_value() -> None:
+    from controller.ami import failover_value
+    from controller.flows.schema import outage_extras
+
+    fs = FlowSet.model_validate({
+        "settings": {"alternate_caller_id": "did", "language": "es"},
+        "flows": {
+            "a": {"dids": ["+15550100"], "entry": "h", "nodes": {"h": {"type": "hangup"}},
+                  "failover": {"greeting": "sorry-closed"}, "language": "en"},
+            "b": {"dids": ["+15550101"], "entry": "h", "nodes": {"h": {"type": "hangup"}}},
+        }})
+    assert outage_extras(fs) == {"+15550100": ("en/sorry-closed", "did"),
+                                 "+15550101": ("es/failover-greeting", "did")}
+    assert failover_value("+15550999", "main", "en/x", "did") == "+15550999|main|en/x|did"
+    assert failover_value(None, "", "", "") == "|||"
