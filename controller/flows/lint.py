@@ -55,12 +55,17 @@ def lint(
     source: SourceMap | None = None,
     *,
     broken: frozenset[tuple[str, ...]] = frozenset(),
+    salvaged: dict[tuple[str, str], Any] | None = None,
 ) -> list[Problem]:
     """Every problem of ``fs``. ``broken`` names entries that failed schema validation
     (``("users", id)``, ``("flows", id, "nodes", id)``, ...): references to them are not
-    reported again, and flows with broken nodes skip the graph checks."""
+    reported again, and flows with broken nodes skip the graph checks. ``salvaged`` holds
+    broken nodes re-validated without their bad fields, ``(flow, node) -> node``: their
+    remaining references are still checked, so one run reports every error."""
     linter = _Linter(fs, source, broken)
     linter.run()
+    for (fid, nid), node in (salvaged or {}).items():
+        linter.check_refs(fid, nid, node)
     return linter.problems
 
 
@@ -233,21 +238,10 @@ class _Linter:
         elif nid == FAILOVER:
             self.add((*loc, "[key]"), "'failover' is reserved (fallback: failover means the "
                      "failover): rename this node", nid)
-        nodes = self.nodes_of(fid)
-        for path, target in node.targets():
-            if target not in nodes:
-                self.add((*loc, *path), f"unknown node {target!r} in flow {fid!r}"
-                         + self.hint(target, nodes), target)
+        self.check_refs(fid, nid, node)
         for path, name in node.prompts():
             self.check_prompt((*loc, *path), name)
-
-        if isinstance(node, DepartmentNode) and node.department not in self.departments:
-            self.add((*loc, "department"), f"unknown department {node.department!r}"
-                     + self.hint(node.department, self.departments), node.department)
-        elif isinstance(node, ExtensionNode) and node.user not in self.users:
-            self.add((*loc, "user"), f"unknown user {node.user!r}"
-                     + self.hint(node.user, self.users), node.user)
-        elif isinstance(node, VoicemailNode):
+        if isinstance(node, VoicemailNode):
             self.check_voicemail(loc, node)
         elif isinstance(node, GotoNode):
             self.check_goto(fid, loc, node)
@@ -255,6 +249,21 @@ class _Linter:
             self.check_choice(loc, node)
         elif isinstance(node, InputNode):
             self.check_input(loc, node)
+
+    def check_refs(self, fid: str, nid: str, node: Any) -> None:
+        """References of one node: target nodes, its department or user."""
+        loc = ("flows", fid, "nodes", nid)
+        nodes = self.nodes_of(fid)
+        for path, target in node.targets():
+            if target not in nodes:
+                self.add((*loc, *path), f"unknown node {target!r} in flow {fid!r}"
+                         + self.hint(target, nodes), target)
+        if isinstance(node, DepartmentNode) and node.department not in self.departments:
+            self.add((*loc, "department"), f"unknown department {node.department!r}"
+                     + self.hint(node.department, self.departments), node.department)
+        elif isinstance(node, ExtensionNode) and node.user not in self.users:
+            self.add((*loc, "user"), f"unknown user {node.user!r}"
+                     + self.hint(node.user, self.users), node.user)
 
     def check_voicemail(self, loc: tuple[str, ...], node: VoicemailNode) -> None:
         kind, sep, ref = node.mailbox.partition(":")

@@ -562,6 +562,7 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
                        ("departments", did))) is not None
     }
     flows: dict[str, Flow] = {}
+    salvaged: dict[tuple[str, str], Any] = {}
     for fid, body in data["flows"].items():
         body = {} if body is None else body
         if not isinstance(body, dict):
@@ -588,6 +589,8 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
                 )
                 if node is not None:
                     nodes[str(nid)] = node
+                elif (part := _salvage_node(str(nid), nbody)) is not None:
+                    salvaged[(fid, str(nid))] = part
         if flow is not None:
             flows[fid] = flow.model_copy(update={"nodes": nodes})
 
@@ -596,7 +599,7 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
     partial = FlowSet(
         settings=settings or Settings(), users=users, departments=departments, flows=flows
     )
-    lint_problems = lint(partial, smap, broken=frozenset(broken))
+    lint_problems = lint(partial, smap, broken=frozenset(broken), salvaged=salvaged)
     all_problems = [*problems, *schema_problems, *lint_problems]
     errors = [p for p in all_problems if p.severity == "error"]
     warnings = [p for p in all_problems if p.severity == "warning"]
@@ -610,6 +613,28 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
         sources=texts,
         source_map=smap,
     )
+
+
+def _salvage_node(nid: str, body: Any) -> Any:
+    """A schema-broken node without its bad fields (None if that still does not validate):
+    lint checks its remaining references, so every error shows in one run."""
+    if not isinstance(body, dict):
+        return None
+    trial = with_id(nid, body)
+    for _ in range(4):
+        try:
+            return NODE_ADAPTER.validate_python(trial)
+        except ValidationError as exc:
+            bad: set[str] = set()
+            for err in exc.errors():
+                loc = list(err["loc"])
+                if loc and loc[0] == trial.get("type"):  # the discriminated union's tag
+                    loc = loc[1:]
+                if not loc or loc[0] in ("type", "id") or loc[0] not in trial:
+                    return None  # no type, or a required field is missing: nothing to salvage
+                bad.add(str(loc[0]))
+            trial = {k: v for k, v in trial.items() if k not in bad}
+    return None
 
 
 def _on_bad(p: Problem, smap: SourceMap, bad: set[int]) -> bool:

@@ -172,3 +172,23 @@ def test_examples_are_clean() -> None:
 ])
 def test_parse_path(path: str, loc: tuple) -> None:
     assert parse_path(path) == loc
+
+
+def test_a_node_with_a_schema_error_still_gets_its_references_checked() -> None:
+    res = load_text("""\
+flows:
+  main:
+    dids: ["+15550100"]
+    entry: m
+    nodes:
+      m:
+        type: menu
+        prompt: beep
+        timeout: banana
+        options: {"1": nowhere}
+        fallback: bye
+      bye: {type: hangup}
+""", "f.yaml")
+    got = [(e.line, e.path) for e in res.errors]
+    assert got == [(9, "flows.main.nodes.m.timeout"), (10, "flows.main.nodes.m.options.1")]
+    assert "unknown node 'nowhere'" in res.errors[1].message
