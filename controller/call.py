@@ -82,6 +82,7 @@ class Call:
         self.answered = False
         self.caller_up = True
         self.legs: set[str] = set()  # leg channels that may still exist (for teardown)
+        self.leg_starts: set[str] = set()  # legs whose StasisStart reached us (answered)
         self.connected_leg: str | None = None
         self.bridge_id: str | None = None
         self._bridge_task: asyncio.Task[None] | None = None

@@ -22,6 +22,7 @@ from controller.ari.events import (
     StasisEnd,
     StasisStart,
     channel_id_of,
+    parse_channel,
 )
 from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
@@ -221,6 +222,7 @@ class Controller:
             if args and args[0] == "leg" and len(args) > 1:
                 call = self.calls.get(args[1])
                 if call is not None:
+                    call.leg_starts.add(ev.channel.id)
                     call.feed(ev)
                 else:  # a leg answering for a call that is gone: do not leave it up
                     self.background(self._hangup_stray(ev.channel.id))
@@ -325,7 +327,39 @@ class Controller:
                 if leg not in alive:
                     call.feed(ChannelDestroyed.synthetic(leg, 0))
         await self.cluster.adopt_orphans(n, {c["id"]: c for c in channels or []})
+        await self._missed_starts(n.name, channels or [])
         await self._sweep_bridges(n.ari)
+
+    async def _missed_starts(self, node: str, channels: list[dict[str, Any]]) -> None:
+        """StasisStarts Asterisk sent while our websocket was going down (to the closing
+        socket): a caller already in our app that we never heard of would wait forever, and
+        a leg that answered would ring on unnoticed. Deliver them now, from the channels'
+        state. A caller with call state in Redis is an adopted call, not a missed one."""
+        prefix = f"{self.app},"
+        for ch in channels:
+            dp = ch.get("dialplan") or {}
+            data = str(dp.get("app_data") or "")
+            if dp.get("app_name") != "Stasis" or not data.startswith(prefix):
+                continue
+            args = data[len(prefix):].split(",")
+            cid = ch.get("id", "")
+            if args[0] == "inbound" and cid not in self.calls and call_key(cid) == cid:
+                try:
+                    if await self.store.redis.exists(f"{self.settings.redis_prefix}call:{cid}"):
+                        continue  # adopted (or being adopted) by controller.cluster
+                except Exception:
+                    pass  # Redis away: nobody could have adopted it
+                log.warning("call %s: its StasisStart was lost with the websocket: routing it "
+                            "now", cid)
+            elif args[0] == "leg" and len(args) > 1 and ch.get("state") == "Up":
+                call = self.calls.get(args[1])
+                if call is None or cid in call.leg_starts or call.connected_leg is not None:
+                    continue
+                log.warning("call %s: leg %s answered while the websocket was down", args[1],
+                            cid)
+            else:
+                continue
+            self.on_node_event(node, StasisStart(parse_channel(ch), tuple(args)))
 
     async def _sweep_bridges(self, ari: AriClient) -> None:
         """Destroy our call bridges (``<call>-B``) left empty by a call that is gone (a

@@ -58,15 +58,6 @@ end
 return 0
 """
 
-# KEYS[1] call:<id>  KEYS[2] calls:live   ARGV[1] call id  ARGV[2] started  ARGV[3] ttl
-# ARGV[4..] field/value pairs
-PUT_CALL = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-
 
 class RedisStore:
     def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
@@ -77,7 +68,6 @@ class RedisStore:
         # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
         self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
         self._release = self.redis.register_script(RELEASE_BUSY)
-        self._put_call = self.redis.register_script(PUT_CALL)
 
     async def close(self) -> None:
         await connect.aclose(self.redis)
@@ -89,25 +79,6 @@ class RedisStore:
             return False
 
     # ----------------------------------------------------------------- live calls
-
-    async def put_call(self, call_id: str, fields: dict[str, str]) -> None:
-        args: list[Any] = [call_id, fields.get("started", time.time()), CALL_TTL]
-        for k, v in fields.items():
-            args += [k, v]
-        await self._do(self._put_call(keys=[self.p + f"call:{call_id}", self.p + "calls:live"],
-                                      args=args))
-
-    async def update_call(self, call_id: str, fields: dict[str, str]) -> None:
-        await self._do(self.redis.hset(self.p + f"call:{call_id}", mapping=fields))
-
-    async def remove_call(self, call_id: str) -> None:
-        async def run() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self.p + f"call:{call_id}")
-                pipe.zrem(self.p + "calls:live", call_id)
-                await pipe.execute()
-
-        await self._do(run())
 
     async def live_calls(self) -> list[dict[str, str]]:
         ids = await self._do(self.redis.zrange(self.p + "calls:live", 0, -1))

@@ -393,7 +393,7 @@ async def test_given_websocket_cut_during_load_then_resync_within_1s_and_no_call
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
     await phones.start("agent1", "answer", ring_ms=300)
     await phones.start("pstn", "answer", ring_ms=100)  # the outage path, for any call that
-    n = 30                                              # arrives while we are disconnected
+    n = 40                                              # arrives while we are disconnected
     await harness.publish(many_lines(n, 0), tmp_path)
     ctl = await harness.start()
     started = time.monotonic()
@@ -401,8 +401,8 @@ async def test_given_websocket_cut_during_load_then_resync_within_1s_and_no_call
                          hold_ms=1500, answer_ms=20_000)
     try:
         gaps = []
-        for _ in range(3):  # three cuts while calls arrive, ring and talk
-            await asyncio.sleep(0.8)
+        for _ in range(3):  # three cuts while calls arrive, ring and talk (each connection
+            await asyncio.sleep(1.1)  # lives > 1 s, so the reconnect backoff starts over)
             before = ctl.stream.reconnects
             cut = time.monotonic()
             await ctl.stream.drop()
@@ -543,3 +543,27 @@ async def test_given_malformed_caller_ids_and_headers_then_routed_or_rejected_no
         await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
     finally:
         load.kill()
+
+
+# ---------------------------------------------------------------------------- missed StasisStart
+
+async def test_given_stasisstart_lost_with_the_websocket_then_resync_routes_the_call(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """A StasisStart Asterisk wrote to a websocket that was going away: here a stand-in
+    connection for our app hears it and disappears; the controller's (re)connect resync must
+    find the caller waiting in the app and route it, not leave it ringing forever."""
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(many_lines(1, 0), tmp_path)
+    stand_in = await ari.connect_events()
+    call = asyncio.ensure_future(harness.call(did(BRIDGED_DID, 0), hold_ms=1500))
+    try:
+        msg = await asyncio.wait_for(stand_in.receive(), 10)
+        assert json.loads(msg.data)["type"] == "StasisStart", msg.data
+    finally:
+        await stand_in.close()
+    await harness.start()  # connects, resyncs: the caller is in the app, unknown to it
+    res = await call
+    rec = await harness.record()
+    assert res.final_status() == 200, res.trace[-1500:]
+    assert rec["answered_by"] == "b0000"
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")

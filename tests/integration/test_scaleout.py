@@ -173,7 +173,9 @@ def scale() -> Iterator[Scale]:
         **base_env, "CALLCTL_RUN_DIR": str(RUN / "dispatcher"),
         "CALLCTL_DISPATCHER_PORT": str(KAM_PORT),
         "CALLCTL_SIP_NODES": ",".join(f"127.0.0.1:{SIP[n]}" for n in NODES),
-        "CALLCTL_DISPATCHER_PING": "1", "CALLCTL_DISPATCHER_TIMEOUT_MS": "1000"})
+        # probe every second; a node silent for 2 s (not even 100 Trying) counts as failed:
+        # less would also fail over from a node that is only slow on a loaded test machine
+        "CALLCTL_DISPATCHER_PING": "1", "CALLCTL_DISPATCHER_TIMEOUT_MS": "2000"})
     sc = Scale(nodes, ds)
     try:
         for n in NODES:
@@ -384,10 +386,8 @@ async def env(scale: Scale) -> AsyncIterator[Env]:
     redis = aioredis.from_url(REDIS_URL, decode_responses=True)
     logdir = Path(tempfile.mkdtemp(prefix="callctl-scale-"))
     e = Env(scale, prefix, redis, Phones(scale), logdir)
-    failed = True
     try:
         yield e
-        failed = False
     finally:
         kill_callers()
         for c in e.ctls.values():
@@ -410,10 +410,9 @@ async def env(scale: Scale) -> AsyncIterator[Env]:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-        if failed:
-            for c in e.ctls.values():
-                print(f"---- {c.name} log (last 60 lines)")
-                print("\n".join(c.log.read_text(errors="replace").splitlines()[-60:]))
+        for c in e.ctls.values():  # shown by pytest only when the test failed
+            print(f"---- {c.name} log (last 80 lines)")
+            print("\n".join(c.log.read_text(errors="replace").splitlines()[-80:]))
         shutil.rmtree(logdir, ignore_errors=True)
         assert not leftovers, f"left behind: {leftovers}"
 
@@ -535,10 +534,16 @@ async def test_forty_calls_through_the_dispatcher_share_a_balanced_department_ev
 
     results: list[CallResult] = []
     for wave in range(10):  # 4 at once: each wave starts at 4 different members
-        results += await asyncio.gather(*(
+        got = await asyncio.gather(*(
             env.call("+15550600", hold_ms=700, caller=f"+1555123{wave:02d}{i}")
             for i in range(4)))
-        await env.wait_records(4 * (wave + 1))
+        results += got
+        try:
+            await env.wait_records(4 * (wave + 1))
+        except AssertionError:
+            for r in got:
+                print("caller:", r.rc, r.final_status(), r.stderr[-300:], r.trace[-2500:])
+            raise
 
     recs = await env.records()
     assert [r.final_status() for r in results] == [200] * 40, results[0].trace[-1500:]
