@@ -235,4 +235,9 @@ class CtlProc:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        if os.environ.get("BENCH_UVLOOP"):  # compare: the controller on uvloop (if installed)
+            import uvloop
+
+            uvloop.run(main())
+        else:
+            asyncio.run(main())

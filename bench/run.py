@@ -382,6 +382,7 @@ async def amain(args: argparse.Namespace) -> int:
         await b.teardown()
         if args.down:
             env.down()
+        shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(table(b.figures))
     out = Path(args.json) if args.json else env.results_dir() / \
@@ -394,7 +395,6 @@ async def amain(args: argparse.Namespace) -> int:
            "details": b.details}
     out.write_text(json.dumps(doc, indent=1, default=str))
     print(f"\nJSON: {out}")
-    shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all(f.ok is not False for f in b.figures) else 1
 
 

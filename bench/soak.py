@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import csv
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -135,6 +136,7 @@ async def soak(calls: int, minutes: float, hold_s: float, every: float) -> int:
         await r.aclose()
         await asyncio.to_thread(ctl.stop)
         agent.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
     return rc
 
 

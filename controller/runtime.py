@@ -186,22 +186,34 @@ class Controller:
             await self.close()
 
     async def close(self) -> None:
-        await self.cluster.stop_streams()
+        """Stop: calls tear down, then every service. Each step is bounded, so a dependency
+        that stopped answering (Redis, AMI, ARI) can delay shutdown but never hang it."""
+        await self._bounded(self.cluster.stop_streams(), "event streams")
         for call in list(self.calls.values()):
             call.feed(StasisEnd.synthetic(call.id))
         if self._call_tasks:  # calls tear down (hang up their channels) on their own
             await asyncio.wait(list(self._call_tasks), timeout=5)
-        await self.services.stop()
-        await self.flows.stop()
-        await self.blocklist.stop()
-        await self.ami.close()
+        await self._bounded(self.services.stop(), "admin API and webhooks")
+        await self._bounded(self.flows.stop(), "flow watcher")
+        await self._bounded(self.blocklist.stop(), "blocklist watcher")
+        await self._bounded(self.ami.close(), "AMI")
         for t in list(self._tasks):
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._bounded(asyncio.gather(*self._tasks, return_exceptions=True),
+                            "background tasks")
         if self._http is not None:
-            await self._http.close()
-        await self.cluster.close()  # releases our node leases, closes ARI/AMI clients
-        await self.store.close()
+            await self._bounded(self._http.close(), "HTTP client")
+        # releases our node leases, closes ARI/AMI clients
+        await self._bounded(self.cluster.close(), "cluster")
+        await self._bounded(self.store.close(), "Redis")
+
+    @staticmethod
+    async def _bounded(aw: Awaitable[Any], what: str, seconds: float = 5.0) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await aw
+        except TimeoutError:
+            log.warning("shutdown: %s did not stop within %.0f s; going on", what, seconds)
 
     # ------------------------------------------------------------------ events
 

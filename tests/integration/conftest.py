@@ -195,7 +195,11 @@ async def harness(test_settings: Settings, ari: AriClient) -> AsyncIterator[Harn
     try:
         yield h
     finally:
-        await h.stop()
+        try:  # a controller that cannot stop is a failure to see, not a CI run that hangs
+            async with asyncio.timeout(60):
+                await h.stop()
+        except TimeoutError:
+            raise AssertionError("the controller did not stop within 60 s") from None
         # The controller wrote its flows' outage failover targets into AstDB: remove them.
         await asyncio.to_thread(stack.asterisk_cli, settings,
                                 "database deltree callctl_failover")

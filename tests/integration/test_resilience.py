@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -27,6 +28,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from controller import stack
 from controller.ari.client import AriClient
@@ -174,7 +177,8 @@ class Callers:
         try:
             await asyncio.wait_for(self.proc.wait(), timeout)
         except TimeoutError:
-            self.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
         ok = failed = 0
         stat = self.work / "stat.csv"
@@ -191,8 +195,10 @@ class Callers:
         return ok, failed, errors
 
     def kill(self) -> None:
+        """Stop SIPp if it still runs, and remove its files (every test ends with this)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 async def callers(lines: list[tuple[str, ...]], *, rate: float, hold_ms: int,
@@ -426,6 +432,26 @@ async def test_given_websocket_cut_during_load_then_resync_within_1s_and_no_call
 
 # ---------------------------------------------------------------------------- Redis down
 
+def _merged(*texts: str) -> str:
+    """Flow files merged into one (each section's ids together; the first settings)."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        for section, body in yaml.safe_load(text).items():
+            if section == "settings":
+                out.setdefault(section, body)
+            else:
+                out.setdefault(section, {}).update(body)
+    return yaml.safe_dump(out, sort_keys=False)
+
+
+async def _record_for(h: Harness, did_: str, timeout: float = 30) -> dict[str, Any]:
+    """The next finished call's record for ``did_`` (others' records are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rec = await h.record(max(0.1, deadline - time.monotonic()))
+        if rec["did"] == did_:
+            return rec
+
 async def _redis_down(settings: Settings) -> None:
     pidfile = settings.run_dir / "run" / "redis.pid"
     assert await asyncio.to_thread(stack._stop_pid, pidfile), "redis was not ours to stop"
@@ -436,23 +462,29 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
         test_settings: Settings) -> None:
     await phones.start("agent1", "answer", ring_ms=200)
     await phones.start("agent2", "answer", ring_ms=200)
-    await harness.publish(BALANCED, tmp_path)
+    n = 20  # calls of other lines arriving all the while
+    await harness.publish(_merged(BALANCED, many_lines(n, 0)), tmp_path)
     ctl = await harness.start()
     first = await harness.call("+15550700", hold_ms=500)  # learns the users' state
     assert first.final_status() == 200
     await harness.record()
 
     await _redis_down(test_settings)
+    load: Callers | None = None
     try:
+        load = await callers([(did(BRIDGED_DID, i), "") for i in range(n)], rate=8,
+                             hold_ms=1000, answer_ms=10_000)
         answered = []
         for _ in range(3):
             res = await harness.call("+15550700", hold_ms=400)
-            rec = await harness.record()
+            rec = await _record_for(harness, "+15550700")
             assert res.final_status() == 200, res.trace[-1500:]
             assert "SIP/2.0 180 Ringing" in res.trace  # ringback: never silence
             answered.append(rec["answered_by"])
         # balanced round-robin went on from a local cursor: the agents alternate
         assert answered in (["alice", "bob", "alice"], ["bob", "alice", "bob"]), answered
+        ok, failed, errors = await load.wait(60)
+        assert (ok, failed) == (n, 0), errors  # the load was routed from memory too
         assert ctl.store_degraded
         # one call still up when Redis returns: its state must be written back
         held = asyncio.ensure_future(harness.call("+15550700", hold_ms=6000))
@@ -460,6 +492,8 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
                     == "connected", 10, "a call bridged while Redis is down")
         live_id = next(iter(ctl.calls))
     finally:
+        if load is not None:
+            load.kill()
         await asyncio.to_thread(stack.up, test_settings, asterisk=False)
     await until(lambda: not ctl.store_degraded, 10, "re-synced after Redis came back")
     await harness.redis.connection_pool.disconnect()  # the test's own connections died too
@@ -468,7 +502,7 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
     assert len(busy) == 1, busy
     logged = {json.loads(f["record"])["call_id"]
               for _, f in await harness.redis.xrange(f"{harness.prefix}calllog")}
-    assert len(logged) >= 4, logged  # the calls of the outage were logged after it
+    assert len(logged) >= 3 + n, logged  # the calls of the outage were logged after it
     assert (await held).final_status() == 200
     await harness.record()
     await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
