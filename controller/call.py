@@ -30,6 +30,7 @@ from controller.ari.events import (
     channel_id_of,
 )
 from controller.callerid import presentable
+from controller.logs import CURRENT_CALL
 from controller.model import (
     Answer,
     CallContext,
@@ -129,6 +130,7 @@ class Call:
     # ------------------------------------------------------------------ main
 
     async def run(self) -> None:
+        CURRENT_CALL.set(self.id)  # this task's context only: tags every log line of the call
         try:
             stop = await self._drive(engine.run_call(self.ctx))
             self.result = stop.reason
@@ -453,6 +455,7 @@ class Call:
     async def resume(self) -> None:
         """Drive an adopted call that was already bridged (controller.cluster): wait for a
         hangup, then tear down as usual."""
+        CURRENT_CALL.set(self.id)
         try:
             await self._while_connected()
         except CallGone:

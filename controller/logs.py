@@ -6,6 +6,11 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
+
+CURRENT_CALL: ContextVar[str | None] = ContextVar("callctl_call", default=None)
+"""The call a task works for: set by the call's own task (and inherited by the tasks it
+spawns), so every log line written on a call's behalf carries its ``call_id``."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -17,7 +22,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        call_id = getattr(record, "call_id", None)
+        call_id = getattr(record, "call_id", None) or CURRENT_CALL.get()
         if call_id:
             out["call_id"] = call_id
         if record.exc_info:
