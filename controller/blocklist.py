@@ -30,6 +30,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from controller.store.watch import watch
+
 __all__ = [
     "WITHHELD",
     "Blocklist",
@@ -172,18 +174,4 @@ class BlocklistCache:
         return True
 
     async def _watch(self) -> None:
-        channel = f"{self.prefix}blocklist:changed"
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(channel)
-                while True:
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll)
-                    await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError):
-                await asyncio.sleep(self.poll)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        await watch(self.redis, (f"{self.prefix}blocklist:changed",), self.poll, self.refresh)

@@ -17,6 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from controller.flows import publish
+from controller.store.watch import watch
 
 log = logging.getLogger("callctl.flows")
 
@@ -76,19 +77,10 @@ class LiveFlows:
             self.failover_tests = tests
 
     async def _watch(self) -> None:
-        channels = (f"{self.prefix}flows:published", f"{self.prefix}failover:changed")
-        while True:
-            pubsub = self.store.redis.pubsub()
-            try:
-                await pubsub.subscribe(*channels)
-                while True:
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.poll)
-                    await self.refresh()
-                    await self.refresh_tests()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError):
-                await asyncio.sleep(self.poll)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        async def tick() -> None:
+            await self.refresh()
+            await self.refresh_tests()
+
+        await watch(self.store.redis,
+                    (f"{self.prefix}flows:published", f"{self.prefix}failover:changed"),
+                    self.poll, tick)
