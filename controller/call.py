@@ -423,8 +423,7 @@ class Call:
                               "role": target.role, "answered_at": time.time()})
         if target.user:
             self.busy_users.add(target.user)
-            self.ctl.background(self.ctl.store.mark_busy(target.user, self.id))
-        self.ctl.cluster.connected(self)  # what a peer needs to adopt the call
+        self.ctl.cluster.connected(self)  # busy marks + what a peer needs to adopt the call
 
     async def _while_connected(self) -> None:
         """Bridged: wait for either side to hang up."""

@@ -12,7 +12,7 @@ durations, failovers, voicemail); the runtime stores the result in the ``calllog
   ``<user>:answered`` / ``<user>:missed`` per agent within the department.
 
 Users opted out when the call ends are left out (their counts never move): see
-:func:`count_call`.
+:func:`counter_updates`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Any
 
 log = logging.getLogger("callctl.calllog")
 
-__all__ = ["MISSED_OUTCOMES", "call_counts", "count_call", "iso", "summarise"]
+__all__ = ["MISSED_OUTCOMES", "call_counts", "counted_users", "counter_updates", "iso",
+           "summarise"]
 
 MISSED_OUTCOMES = frozenset({"no_answer", "rejected"})
 AGENT_FIELDS = ("answered", "missed", "busy", "unreachable")
@@ -113,40 +114,20 @@ def call_counts(trace: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]
     return {k: dict(v) for k, v in inc.items()}
 
 
-def _users_of(counts: Mapping[str, Mapping[str, int]]) -> set[str]:
-    users = {k[6:] for k in counts if k.startswith("agent:")}
-    for k, fields in counts.items():
-        if k.startswith("dept:"):
-            users.update(f.rsplit(":", 1)[0] for f in fields if ":" in f)
-    return users
+def counter_updates(counts: Mapping[str, Mapping[str, int]]) -> tuple[
+        tuple[str, str, int, str | None], ...]:
+    """:func:`call_counts` as ``(stats key, field, increment, user)`` rows: ``user`` is whose
+    opt-out leaves the row out (the agent of ``agent:<user>``, the ``<user>:`` of a department
+    field), None for a department's own counters. The store drops the rows of users opted out
+    when the call ends, in the same atomic step that logs the call (FINISH_CALL)."""
+    rows: list[tuple[str, str, int, str | None]] = []
+    for key in sorted(counts):
+        agent = key[6:] if key.startswith("agent:") else None
+        for f in sorted(counts[key]):
+            owner = agent if agent is not None else (f.rsplit(":", 1)[0] if ":" in f else None)
+            rows.append((key, f, counts[key][f], owner))
+    return tuple(rows)
 
 
-def drop_users(counts: Mapping[str, Mapping[str, int]],
-               excluded: set[str]) -> dict[str, dict[str, int]]:
-    """``counts`` without anything of the ``excluded`` users."""
-    out: dict[str, dict[str, int]] = {}
-    for k, fields in counts.items():
-        if k.startswith("agent:") and k[6:] in excluded:
-            continue
-        kept = {f: n for f, n in fields.items()
-                if ":" not in f or f.rsplit(":", 1)[0] not in excluded}
-        if kept:
-            out[k] = kept
-    return out
-
-
-async def count_call(store: Any, trace: Iterable[Mapping[str, Any]], flowset: Any) -> None:
-    """Add one finished call to the counters, leaving out users opted out right now
-    (runtime override, else the published flow). Raises StoreUnavailable."""
-    from controller.eligibility import effective_receive_calls
-
-    counts = call_counts(trace)
-    if not counts:
-        return
-    users = sorted(_users_of(counts))
-    known = getattr(flowset, "users", {}) or {}
-    facts = await store.facts(tuple(u for u in users if u in known))
-    opted_out = {u for u in facts if not effective_receive_calls(known[u], facts[u])}
-    counts = drop_users(counts, opted_out)
-    if counts:
-        await store.add_counts(counts)
+def counted_users(rows: Iterable[tuple[str, str, int, str | None]]) -> set[str]:
+    return {owner for _, _, _, owner in rows if owner}

@@ -49,7 +49,7 @@ from controller.callerid import valid_did
 from controller.config import AriNode, Settings
 from controller.model import CallContext, TraceEntry
 from controller.store import StoreUnavailable
-from controller.store.leases import GONE, Leases
+from controller.store.leases import GONE, CallEnd, Leases
 
 if TYPE_CHECKING:
     from controller.call import Call
@@ -347,13 +347,20 @@ class Cluster:
             log.error("call %s: another controller holds its lease: letting go", call.id)
             self.abandon(call)
 
-    async def end_call(self, call: Call) -> None:
+    async def end_call(self, call: Call, end: CallEnd) -> None:
+        """The call ended: its state, lease, busy marks, log and counters (one Lua step)."""
         assert self.leases is not None
         self._leased.discard(call.id)
-        await self.leases.end_call(call.id, call.node)
+        await self.leases.finish_call(call.id, call.node, end)
 
     def connected(self, call: Call) -> None:
-        """The call is bridged: save what a peer needs to supervise it after adoption."""
+        """The call is bridged: mark its users busy and save what a peer needs to
+        supervise it after adoption (off the call's path)."""
+        self.ctl.background(self.save_connected(call))
+
+    async def save_connected(self, call: Call) -> None:
+        if self.leases is None:
+            return
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
         fields = {
             "state": "connected", "leg": call.connected_leg or "",
@@ -362,8 +369,7 @@ class Cluster:
             "busy": ",".join(sorted(call.busy_users)), "path": json.dumps(call.ctx.path),
             "trace": json.dumps(trace, default=str),
         }
-        if self.leases is not None:
-            self.ctl.background(self.leases.save_state(call.id, fields))
+        await self.leases.connected(call.id, sorted(call.busy_users), fields)
 
     # ------------------------------------------------------------------ adoption
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -27,7 +28,7 @@ from controller.ari.events import (
 from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
 from controller.callerid import normalise, valid_did
-from controller.calllog import count_call, summarise
+from controller.calllog import call_counts, counted_users, counter_updates, summarise
 from controller.cluster import Cluster
 from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
@@ -35,6 +36,7 @@ from controller.live import LiveFlows
 from controller.model import CallContext, HttpResponse, UserFacts
 from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
+from controller.store.leases import CallEnd
 
 log = logging.getLogger("callctl.runtime")
 
@@ -90,9 +92,7 @@ class Controller:
         self._cursors: dict[str, int] = {}
         # Degraded mode (Redis away): what to write back when it returns (bounded).
         self.store_degraded = False
-        self._pending_ends: deque[tuple[Call, dict[str, Any], list[dict[str, Any]]]] = \
-            deque(maxlen=10_000)
-        self._pending_releases: deque[tuple[str, str]] = deque(maxlen=10_000)
+        self._pending_ends: deque[tuple[Call, CallEnd]] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
@@ -397,14 +397,6 @@ class Controller:
     async def call_ended(self, call: Call) -> None:
         self.calls.pop(call.id, None)
         ended = time.time()
-        for user in call.busy_users:
-            try:
-                await self.store.release_busy(user, call.id)
-            except StoreUnavailable as e:
-                log.warning("call %s: busy mark of %s not released (%s); released when "
-                            "Redis is back", call.id, user, e)
-                self._pending_releases.append((user, call.id))
-                self.store_failed()
         record = {
             "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
             "flow_version": call.version, "started": call.started, "ended": ended,
@@ -416,21 +408,31 @@ class Controller:
         if tested:
             record["failover_test"] = tested[0]
         record.update(summarise(record, trace))  # who rang, durations, failovers, voicemail
+        end = self._call_end(call, record, trace)
         try:
-            await self.cluster.end_call(call)  # state, indexes and lease, in one step
-            await self.store.log_call(record, trace)
-            await count_call(self.store, trace, call.ctx.flowset)  # answered/missed counters
+            # state, indexes, lease, busy marks, call log and counters: one atomic step
+            await self.cluster.end_call(call, end)
             for line in tested:
                 await self.store.failover_log({"event": "call", "line": line,
                                                "call_id": call.id, "result": call.result})
         except StoreUnavailable as e:
-            log.warning("call %s: call log not written (%s); written when Redis is back",
-                        call.id, e)
-            self._pending_ends.append((call, record, trace))
+            log.warning("call %s: end not written (%s): busy marks, call log and counters "
+                        "are written when Redis is back", call.id, e)
+            self._pending_ends.append((call, end))
             self.store_failed()
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
                  call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
         self._notify({**record, "trace": trace})
+
+    @staticmethod
+    def _call_end(call: Call, record: dict[str, Any], trace: list[dict[str, Any]]) -> CallEnd:
+        rows = counter_updates(call_counts(trace))
+        known = getattr(call.ctx.flowset, "users", {}) or {}
+        return CallEnd(
+            ended=record["ended"], record_json=json.dumps(record),
+            trace_json=json.dumps(trace), busy=tuple(sorted(call.busy_users)),
+            published={u: known[u].receive_calls for u in counted_users(rows) if u in known},
+            counts=rows)
 
     def notify_live(self, event: dict[str, Any]) -> None:
         for obs in self.live_observers:
@@ -486,19 +488,11 @@ class Controller:
                 await self.cluster.start_call(call, {
                     "did": call.ctx.did, "caller": call.ctx.caller,
                     "started": str(call.started), "flow_version": str(call.version)})
-                if call.result == "connected":
-                    self.cluster.connected(call)
-            for user in call.busy_users:
-                await self.store.mark_busy(user, call.id)
-        while self._pending_releases:
-            user, cid = self._pending_releases[0]
-            await self.store.release_busy(user, cid)
-            self._pending_releases.popleft()
+            if call.result == "connected" or call.busy_users:
+                await self.cluster.save_connected(call)
         while self._pending_ends:
-            call, record, trace = self._pending_ends[0]
-            await self.cluster.end_call(call)
-            await self.store.log_call(record, trace)
-            await count_call(self.store, trace, call.ctx.flowset)
+            call, end = self._pending_ends[0]
+            await self.cluster.end_call(call, end)
             self._pending_ends.popleft()
 
     def local_cursor(self, key: str) -> int:

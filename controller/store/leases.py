@@ -27,12 +27,19 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from controller.store.redis_store import CALL_TTL, StoreUnavailable
+from controller.store.redis_store import (
+    BUSY_TTL,
+    CALL_TTL,
+    CALLLOG_MAXLEN,
+    TRACE_TTL,
+    StoreUnavailable,
+)
 
 # KEYS[1] lease   ARGV[1] my token  ARGV[2] "<my id>/"  ARGV[3] ttl ms  ARGV[4] "1": mine counts
 # Take the lease if it is free, held by our previous life, or (ARGV[4]) already ours.
@@ -106,14 +113,61 @@ return 1
 """
 
 # KEYS[1] call:<id>  KEYS[2] calls:live  KEYS[3] lease:call:<id>  KEYS[4] calls:node:<node>
-# ARGV[1] call id  ARGV[2] my token.   The call ended: state gone, lease released if ours.
-END_CALL = """
+# KEYS[5] lastcall  KEYS[6] trace:<id>  KEYS[7] calllog, then NB busy:<user>, NU user:<user>,
+# NC stats:<key> keys.   ARGV[1] call id  ARGV[2] my token  ARGV[3] now  ARGV[4] trace JSON
+# ARGV[5] trace ttl s  ARGV[6] record JSON  ARGV[7] calllog maxlen  ARGV[8] NB  ARGV[9] NU
+# ARGV[10] NC, then NB busy users, NU published receive_calls ("1"/"0") of the user:<user>
+# keys, NC (field, increment, index of the owning user in the user keys or 0) triples.
+# A finished call in one step: state, indexes and lease gone; busy marks released (only the
+# ones this call holds) with the end of the user's call stamped; trace and call log written;
+# answered/missed counters added, leaving out users opted out right now (runtime override
+# in user:<user>, else the published value).
+FINISH_CALL = """
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[2] then
   redis.call('DEL', KEYS[3])
 end
+local nb, nu, nc = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local k, a = 8, 11
+for i = 1, nb do
+  if redis.call('GET', KEYS[k]) == ARGV[1] then
+    redis.call('DEL', KEYS[k])
+    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[a])
+  end
+  k, a = k + 1, a + 1
+end
+local out = {}
+for i = 1, nu do
+  local rc = redis.call('HGET', KEYS[k], 'receive_calls') or ARGV[a]
+  out[i] = rc ~= '1'
+  k, a = k + 1, a + 1
+end
+for i = 1, nc do
+  local owner = tonumber(ARGV[a + 2])
+  if owner == 0 or not out[owner] then
+    redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
+  end
+  k, a = k + 1, a + 3
+end
+redis.call('SET', KEYS[6], ARGV[4], 'EX', ARGV[5])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'record', ARGV[6])
+return 1
+"""
+
+# KEYS[1] call:<id>, then busy:<user> keys   ARGV[1] call id  ARGV[2] busy ttl s
+# ARGV[3..] field/value pairs.   The call is bridged: mark its users busy and save what a
+# peer needs to adopt it, only while the call is live (its state exists): a late write never
+# marks anyone busy for a call that already ended.
+CONNECTED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return 1
 """
 
@@ -136,16 +190,6 @@ redis.call('HSET', KEYS[2], 'owner', ARGV[1])
 return state
 """
 
-# KEYS[1] call:<id>   ARGV field/value pairs.   Update a live call's state; never re-create
-# the hash of a call that already ended.
-SAVE_STATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], unpack(ARGV))
-  return 1
-end
-return 0
-"""
-
 # KEYS[1] controllers (zset)  KEYS[2] controller:<id>
 # ARGV[1] id  ARGV[2] now ms  ARGV[3] ttl ms  ARGV[4] JSON {token, nodes, primary}
 # Say we are alive; forget controllers whose presence lapsed. Returns {our presence as it
@@ -165,6 +209,20 @@ return out
 GONE = "gone"
 
 
+@dataclass(frozen=True)
+class CallEnd:
+    """What a finished call leaves in Redis (see FINISH_CALL and ``controller.calllog``)."""
+
+    ended: float
+    record_json: str
+    trace_json: str
+    busy: tuple[str, ...] = ()
+    published: dict[str, bool] = field(default_factory=dict)
+    """receive_calls as published, for each user the counters mention"""
+    counts: tuple[tuple[str, str, int, str | None], ...] = ()
+    """(stats key, field, increment, user whose opt-out drops it or None)"""
+
+
 class Leases:
     """Lease operations for one controller instance (``token`` = ``<id>/<instance>``)."""
 
@@ -179,9 +237,9 @@ class Leases:
         self._release = redis.register_script(RELEASE)
         self._renew = redis.register_script(RENEW)
         self._start = redis.register_script(START_CALL)
-        self._end = redis.register_script(END_CALL)
         self._adopt = redis.register_script(ADOPT)
-        self._save = redis.register_script(SAVE_STATE)
+        self._finish = redis.register_script(FINISH_CALL)
+        self._connected = redis.register_script(CONNECTED)
         self._heartbeat = redis.register_script(HEARTBEAT)
 
     # ----------------------------------------------------------------- keys
@@ -269,10 +327,35 @@ class Leases:
             keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
                   self.node_calls_key(node)], args=args)))
 
-    async def end_call(self, call_id: str, node: str) -> None:
-        await self._do(self._end(
-            keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
-                  self.node_calls_key(node)], args=[call_id, self.token]))
+    async def finish_call(self, call_id: str, node: str, end: CallEnd) -> None:
+        """The call ended: everything Redis keeps of it, in one atomic step (FINISH_CALL)."""
+        p = self.p
+        keys = [f"{p}call:{call_id}", f"{p}calls:live", self.call_key(call_id),
+                self.node_calls_key(node), f"{p}lastcall", f"{p}trace:{call_id}",
+                f"{p}calllog"]
+        keys += [f"{p}busy:{u}" for u in end.busy]
+        users = list(end.published)
+        keys += [f"{p}user:{u}" for u in users]
+        index = {u: i + 1 for i, u in enumerate(users)}
+        args: list[Any] = [call_id, self.token, end.ended, end.trace_json, TRACE_TTL,
+                           end.record_json, CALLLOG_MAXLEN, len(end.busy), len(users),
+                           len(end.counts), *end.busy]
+        args += ["1" if end.published[u] else "0" for u in users]
+        for key, name, n, owner in end.counts:
+            keys.append(f"{p}stats:{key}")
+            args += [name, n, index.get(owner or "", 0)]
+        await self._do(self._finish(keys=keys, args=args))
+
+    async def connected(self, call_id: str, busy: Sequence[str],
+                        fields: dict[str, str]) -> bool:
+        """The call is bridged: busy marks and adoption state in one step (CONNECTED).
+        False: the call already ended (nothing written)."""
+        args: list[Any] = [call_id, BUSY_TTL]
+        for k, v in fields.items():
+            args += [k, v]
+        return bool(await self._do(self._connected(
+            keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
+            args=args)))
 
     async def release_call(self, call_id: str) -> bool:
         return bool(await self._do(self._release(keys=[self.call_key(call_id)],
@@ -302,12 +385,6 @@ class Leases:
             return None
         it = iter(raw)
         return dict(zip(it, it, strict=True))
-
-    async def save_state(self, call_id: str, fields: dict[str, str]) -> bool:
-        args: list[str] = []
-        for k, v in fields.items():
-            args += [k, v]
-        return bool(await self._do(self._save(keys=[f"{self.p}call:{call_id}"], args=args)))
 
     async def forget(self, call_id: str, node: str) -> None:
         """Drop a dangling index entry (its ``call:<id>`` hash expired)."""

@@ -11,9 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from controller.config import Settings
-from controller.store.leases import GONE, Leases
+from controller.store.leases import GONE, CallEnd, Leases
 
 TTL = 600  # ms
+END = CallEnd(ended=2.0, record_json="{}", trace_json="[]")
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ async def test_renew_extends_ours_retakes_lapsed_and_reports_lost(
     await c1.start_call("y", "a", {"started": "1"})
     await r[0].delete(f"{r[1]}lease:node:a", f"{r[1]}lease:call:x")  # lapsed (Redis blip)
     await r[0].set(f"{r[1]}lease:node:b", "c2/i1")  # b taken by c2 meanwhile
-    await c1.end_call("y", "a")  # y ended: its lease must not come back
+    await c1.finish_call("y", "a", END)  # y ended: its lease must not come back
     nodes, calls = await c1.renew(["a", "b"], ["x", "y"])
     assert nodes == {"a": True, "b": False}
     assert calls == {"x": True, "y": False}
@@ -91,10 +92,10 @@ async def test_a_call_owned_elsewhere_is_not_started_and_its_state_is_untouched(
     assert not await r[0].exists(f"{r[1]}calls:node:b")
     assert await r[0].zscore(f"{r[1]}calls:live", "z") == 5
     # c2 ending it (it never owned it) removes the state but not c1's lease
-    await c2.end_call("z", "a")
+    await c2.finish_call("z", "a", END)
     assert not await r[0].exists(f"{r[1]}call:z")
     assert await r[0].get(f"{r[1]}lease:call:z") == "c1/i1"
-    await c1.end_call("z", "a")
+    await c1.finish_call("z", "a", END)
     assert not await r[0].exists(f"{r[1]}lease:call:z")
     assert not await r[0].exists(f"{r[1]}calls:node:a")
     assert await r[0].zcard(f"{r[1]}calls:live") == 0
@@ -116,8 +117,9 @@ async def test_adopt_takes_lapsed_calls_only_and_reports_vanished_state(
     assert await c2.adopt("q") == GONE
     await c2.forget("q", "a")
     assert await r[0].smembers(f"{r[1]}calls:node:a") == {"p"}
-    assert await c2.save_state("p", {"state": "connected"})
-    assert not await c2.save_state("q", {"state": "connected"})  # never re-created
+    assert await c2.connected("p", [], {"state": "connected"})
+    assert not await c2.connected("q", ["ann"], {"state": "connected"})  # never re-created
+    assert not await r[0].exists(f"{r[1]}busy:ann")  # nobody busy for an ended call
     assert not await r[0].exists(f"{r[1]}call:q")
 
 
@@ -136,3 +138,48 @@ async def test_presence_lists_live_controllers_and_shows_a_duplicate_id(
     await asyncio.sleep(TTL / 1000 + 0.1)  # c1 stops beating: gone from the list
     peers, _ = await c2.heartbeat({"token": c2.token})
     assert set(peers) == {"c2"}
+
+
+async def test_a_bridged_call_marks_its_users_busy_with_its_state(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1 = leases(r, "c1")
+    await c1.start_call("b1", "a", {"started": "1"})
+    assert await c1.connected("b1", ["ann", "bob"], {"state": "connected", "leg": "L"})
+    assert await r[0].get(f"{r[1]}busy:ann") == "b1"
+    assert 0 < await r[0].ttl(f"{r[1]}busy:bob") <= 4 * 3600
+    assert await r[0].hget(f"{r[1]}call:b1", "leg") == "L"
+
+
+async def test_finish_call_is_one_step_for_state_busy_marks_log_and_counters(
+        r: tuple[aioredis.Redis, str]) -> None:
+    redis, p = r
+    c1 = leases(r, "c1")
+    await c1.start_call("f1", "a", {"started": "1"})
+    await c1.connected("f1", ["ann"], {"state": "connected"})
+    await redis.set(f"{p}busy:bob", "other-call")  # bob is on another call: not released
+    await redis.hset(f"{p}user:cat", "receive_calls", "0")  # cat opted out at runtime
+    await redis.hset(f"{p}user:dan", "receive_calls", "1")  # dan opted back in
+    end = CallEnd(
+        ended=123.5, record_json='{"call_id": "f1"}', trace_json='[{"kind": "answer"}]',
+        busy=("ann", "bob"), published={"ann": True, "cat": True, "dan": False, "eve": False},
+        counts=(("agent:ann", "answered", 1, "ann"), ("agent:cat", "missed", 1, "cat"),
+                ("agent:dan", "busy", 1, "dan"), ("agent:eve", "missed", 1, "eve"),
+                ("agent:zed", "missed", 2, "zed"),  # not published: always counted
+                ("dept:s", "calls", 1, None), ("dept:s", "cat:missed", 1, "cat"),
+                ("dept:s", "ann:answered", 1, "ann")))
+    await c1.finish_call("f1", "a", end)
+    assert not await redis.exists(f"{p}call:f1", f"{p}lease:call:f1", f"{p}calls:node:a",
+                                  f"{p}busy:ann")
+    assert await redis.zscore(f"{p}calls:live", "f1") is None
+    assert await redis.get(f"{p}busy:bob") == "other-call"
+    assert await redis.zscore(f"{p}lastcall", "ann") == 123.5
+    assert await redis.zscore(f"{p}lastcall", "bob") is None
+    assert await redis.get(f"{p}trace:f1") == '[{"kind": "answer"}]'
+    assert 0 < await redis.ttl(f"{p}trace:f1") <= 30 * 86400
+    rows = await redis.xrange(f"{p}calllog")
+    assert [f for _, f in rows] == [{"record": '{"call_id": "f1"}'}]
+    assert await redis.hgetall(f"{p}stats:agent:ann") == {"answered": "1"}
+    assert not await redis.exists(f"{p}stats:agent:cat", f"{p}stats:agent:eve")
+    assert await redis.hgetall(f"{p}stats:agent:dan") == {"busy": "1"}
+    assert await redis.hgetall(f"{p}stats:agent:zed") == {"missed": "2"}
+    assert await redis.hgetall(f"{p}stats:dept:s") == {"calls": "1", "ann:answered": "1"}

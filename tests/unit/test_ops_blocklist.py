@@ -15,7 +15,7 @@ from controller.blocklist import (
     normalise_pattern,
 )
 from controller.callerid import normalise
-from controller.calllog import call_counts, drop_users, summarise
+from controller.calllog import call_counts, counted_users, counter_updates, summarise
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -146,10 +146,14 @@ def test_counts_extension_legs_count_for_the_agent_only() -> None:
     assert c == {"agent:a": {"missed": 1}}
 
 
-def test_drop_users_removes_everything_of_theirs() -> None:
-    c = drop_users(call_counts(SERIAL_TRACE), {"alice"})
-    assert "agent:alice" not in c
-    assert c["dept:sales"] == {"bob:answered": 1, "calls": 1, "answered": 1}
+def test_counter_updates_name_whose_opt_out_drops_each_row() -> None:
+    rows = counter_updates(call_counts(SERIAL_TRACE))
+    kept = [(k, f, n) for k, f, n, owner in rows if owner != "alice"]
+    assert ("agent:alice", "missed", 1) not in kept
+    assert {(f, n) for k, f, n in kept if k == "dept:sales"} == {
+        ("bob:answered", 1), ("calls", 1), ("answered", 1)}
+    assert all(owner is None for k, f, _, owner in rows if k == "dept:sales" and ":" not in f)
+    assert counted_users(rows) == {"alice", "bob", "dave"}
 
 
 def test_summarise() -> None:
