@@ -53,6 +53,7 @@ class Stats:
         self.lag: list[float] = []
         self.rss_max = rss_bytes()
         self.cpu0 = _cpu()
+        self.sys0 = os.times().system
         self.t0 = time.monotonic()
         self.calls0 = self.ctl.calls_total
         self.events0 = self._events()
@@ -74,6 +75,7 @@ class Stats:
             "live_calls": len(self.ctl.calls),
             "tasks": len(self.ctl._tasks) + len(self.ctl._call_tasks),
             "cpu_s": _cpu() - self.cpu0,
+            "cpu_sys_s": os.times().system - self.sys0,
             "wall_s": time.monotonic() - self.t0,
             "rss_mb": rss_bytes() / 2**20,
             "rss_max_mb": self.rss_max / 2**20,

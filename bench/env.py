@@ -99,14 +99,38 @@ def channel_count(s: Settings) -> int:
     return -1
 
 
-def wait_idle(s: Settings, timeout: float = 60.0) -> bool:
-    """Until Asterisk has no channel (the previous run's calls all ended)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_idle(s: Settings, timeout: float = 60.0, grace: float = 15.0) -> bool:
+    """Until Asterisk has no channel (the previous run's calls all ended). Channels still
+    there after ``grace`` s (an over-capacity step's stragglers, ringing out their timers)
+    are hung up, so the next step starts from nothing without waiting for them."""
+    t0 = time.monotonic()
+    forced = False
+    while time.monotonic() - t0 < timeout:
         if channel_count(s) == 0:
             return True
+        if not forced and time.monotonic() - t0 > grace:
+            stack.asterisk_cli(s, "channel request hangup all")
+            forced = True
         time.sleep(0.2)
     return False
+
+
+def stack_cpu(s: Settings) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the bench stack's Asterisk and Redis."""
+    pids = stack.Paths(s.run_dir).pids
+    out: dict[str, float] = {}
+    for name in ("asterisk", "redis"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((pids / f"{name}.pid").read_text().strip())
+            out[name] = proc_cpu(pid)
+    return out
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process, in seconds (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_contacts(s: Settings, names: list[str], want: str = "Avail",

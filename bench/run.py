@@ -180,6 +180,57 @@ class Bench:
         self.figures.append(Figure("capacity (100% completed)", "calls/s", c, b,
                                    ">= 0.95 x baseline", ok))
 
+    # ------------------------------------------------------------------ cost
+
+    async def cost(self) -> None:
+        """CPU per call of each process of the stack, both ways, at a rate both sustain.
+
+        On a CPU-bound machine capacity is set by the whole stack's CPU per call (the SIPp
+        load generator's aside, the same both ways), so baseline/controller of that total is
+        the capacity ratio to expect, and Asterisk's own share shows what a controller costing
+        nothing would still leave."""
+        assert self.settings is not None
+        sc = self.scale
+        rate = 50.0 if sc.name == "small" else 100.0
+        n = int(rate * (5 if sc.name == "small" else 10))
+        out: dict[str, Any] = {}
+        for side, prefix in (("controller", flows.CTL_CALL), ("baseline", flows.NATIVE_CALL)):
+            before = env.stack_cpu(self.settings)
+            self.ctl.reset()
+            res = await load(env.SIP_PORT, self.dids(prefix, sc.k_call), rate=rate, calls=n,
+                             hold_ms=1000)
+            await asyncio.to_thread(env.wait_idle, self.settings, 90)
+            st = self.ctl.stats()
+            after = env.stack_cpu(self.settings)
+            shutil.rmtree(res.workdir, ignore_errors=True)
+            per = {k: (after[k] - before.get(k, 0.0)) / max(1, res.ok) * 1000 for k in after}
+            extra: dict[str, float] = {}
+            if side == "controller":
+                per["controller"] = st["cpu_s"] / max(1, res.ok) * 1000
+                extra["controller_kernel_ms_per_call"] = st["cpu_sys_s"] / max(1, res.ok) * 1000
+            per["total"] = sum(per.values())
+            out[side] = {"rate": rate, "calls": n, "ok": res.ok, "cpu_ms_per_call": per,
+                         **extra}
+            self.log(f"cost {side}: {res.ok}/{n} calls; CPU ms/call " +
+                     ", ".join(f"{k} {v:.2f}" for k, v in {**per, **extra}.items()))
+        self.details["cost"] = out
+        c, b = out["controller"]["cpu_ms_per_call"], out["baseline"]["cpu_ms_per_call"]
+        self.figures.append(Figure("CPU per call: Asterisk", "ms", c["asterisk"],
+                                   b["asterisk"], "-", None))
+        self.figures.append(Figure("CPU per call: controller", "ms", c.get("controller"),
+                                   None, "<= 1 ms", c.get("controller", 99) <= 1))
+        self.figures.append(Figure("CPU per call: Redis", "ms", c.get("redis"), b.get("redis"),
+                                   "-", None))
+        self.figures.append(Figure("CPU per call: stack total", "ms", c["total"], b["total"],
+                                   "-", None))
+        # the capacity ratio the CPU allows: baseline total / controller total
+        self.figures.append(Figure("capacity ratio the CPU allows (total/total)", "x",
+                                   b["total"] / c["total"], None, ">= 0.95",
+                                   b["total"] / c["total"] >= 0.95))
+        self.figures.append(Figure("same with a free controller (Asterisk+Redis only)", "x",
+                                   b["total"] / (c["total"] - c.get("controller", 0.0)), None,
+                                   "-", None))
+
     # ------------------------------------------------------------------ latency
 
     async def latency(self) -> None:
@@ -360,7 +411,7 @@ def table(figs: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-ALL = ("capacity", "latency", "failover", "eventloop", "scale")
+ALL = ("cost", "capacity", "latency", "failover", "eventloop", "scale")
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -376,8 +427,9 @@ async def amain(args: argparse.Namespace) -> int:
     try:
         await b.setup()
         for name in only:
-            await {"capacity": b.capacity, "latency": b.latency, "failover": b.failover,
-                   "eventloop": b.eventloop, "scale": b.scale_figure}[name]()
+            await {"cost": b.cost, "capacity": b.capacity, "latency": b.latency,
+                   "failover": b.failover, "eventloop": b.eventloop,
+                   "scale": b.scale_figure}[name]()
     finally:
         await b.teardown()
         if args.down:

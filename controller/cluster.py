@@ -22,8 +22,25 @@ Restart and takeover are the same mechanism: a restarted controller is just a pe
 its node free (at once with a stable ``CALLCTL_CONTROLLER_ID``: its previous life's leases
 count as its own). Nodes listed in ``CALLCTL_NODES_PRIMARY`` are taken as soon as they are
 free; a standby node only when no live controller (``controller:<id>`` presence) has it as
-primary. A standby node stays with the controller that took it until that one stops (no
-give-back while calls are up). A controller that finds its node lease taken (it was cut off
+primary.
+
+A controller that stops cleanly (SIGTERM/SIGINT) **hands its calls over** (``hand_over``;
+``CALLCTL_ON_STOP=hangup`` tears them down instead): it stops hearing events, stops each
+call's task without touching its channels (no hangup, no bridge destroyed), makes sure the
+call's state is in Redis (a bridged call's leg and bridge), releases the call's lease, then
+leaves (presence) and releases its node leases. Whoever takes the node next (a peer on its
+next tick, or this controller restarted) adopts the calls at once, as above, without waiting
+for leases to lapse. A call already tearing down is finished and logged before the stop.
+
+**Give-back**: a controller holding a standby node (a stand-in) hands the node back when a
+live peer lists it as primary (that peer's current life seen alive for a lease time): it stops
+the node's event stream, hands the node's calls over as on a stop and releases the node
+lease; the primary takes the node on its next tick and adopts the calls (bridged ones go on
+talking; ones still in their flow run it again). Between the two, the node has no websocket
+for the app (a third of a lease time plus a connect): a call arriving then takes the outage
+path, as while no controller runs.
+
+A controller that finds its node lease taken (it was cut off
 from Redis for longer than a lease) lets go of the node and its calls without touching them.
 A node whose ARI stays unreachable for ``CALLCTL_NODE_LOST_MS`` has its calls ended
 (result ``node_lost``): busy marks are released, so the agents ring again through other nodes.
@@ -37,6 +54,7 @@ import logging
 import secrets
 import socket
 import time
+from collections.abc import Collection, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +86,42 @@ def node_specs(settings: Settings) -> tuple[AriNode, ...]:
     return (AriNode(settings.node_name, settings.ari_url, settings.ari_user,
                     settings.ari_password, settings.ami_port, settings.ami_secret,
                     ami_host=settings.ami_host),)
+
+
+def bridged(call: Any) -> bool:
+    """The call is bridged to someone: an adopter supervises it as it is (its ``call:<id>``
+    must say so: ``Cluster.save_connected``). Else it is still in its flow."""
+    return call.result == "connected" or (call.connected_leg is not None
+                                          and call.ctx.answered_by is not None)
+
+
+def may_hand_over(call: Any) -> bool:
+    """A live call we drive that another controller may take: not one we already let go of
+    (``abandoned``), nor one tearing down (``ending``: it finishes here, then is logged)."""
+    return not call.abandoned and not call.ending
+
+
+def give_back(held: Iterable[str], primary: Collection[str],
+              peers: Mapping[str, Mapping[str, Any]], seen: Mapping[str, float], me: str,
+              now: float, settle_s: float) -> dict[str, str]:
+    """The nodes we hold as a stand-in that go back to their primary controller:
+    ``{node: peer id}``. A node goes back when it is not one of our ``primary`` nodes and a
+    live peer (``peers``: presence by controller id) lists it as primary, once that peer's
+    current life (its presence token) has been seen alive for ``settle_s`` (``seen``: token
+    -> first seen, same clock as ``now``), so a peer that dies as it starts gets nothing."""
+    out: dict[str, str] = {}
+    for node in sorted(held):
+        if node in primary:
+            continue
+        for cid in sorted(peers):
+            p = peers[cid]
+            if cid == me or node not in (p.get("primary") or ()):
+                continue
+            since = seen.get(str(p.get("token")))
+            if since is not None and now - since >= settle_s:
+                out[node] = cid
+                break
+    return out
 
 
 class Node:
@@ -117,9 +171,13 @@ class Cluster:
         """Live controllers (from their presence in Redis): id -> {token, nodes, primary}."""
         self._leased: set[str] = set()
         """Calls whose lease we took (renewed each tick until they end)."""
-        self._restarting: dict[str, tuple[str, int]] = {}
+        self._restarting: dict[str, tuple[str, int, str]] = {}
         """Adopted calls sent back into the app to run their flow again: id -> (previous
-        owner, highest leg number used), until their new StasisStart."""
+        owner, highest leg number used, node), until their new StasisStart."""
+        self._seen: dict[str, float] = {}
+        """Live peers' presence tokens -> when first seen (monotonic): see give_back()."""
+        self.handed_over = 0
+        """Calls this controller left to another one (stop, give-back)."""
         self._beats = 0
         self.duplicate = False
         """Another live controller has our id: its leases are not our previous life's."""
@@ -162,7 +220,7 @@ class Cluster:
     async def start(self) -> None:
         s = self.ctl.settings
         self.leases = Leases(self.ctl.store.redis, s.redis_prefix, self.id, self.instance,
-                             s.lease_ms)
+                             s.lease_ms, mux=self.ctl.store.mux)
         self._started = time.monotonic()
         await self._heartbeat()
         await self._acquire()
@@ -173,6 +231,9 @@ class Cluster:
         self.peers, before = await self.leases.heartbeat({
             "token": self.token, "nodes": sorted(self.nodes),
             "primary": sorted(self.primary), "held": sorted(n.name for n in self.held())})
+        now = time.monotonic()
+        tokens = {str(p.get("token")) for cid, p in self.peers.items() if cid != self.id}
+        self._seen = {t: self._seen.get(t, now) for t in tokens}
         theirs = (before or {}).get("token")
         if self._beats and theirs and theirs != self.token and not self.duplicate:
             # Someone rewrote our presence since our last beat: a live controller has our id.
@@ -188,19 +249,28 @@ class Cluster:
         self._stopping = True
         await asyncio.gather(*(n.stream.stop() for n in self.nodes.values()))
 
+    async def release(self) -> None:
+        """We stop: remove our presence, then release our node leases, so a peer (or this
+        controller restarted) takes the nodes on its next tick and adopts the calls left on
+        them. Presence first: a peer's standby node is taken only when no live controller
+        has it as primary. Redis away: the leases lapse instead."""
+        if self.leases is None:
+            return
+        try:
+            await self.leases.leave()
+        except StoreUnavailable:
+            pass
+        for node in self.held():
+            node.held = False
+            try:
+                await self.leases.release_node(node.name)
+            except StoreUnavailable as e:
+                log.warning("node %s: lease not released (%s): it lapses in %.1f s",
+                            node.name, e, self.lease_s)
+
     async def close(self) -> None:
         """Release our node leases (a peer may take the nodes at once) and close clients."""
-        if self.leases is not None:
-            for node in self.held():
-                try:
-                    await self.leases.release_node(node.name)
-                except StoreUnavailable:
-                    pass
-                node.held = False
-            try:
-                await self.leases.leave()
-            except StoreUnavailable:
-                pass
+        await self.release()
         for node in self.nodes.values():
             await node.ami.close()
             await node.ari.close()
@@ -245,6 +315,10 @@ class Cluster:
                 self.abandon(call)
         if self._stopping:  # shutting down: only keep what we hold until close()
             return
+        for name, peer in give_back([n.name for n in self.held()], self.primary, self.peers,
+                                    self._seen, self.id, time.monotonic(),
+                                    self.lease_s).items():
+            await self.give_back(self.nodes[name], peer)
         await self._acquire()
         now = time.monotonic()
         for node in self.held():
@@ -309,6 +383,87 @@ class Cluster:
             if call.node == node.name:
                 self.abandon(call)
 
+    # ------------------------------------------------------------------ handover
+
+    async def hand_over_all(self) -> int:
+        """We stop (CALLCTL_ON_STOP=handover): leave every live call to whoever takes its node
+        next, without touching its channels. Call after ``stop_streams``."""
+        calls = [c for c in self.ctl.calls.values() if may_hand_over(c)]
+        n, flow = await self.hand_over(calls, list(self._restarting))
+        log.info("stop: %d calls handed over (%d bridged, %d in their flow): a peer, or this "
+                 "controller restarted, adopts them", n, n - flow, flow)
+        return n
+
+    async def give_back(self, node: Node, peer: str) -> int:
+        """``peer`` is ``node``'s primary controller and alive: stop hearing the node, leave
+        its calls to the peer as on a stop, release its lease; the peer takes the node on its
+        next tick and adopts the calls."""
+        assert self.leases is not None
+        node.held = False  # not renewed any more (tick), whatever happens below
+        node.down_since = None
+        await node.stream.stop()
+        calls = [c for c in self.ctl.calls.values() if c.node == node.name and may_hand_over(c)]
+        n, flow = await self.hand_over(
+            calls, [cid for cid, r in self._restarting.items() if r[2] == node.name])
+        try:
+            await self.leases.release_node(node.name)
+        except StoreUnavailable as e:
+            log.warning("node %s: lease not released (%s): it lapses in %.1f s", node.name, e,
+                        self.lease_s)
+        log.info("node %s: handed back to %s, its primary controller: %d calls handed over "
+                 "(%d bridged, %d in their flow)", node.name, peer, n, n - flow, flow)
+        return n
+
+    async def hand_over(self, calls: list[Call], restarting: list[str]) -> tuple[int, int]:
+        """Leave ``calls`` (and adopted calls on their way back into the app, ``restarting``)
+        to another controller: stop their tasks without touching their channels (no hangup,
+        no bridge destroyed), make sure their state is in Redis (a bridged call's leg and
+        bridge: ``save_connected``), release their leases (only ours). The next holder of
+        their node adopts them at once (controller.cluster: adoption). Returns (calls handed
+        over, how many of them were still in their flow). Redis away: logged; the leases
+        lapse and the calls are adopted then."""
+        unrecorded = {c.id for c in calls if c.id not in self._leased}
+        for call in calls:
+            call.abandoned = True  # its teardown now only forgets it
+            self._leased.discard(call.id)
+            if call.task is not None and not call.task.done():
+                call.task.cancel()
+        for cid in restarting:
+            self._restarting.pop(cid, None)
+            self._leased.discard(cid)
+        running = [c.task for c in calls if c.task is not None and not c.task.done()]
+        if running:
+            await asyncio.wait(running, timeout=2.0)
+        for call in calls:  # a task cancelled before it ran never reached its teardown
+            if self.ctl.calls.get(call.id) is call:
+                del self.ctl.calls[call.id]
+        flow = sum(1 for c in calls if not bridged(c))
+        self.handed_over += len(calls)
+        if self.leases is None or not (calls or restarting):
+            return len(calls), flow
+        leases = self.leases
+        try:
+            for call in calls:
+                # a call whose state was not written yet (Redis away when it came, or its
+                # first write still on its way): write it, taking its lease, released below
+                if call.id in unrecorded and not await leases.start_call(
+                        call.id, call.node, self._state(call)):
+                    continue  # another controller holds it: not ours to hand over
+                if bridged(call):
+                    await self.save_connected(call)
+            for cid in [c.id for c in calls] + restarting:
+                await leases.release_call(cid)
+        except StoreUnavailable as e:
+            log.warning("handover: Redis unavailable (%s): the calls' leases lapse in %.1f s, "
+                        "then they are adopted", e, self.lease_s)
+        return len(calls), flow
+
+    @staticmethod
+    def _state(call: Call) -> dict[str, str]:
+        """A call's state as recorded when it arrived (``Controller._new_call``)."""
+        return {"did": call.ctx.did, "caller": call.ctx.caller, "started": str(call.started),
+                "flow_version": str(call.version)}
+
     def abandon(self, call: Call) -> None:
         """Forget a call without touching it: another controller drives it now."""
         call.abandoned = True
@@ -331,7 +486,7 @@ class Cluster:
         call.ari = n.ari
         restarted = self._restarting.pop(call.id, None)
         if restarted is not None:  # an adopted call running its flow again
-            previous, seq = restarted
+            previous, seq, _ = restarted
             call.leg_seq = seq  # new legs never reuse the id of one still being hung up
             call.play_seq = 1000  # nor playbacks
             call.ctx.log("adopted", node=n.name, controller=self.id, previous=previous,
@@ -340,8 +495,12 @@ class Cluster:
     async def start_call(self, call: Call, fields: dict[str, str]) -> None:
         """Claim the new call and record its state (one Lua step)."""
         assert self.leases is not None
+        if call.abandoned:  # handed over (or let go of) before its state was written
+            return
         ok = await self.leases.start_call(call.id, call.node, fields)
-        if ok:
+        if ok and call.abandoned:  # handed over while this was on its way: not ours now
+            await self.leases.release_call(call.id)
+        elif ok:
             self._leased.add(call.id)
         else:
             log.error("call %s: another controller holds its lease: letting go", call.id)
@@ -415,6 +574,7 @@ class Cluster:
             call.ctx.log("adopted", node=node.name, controller=self.id, previous=before)
             self.ctl.calls[cid] = call
             task = asyncio.ensure_future(call.resume())
+            call.task = task
             self.ctl._call_tasks.add(task)
             task.add_done_callback(self.ctl._call_tasks.discard)
             for leg in legs:  # any other leg left ringing by the dead controller
@@ -434,7 +594,7 @@ class Cluster:
             log.info("call %s: adopted from %s on node %s mid-flow: restarting its flow",
                      cid, before, node.name)
             seqs = [int(t) for t in (leg.rpartition("-L")[2] for leg in legs) if t.isdigit()]
-            self._restarting[cid] = (before, max(seqs, default=0))
+            self._restarting[cid] = (before, max(seqs, default=0), node.name)
             try:
                 await node.ari.continue_in_dialplan(cid, DID_CONTEXT, did, 1)
                 return

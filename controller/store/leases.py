@@ -33,6 +33,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from controller.store import connect
+from controller.store.mux import RedisMux, Script
 from controller.store.redis_store import (
     BUSY_TTL,
     CALL_TTL,
@@ -227,7 +229,7 @@ class Leases:
     """Lease operations for one controller instance (``token`` = ``<id>/<instance>``)."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str, controller_id: str, instance: str,
-                 ttl_ms: int) -> None:
+                 ttl_ms: int, *, mux: RedisMux | None = None) -> None:
         self.redis = redis
         self.p = prefix
         self.id = controller_id
@@ -235,11 +237,14 @@ class Leases:
         self.ttl_ms = ttl_ms
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
-        self._renew = redis.register_script(RENEW)
-        self._start = redis.register_script(START_CALL)
+        # the per-call steps and the renewal go over one pipelined connection (store/mux.py)
+        self.mux = mux if mux is not None else connect.mux_for(redis)
+        self._owns_mux = mux is None
+        self._renew = Script(RENEW)
+        self._start = Script(START_CALL)
         self._adopt = redis.register_script(ADOPT)
-        self._finish = redis.register_script(FINISH_CALL)
-        self._connected = redis.register_script(CONNECTED)
+        self._finish = Script(FINISH_CALL)
+        self._connected = Script(CONNECTED)
         self._heartbeat = redis.register_script(HEARTBEAT)
 
     # ----------------------------------------------------------------- keys
@@ -276,7 +281,7 @@ class Leases:
             keys += [self.call_key(c), f"{self.p}call:{c}"]
         if not keys:
             return {}, {}
-        res = await self._do(self._renew(keys=keys,
+        res = await self._do(self.mux.evalsha(self._renew, keys=keys,
                                          args=[self.token, self.ttl_ms, len(nodes)]))
         node_ok = {n: bool(r) for n, r in zip(nodes, res[:len(nodes)], strict=True)}
         call_ok = {c: bool(r) for c, r in zip(calls, res[len(nodes):], strict=True)}
@@ -323,7 +328,7 @@ class Leases:
                            self.ttl_ms]
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
-        return bool(await self._do(self._start(
+        return bool(await self._do(self.mux.evalsha(self._start,
             keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
                   self.node_calls_key(node)], args=args)))
 
@@ -344,7 +349,7 @@ class Leases:
         for key, name, n, owner in end.counts:
             keys.append(f"{p}stats:{key}")
             args += [name, n, index.get(owner or "", 0)]
-        await self._do(self._finish(keys=keys, args=args))
+        await self._do(self.mux.evalsha(self._finish, keys=keys, args=args))
 
     async def connected(self, call_id: str, busy: Sequence[str],
                         fields: dict[str, str]) -> bool:
@@ -353,7 +358,7 @@ class Leases:
         args: list[Any] = [call_id, BUSY_TTL]
         for k, v in fields.items():
             args += [k, v]
-        return bool(await self._do(self._connected(
+        return bool(await self._do(self.mux.evalsha(self._connected,
             keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
             args=args)))
 
@@ -391,6 +396,11 @@ class Leases:
         await self._do(self.redis.srem(self.node_calls_key(node), call_id))
 
     # ----------------------------------------------------------------- plumbing
+
+    async def close(self) -> None:
+        """Close the pipelined connection if it is ours (not the store's)."""
+        if self._owns_mux:
+            await self.mux.close()
 
     async def _do(self, aw: Any) -> Any:
         try:

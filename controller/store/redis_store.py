@@ -46,19 +46,6 @@ class StoreUnavailable(RuntimeError):
     """Redis did not answer (or answered an error)."""
 
 
-# KEYS[1] busy:<user>  KEYS[2] lastcall zset
-# ARGV[1] call id      ARGV[2] user   ARGV[3] now
-# Release the busy mark only if this call holds it, and stamp the end of the user's call.
-RELEASE_BUSY = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-
 class RedisStore:
     def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
         self.url = url
@@ -67,9 +54,11 @@ class RedisStore:
         # the default pool raises MaxConnectionsError past 100 connections instead. A
         # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
         self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
-        self._release = self.redis.register_script(RELEASE_BUSY)
+        # the per-call reads and writes: one pipelined connection (store/mux.py)
+        self.mux = connect.mux_for(self.redis, timeout=timeout)
 
     async def close(self) -> None:
+        await self.mux.close()
         await connect.aclose(self.redis)
 
     async def ping(self) -> bool:
@@ -96,19 +85,15 @@ class RedisStore:
     async def facts(self, users: tuple[str, ...]) -> dict[str, UserFacts]:
         if not users:
             return {}
-
-        async def run() -> list[Any]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for u in users:
-                    pipe.exists(self.p + f"busy:{u}")
-                    pipe.zscore(self.p + "lastcall", u)
-                    pipe.hgetall(self.p + f"user:{u}")
-                return await pipe.execute()
-
-        raw = await self._do(run())
+        cmds: list[tuple[str, ...]] = []
+        for u in users:
+            cmds += [("EXISTS", f"{self.p}busy:{u}"), ("ZSCORE", f"{self.p}lastcall", u),
+                     ("HGETALL", f"{self.p}user:{u}")]
+        raw = await self._do(self.mux.execute_many(cmds))
         out: dict[str, UserFacts] = {}
         for i, u in enumerate(users):
-            busy, last, over = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or {}
+            busy, last, pairs = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or []
+            over = dict(zip(pairs[::2], pairs[1::2], strict=True))
             rc = over.get("receive_calls")
             avail = over.get("availability")
             out[u] = UserFacts(
@@ -149,25 +134,18 @@ class RedisStore:
 
         await self._do(run())
 
-    async def mark_busy(self, user: str, call_id: str) -> None:
-        await self._do(self.redis.set(self.p + f"busy:{user}", call_id, ex=BUSY_TTL))
-
-    async def release_busy(self, user: str, call_id: str) -> bool:
-        res = await self._do(self._release(
-            keys=[self.p + f"busy:{user}", self.p + "lastcall"],
-            args=[call_id, user, time.time()]))
-        return bool(res)
-
     # ----------------------------------------------------------------- strategies
 
     async def next_cursor(self, key: str) -> int:
-        return int(await self._do(self.redis.incr(self.p + key))) - 1
+        return int(await self._do(self.mux.execute("INCR", self.p + key))) - 1
 
     async def get_sticky(self, dept: str, caller: str) -> str | None:
-        return await self._do(self.redis.get(self.p + f"sticky:{dept}:{caller}"))
+        key = self.p + f"sticky:{dept}:{caller}"
+        return await self._do(self.mux.execute("GET", key))  # type: ignore[no-any-return]
 
     async def set_sticky(self, dept: str, caller: str, user: str, ttl: int) -> None:
-        await self._do(self.redis.set(self.p + f"sticky:{dept}:{caller}", user, ex=ttl))
+        await self._do(self.mux.execute("SET", self.p + f"sticky:{dept}:{caller}", user,
+                                        "EX", ttl))
 
     # ----------------------------------------------------------------- call log
 

@@ -22,14 +22,21 @@ async def r(test_settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]
     prefix = f"l{uuid.uuid4().hex[:8]}:"
     client = aioredis.from_url(test_settings.redis_url, decode_responses=True)
     yield client, prefix
+    while _made:  # their pipelined connections (store/mux.py)
+        await _made.pop().close()
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()
 
 
+_made: list[Leases] = []
+
+
 def leases(r: tuple[aioredis.Redis, str], cid: str, instance: str = "i1") -> Leases:
-    return Leases(r[0], r[1], cid, instance, TTL)
+    made = Leases(r[0], r[1], cid, instance, TTL)
+    _made.append(made)
+    return made
 
 
 async def test_a_node_lease_is_held_by_one_controller_until_released_or_lapsed(

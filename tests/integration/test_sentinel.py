@@ -92,8 +92,10 @@ async def test_the_store_follows_the_master_through_a_sentinel_failover(
     try:
         before = await master_port(sentinel)
         assert await store.ping()
-        await store.mark_busy("alice", "call-1")
-        leases = Leases(store.redis, prefix, "c1", "i1", 60_000)
+        # the per-call steps go over the store's pipelined connection (store/mux.py)
+        leases = Leases(store.redis, prefix, "c1", "i1", 60_000, mux=store.mux)
+        assert await leases.start_call("call-1", "a", {"started": "1"})
+        assert await leases.connected("call-1", ["alice"], {"state": "connected"})
         assert await leases.claim_node("a")
 
         replica = aioredis.Redis(port=REPLICA if before == MASTER else MASTER,
@@ -123,12 +125,12 @@ async def test_the_store_follows_the_master_through_a_sentinel_failover(
 
         async def writes() -> bool:
             try:
-                await store.mark_busy("bob", "call-2")
-                return True
+                await leases.start_call("call-2", "a", {"started": "2"})
+                return await leases.connected("call-2", ["bob"], {"state": "connected"})
             except StoreUnavailable:  # a connection to the old master: dropped, retried
                 return False
 
-        await until(writes, 20, "a write through the store to the new master")
+        await until(writes, 20, "writes through the store's connections to the new master")
         facts = await store.facts(("alice", "bob"))
         assert facts["alice"].busy and facts["bob"].busy
         assert await leases.node_owner("a") == "c1/i1"  # the lease survived the failover
