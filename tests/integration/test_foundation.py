@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -112,3 +113,30 @@ async def test_given_websocket_cut_then_reconnects_and_next_call_works(
     assert result.final_status() == 200
     assert rec["answered_by"] == "alice"
     await until(lambda: _nothing_live(harness, ari), 5, "no channel left")
+
+
+QUERY_VALUES = [
+    "PJSIP/agent3", '"Name" <+1555>', "sound:hello,sound:bye", "leg,c1,a=b&c;d",
+    "50% #1 x%41", "ü ñ € 日本", "~!$'()*[]{}|\\^`", "a@b:c/d?e", " lead and trail ", "1+1 2",
+]
+
+
+async def test_query_values_round_trip_through_asterisk_on_kept_connections(
+        ari: AriClient) -> None:
+    """Our own HTTP client: tricky query values survive Asterisk's query parsing (a global
+    variable set and read back), sequential requests share one keep-alive socket, and
+    concurrent ones share the pool."""
+    name = "CALLCTL_TEST_QUERY"
+    try:
+        for value in QUERY_VALUES:
+            await ari.request("POST", "/asterisk/variable",
+                              params={"variable": name, "value": value})
+            got = await ari.request("GET", "/asterisk/variable", params={"variable": name})
+            assert got == {"value": value}
+        pool = ari._http
+        assert pool is not None and pool._count == 1  # 20 requests, one socket
+        infos = await asyncio.gather(*(ari.asterisk_info() for _ in range(50)))
+        assert all(i and i["system"]["version"] for i in infos)
+        assert 1 <= pool._count <= 50 and len(pool._idle) == pool._count
+    finally:
+        await ari.request("POST", "/asterisk/variable", params={"variable": name, "value": ""})

@@ -10,7 +10,8 @@ from redis.exceptions import ResponseError
 
 from controller.store.mux import ProtocolError, RespParser, Script, encode
 
-STREAM = (b"+OK\r\n:42\r\n$5\r\nh\xc3\xa9lo\r\n$-1\r\n*3\r\n:1\r\n$0\r\n\r\n*2\r\n$1\r\na\r\n$-1\r\n"
+STREAM = (b"+OK\r\n:42\r\n$5\r\nh\xc3\xa9lo\r\n$-1\r\n"
+          b"*3\r\n:1\r\n$0\r\n\r\n*2\r\n$1\r\na\r\n$-1\r\n"
           b"-NOSCRIPT No matching script\r\n*-1\r\n*0\r\n")
 WANT = ["OK", 42, "hélo", None, [1, "", ["a", None]], "NOSCRIPT No matching script", None, []]
 
