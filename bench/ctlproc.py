@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import json
 import logging
 import os
@@ -57,9 +58,15 @@ class Stats:
         self.t0 = time.monotonic()
         self.calls0 = self.ctl.calls_total
         self.events0 = self._events()
-        self.rest: Counter[str] = Counter()
+        self.rest: Counter[tuple[str, str]] = Counter()
         self.to_originate: dict[str, list[float]] = {"StasisStart": [], "leg end": []}
         self.originate_rtt: list[float] = []
+
+    def rest_shapes(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (method, path), n in self.rest.items():
+            out[f"{method} {shape(path)}"] += n
+        return dict(out)
 
     def _events(self) -> int:
         return sum(n.stream.events_received for n in self.ctl.cluster.nodes.values())
@@ -81,7 +88,7 @@ class Stats:
             "rss_max_mb": self.rss_max / 2**20,
             "lag_ms": {"p50": q(0.5), "p99": q(0.99), "max": lag[-1] * 1000 if lag else 0.0,
                        "samples": len(lag)},
-            "rest": dict(self.rest),
+            "rest": self.rest_shapes(),
             "event_to_originate_ms": {
                 k: {"p50": _q(v, 0.5) * 1000, "p99": _q(v, 0.99) * 1000, "n": len(v)}
                 for k, v in self.to_originate.items()},
@@ -116,7 +123,7 @@ async def main() -> None:
     seen: dict[str, tuple[str, float]] = {}
 
     async def counted(method: str, path: str, **kw: Any) -> Any:
-        stats.rest[f"{method} {shape(path)}"] += 1
+        stats.rest[(method, path)] += 1  # shaped when the figures are written (cheaper)
         if method == "POST" and path == "/channels":
             call = str((kw.get("params") or {}).get("appArgs", "")).partition(",")[2]
             mark = seen.pop(call, None)
@@ -144,12 +151,25 @@ async def main() -> None:
     ctl.stream.on_event = timed
 
 
+    # BENCH_CPROFILE=<file>: a deterministic profile from each reset to the next figures
+    # (pstats format; slows the controller ~2x, so the figures of that run are not kept).
+    prof_path = os.environ.get("BENCH_CPROFILE")
+    prof = cProfile.Profile() if prof_path else None
+
+    def reset() -> None:
+        stats.reset()
+        if prof is not None:
+            prof.enable()
+
     def write() -> None:
+        if prof is not None and prof_path:
+            prof.disable()
+            prof.dump_stats(prof_path)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(stats.dump()))
         os.replace(tmp, out)
 
-    loop.add_signal_handler(signal.SIGUSR1, stats.reset)
+    loop.add_signal_handler(signal.SIGUSR1, reset)
     loop.add_signal_handler(signal.SIGUSR2, write)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
