@@ -72,6 +72,12 @@ class Call:
     """The Asterisk node the call is on (controller.cluster)."""
     abandoned: bool = False
     """Another controller drives this call now: end our task without touching the call."""
+    ending: bool = False
+    """The call is tearing down (its end is being written): finished here, never handed
+    over."""
+    task: asyncio.Task[None] | None = None
+    """The task driving the call (``run`` or ``resume``): cancelled on a handover
+    (controller.cluster), which must not wait for the call's next event."""
 
     def __init__(self, ctl: Controller, channel_id: str, ctx: CallContext, version: int) -> None:
         self.ctl = ctl
@@ -471,6 +477,7 @@ class Call:
             if self.ctl.calls.get(self.id) is self:
                 del self.ctl.calls[self.id]
             return
+        self.ending = True
         jobs = [self._hangup_channel(leg) for leg in self.legs]
         if self.caller_up:
             self.caller_up = False

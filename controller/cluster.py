@@ -33,7 +33,8 @@ next tick, or this controller restarted) adopts the calls at once, as above, wit
 for leases to lapse. A call already tearing down is finished and logged before the stop.
 
 **Give-back**: a controller holding a standby node (a stand-in) hands the node back when a
-live peer lists it as primary (that peer's current life seen alive for a lease time): it stops
+live peer lists it as primary (that peer's current life seen alive for a lease time), once
+none of the node's calls is in its flow or after ``GIVE_BACK_WAIT_S`` regardless: it stops
 the node's event stream, hands the node's calls over as on a stop and releases the node
 lease; the primary takes the node on its next tick and adopts the calls (bridged ones go on
 talking; ones still in their flow run it again). Between the two, the node has no websocket
@@ -124,6 +125,18 @@ def give_back(held: Iterable[str], primary: Collection[str],
     return out
 
 
+GIVE_BACK_WAIT_S = 60.0
+"""How long a give-back waits for the node's calls still in their flow (a menu, ringing) to
+be bridged or to end: handed over, those would run their flow again at the primary."""
+
+
+def give_back_now(mid_flow: int, waiting_since: float | None, now: float,
+                  max_wait: float = GIVE_BACK_WAIT_S) -> bool:
+    """Whether a node due to go back goes now: when none of its calls is in its flow (bridged
+    calls are handed over seamlessly), or once it has waited ``max_wait`` for them."""
+    return mid_flow == 0 or (waiting_since is not None and now - waiting_since >= max_wait)
+
+
 class Node:
     """One Asterisk node as a controller sees it: ARI client, event stream, AMI, lease."""
 
@@ -175,9 +188,9 @@ class Cluster:
         """Adopted calls sent back into the app to run their flow again: id -> (previous
         owner, highest leg number used, node), until their new StasisStart."""
         self._seen: dict[str, float] = {}
+        # node -> since when it is due to go back to its primary (waiting for calls mid-flow)
+        self._give_back_since: dict[str, float] = {}
         """Live peers' presence tokens -> when first seen (monotonic): see give_back()."""
-        self.handed_over = 0
-        """Calls this controller left to another one (stop, give-back)."""
         self._beats = 0
         self.duplicate = False
         """Another live controller has our id: its leases are not our previous life's."""
@@ -315,10 +328,16 @@ class Cluster:
                 self.abandon(call)
         if self._stopping:  # shutting down: only keep what we hold until close()
             return
-        for name, peer in give_back([n.name for n in self.held()], self.primary, self.peers,
-                                    self._seen, self.id, time.monotonic(),
-                                    self.lease_s).items():
-            await self.give_back(self.nodes[name], peer)
+        now = time.monotonic()
+        due = give_back([n.name for n in self.held()], self.primary, self.peers, self._seen,
+                        self.id, now, self.lease_s)
+        self._give_back_since = {n: self._give_back_since.get(n, now) for n in due}
+        for name, peer in due.items():
+            mid = sum(1 for c in self.ctl.calls.values()
+                      if c.node == name and may_hand_over(c) and not bridged(c))
+            if give_back_now(mid, self._give_back_since[name], now):
+                self._give_back_since.pop(name, None)
+                await self.give_back(self.nodes[name], peer)
         await self._acquire()
         now = time.monotonic()
         for node in self.held():
@@ -438,24 +457,25 @@ class Cluster:
             if self.ctl.calls.get(call.id) is call:
                 del self.ctl.calls[call.id]
         flow = sum(1 for c in calls if not bridged(c))
-        self.handed_over += len(calls)
         if self.leases is None or not (calls or restarting):
             return len(calls), flow
         leases = self.leases
         try:
-            for call in calls:
-                # a call whose state was not written yet (Redis away when it came, or its
-                # first write still on its way): write it, taking its lease, released below
-                if call.id in unrecorded and not await leases.start_call(
-                        call.id, call.node, self._state(call)):
-                    continue  # another controller holds it: not ours to hand over
-                if bridged(call):
-                    await self.save_connected(call)
-            for cid in [c.id for c in calls] + restarting:
-                await leases.release_call(cid)
+            # a call whose state was not written yet (Redis away when it came, or its first
+            # write still on its way): write it, taking its lease (released below)
+            first = [c for c in calls if c.id in unrecorded]
+            written = await asyncio.gather(*(leases.start_call(c.id, c.node, self._state(c))
+                                             for c in first))
+            theirs = {c.id for c, ok in zip(first, written, strict=True) if not ok}
+            ours = [c for c in calls if c.id not in theirs]  # theirs: another one drives it
+            await asyncio.gather(*(self.save_connected(c) for c in ours if bridged(c)))
+            ids = [c.id for c in ours] + restarting
+            for i in range(0, len(ids), 500):
+                await leases.release_calls(ids[i:i + 500])
         except StoreUnavailable as e:
-            log.warning("handover: Redis unavailable (%s): the calls' leases lapse in %.1f s, "
-                        "then they are adopted", e, self.lease_s)
+            log.warning("handover: Redis unavailable (%s): the calls' leases lapse within "
+                        "%.1f s, then a peer adopts them (this controller restarted: at once)",
+                        e, self.lease_s)
         return len(calls), flow
 
     @staticmethod

@@ -167,6 +167,12 @@ class Settings:
     node_lost_ms: int = 15000
     """CALLCTL_NODE_LOST_MS: a node whose ARI stays unreachable this long has its calls
     ended (busy marks released, calls logged)."""
+    on_stop: str = "handover"
+    """CALLCTL_ON_STOP: what a stopping controller (SIGTERM/SIGINT) does with its live calls.
+    "handover" (default): leave them up, untouched (no hangup, no bridge destroyed), with
+    their state in Redis and their leases released, so a peer, or this controller restarted
+    with the same CALLCTL_CONTROLLER_ID, adopts them at once (controller.cluster). "hangup":
+    tear them down (callers and agents hung up, calls logged), as before."""
 
     @property
     def ari_port(self) -> int:
@@ -268,6 +274,8 @@ def _ops_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
 
 
 NODE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+ON_STOP = ("handover", "hangup")
+"""CALLCTL_ON_STOP values (see Settings.on_stop)."""
 
 
 def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
@@ -313,8 +321,13 @@ def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any
     lost = env.get("CALLCTL_NODE_LOST_MS") or "15000"
     if not lost.isdigit() or not 500 <= int(lost) <= 3_600_000:
         raise _bad("CALLCTL_NODE_LOST_MS", lost, "milliseconds from 500 to 3600000")
+    on_stop = (env.get("CALLCTL_ON_STOP") or "handover").strip().lower()
+    if on_stop not in ON_STOP:
+        raise _bad("CALLCTL_ON_STOP", env.get("CALLCTL_ON_STOP", ""),
+                   f"use {' or '.join(ON_STOP)}")
     return {"node_name": node_name, "ari_nodes": tuple(nodes), "nodes_primary": primary,
-            "controller_id": cid, "lease_ms": int(lease), "node_lost_ms": int(lost)}
+            "controller_id": cid, "lease_ms": int(lease), "node_lost_ms": int(lost),
+            "on_stop": on_stop}
 
 
 def _redis_url(env: dict[str, str]) -> str:

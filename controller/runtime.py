@@ -186,13 +186,30 @@ class Controller:
             await self.close()
 
     async def close(self) -> None:
-        """Stop: calls tear down, then every service. Each step is bounded, so a dependency
+        """Stop: stop hearing events; hand the live calls over (CALLCTL_ON_STOP=handover,
+        the default: left up and untouched, their state in Redis, their leases and our node
+        leases released, so a peer or this controller restarted adopts them at once) or tear
+        them down (``hangup``); then every service. Each step is bounded, so a dependency
         that stopped answering (Redis, AMI, ARI) can delay shutdown but never hang it."""
         await self._bounded(self.cluster.stop_streams(), "event streams")
-        for call in list(self.calls.values()):
-            call.feed(StasisEnd.synthetic(call.id))
-        if self._call_tasks:  # calls tear down (hang up their channels) on their own
-            await asyncio.wait(list(self._call_tasks), timeout=5)
+        hangup = self.settings.on_stop == "hangup"
+        torn = [c for c in self.calls.values() if not c.abandoned] if hangup else []
+        if hangup:
+            for call in torn:
+                call.feed(StasisEnd.synthetic(call.id))
+        else:
+            try:
+                await self._bounded(self.cluster.hand_over_all(), "call handover")
+            except Exception:  # never stop half-way: the leases lapse, the calls are adopted
+                log.exception("shutdown: call handover failed")
+        if self._call_tasks:  # calls tear down (hang up their channels) on their own; with
+            await asyncio.wait(list(self._call_tasks), timeout=5)  # a handover: ending ones
+        if hangup:  # a synthetic StasisEnd reads as the caller's own hangup, so their
+            # teardown left the callers up, in our app with nobody to drive them: hang them up
+            await self._bounded(asyncio.gather(*(self._hangup_caller(c) for c in torn)),
+                                "callers' hangup")
+        else:  # the calls are free: so are their nodes
+            await self._bounded(self.cluster.release(), "node leases")
         await self._bounded(self.services.stop(), "admin API and webhooks")
         await self._bounded(self.flows.stop(), "flow watcher")
         await self._bounded(self.blocklist.stop(), "blocklist watcher")
@@ -206,6 +223,13 @@ class Controller:
         # releases our node leases, closes ARI/AMI clients
         await self._bounded(self.cluster.close(), "cluster")
         await self._bounded(self.store.close(), "Redis")
+
+    @staticmethod
+    async def _hangup_caller(call: Call) -> None:
+        try:
+            await call.ari.hangup(call.id)
+        except AriError:  # gone already (404), or Asterisk away
+            pass
 
     @staticmethod
     async def _bounded(aw: Awaitable[Any], what: str, seconds: float = 5.0) -> None:
@@ -281,6 +305,7 @@ class Controller:
         self.calls[ch.id] = call
         self.calls_total += 1
         task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
+        call.task = task
         self._call_tasks.add(task)
         task.add_done_callback(self._call_tasks.discard)
         self.background(self.cluster.start_call(call, {  # claims the call: lease + state

@@ -208,6 +208,20 @@ end
 return out
 """
 
+# KEYS = lease:call:<id> keys   ARGV[1] my token.   A handover: release the call leases
+# that are still ours (the others are left alone). Returns how many were released.
+RELEASE_CALLS = """
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    n = n + 1
+  end
+end
+return n
+"""
+_RELEASE_CALLS = Script(RELEASE_CALLS)
+
 GONE = "gone"
 
 
@@ -394,6 +408,15 @@ class Leases:
     async def forget(self, call_id: str, node: str) -> None:
         """Drop a dangling index entry (its ``call:<id>`` hash expired)."""
         await self._do(self.redis.srem(self.node_calls_key(node), call_id))
+
+    async def release_calls(self, call_ids: Sequence[str]) -> int:
+        """A handover (controller.cluster): release, in one step, the leases of these calls
+        that are still ours, so whoever holds their node next adopts them at once. Returns
+        how many were released."""
+        if not call_ids:
+            return 0
+        return int(await self._do(self.mux.evalsha(
+            _RELEASE_CALLS, keys=[self.call_key(c) for c in call_ids], args=[self.token])))
 
     # ----------------------------------------------------------------- plumbing
 

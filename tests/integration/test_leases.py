@@ -190,3 +190,18 @@ async def test_finish_call_is_one_step_for_state_busy_marks_log_and_counters(
     assert await redis.hgetall(f"{p}stats:agent:dan") == {"busy": "1"}
     assert await redis.hgetall(f"{p}stats:agent:zed") == {"missed": "2"}
     assert await redis.hgetall(f"{p}stats:dept:s") == {"calls": "1", "ann:answered": "1"}
+
+
+async def test_a_handover_releases_only_our_call_leases_and_a_peer_adopts_them_at_once(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    for cid in ("x", "y"):
+        assert await c1.start_call(cid, "a", {"did": "+15550100", "started": "1"})
+    assert await c2.start_call("z", "a", {"started": "1"})
+    assert await c2.orphans("a", {"z"}) == []  # c1's leases still run
+    assert await c1.release_calls(["x", "y", "z", "gone"]) == 2  # z is c2's: left alone
+    assert await r[0].get(f"{r[1]}lease:call:z") == "c2/i1"
+    assert sorted(await c2.orphans("a", {"z"})) == ["x", "y"]  # no lease to wait for
+    state = await c2.adopt("x")
+    assert isinstance(state, dict) and state["owner"] == "c1/i1"
+    assert await c1.release_calls([]) == 0

@@ -194,6 +194,15 @@ class Callers:
             for p in self.work.glob("*errors.log"))
         return ok, failed, errors
 
+    def received(self, method: str) -> int:
+        """Requests ``method`` (e.g. "BYE") the callers received so far (``trace=True``)."""
+        trace = self.work / "messages.log"
+        if not trace.exists():
+            return 0
+        blocks = trace.read_text(errors="replace").split("message received")[1:]
+        return sum(1 for b in blocks
+                   if any(ln.startswith(f"{method} sip:") for ln in b.splitlines()[1:4]))
+
     def kill(self) -> None:
         """Stop SIPp if it still runs, and remove its files (every test ends with this)."""
         with contextlib.suppress(ProcessLookupError):
@@ -204,7 +213,8 @@ class Callers:
 async def callers(lines: list[tuple[str, ...]], *, rate: float, hold_ms: int,
                   answer_ms: int = 30_000,
                   frm: str = '"Caller" <sip:+15551230[call_number]@[local_ip]:[local_port]>',
-                  ) -> Callers:
+                  trace: bool = False) -> Callers:
+    """``trace``: SIPp writes every message to ``messages.log`` (``Callers.received``)."""
     work = Path(tempfile.mkdtemp(prefix="callctl-res-"))
     (work / "uac.xml").write_text(_uac(hold_ms, answer_ms, frm))
     (work / "calls.csv").write_text("SEQUENTIAL\n" + "".join(
@@ -216,6 +226,8 @@ async def callers(lines: list[tuple[str, ...]], *, rate: float, hold_ms: int,
             "-fd", "1", "-trace_err", "-timeout", "180s", "-timeout_error",
             "-max_invite_retrans", "3",  # an INVITE Asterisk drops fails in 3.5 s, not 32 s
             "-default_behaviors", "-abortunexp,-bye"]
+    if trace:
+        argv += ["-trace_msg", "-message_file", str(work / "messages.log")]
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=work, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
@@ -256,6 +268,15 @@ class CtlProcess:
 
     def said(self, text: str) -> bool:
         return any(text in str(r.get("msg", "")) for r in self.lines())
+
+    def term(self, timeout: float = 20) -> int:
+        """A clean stop (SIGTERM, as a restart or a deploy does): its exit code, once it has
+        exited by itself (fails the test after ``timeout`` s; ``stop`` then kills it)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.proc = None
+        return rc
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -375,6 +396,190 @@ async def _records(h: Harness, n: int, timeout: float = 15) -> list[dict[str, An
     await until(enough, timeout, f"{n} call records")
     rows = await h.redis.xrange(key)
     return [json.loads(f["record"]) for _, f in rows]
+
+
+# ---------------------------------------------------------------------------- SIGTERM
+
+N_HANDOVER = int(os.environ.get("CALLCTL_RES_HANDOVER", "10"))
+
+
+async def _keys(h: Harness, pattern: str) -> list[str]:
+    return [k async for k in h.redis.scan_iter(match=f"{h.prefix}{pattern}")]
+
+
+async def test_given_controller_stopped_with_calls_bridged_and_ringing_then_restart_adopts_them(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """SIGTERM (a restart, a deploy) hands the calls over: nothing is hung up, the state is in
+    Redis and every lease released, and the restarted controller adopts them at once."""
+    nb, nr = N_HANDOVER, 3
+    await phones.start("agent1", "answer", ring_ms=100)
+    await phones.start("agent2", "noanswer")
+    await harness.publish(many_lines(nb, nr), tmp_path)
+    ctl = CtlProcess(harness.prefix, tmp_path)
+    ctl.start()
+    group: list[Callers] = []
+    try:
+        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+        group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
+                                   hold_ms=20_000, trace=True))
+        await until(lambda: _eq(bridged_pairs(ari), nb), 20, f"{nb} calls bridged")
+        group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
+                                   hold_ms=3000, answer_ms=60_000, trace=True))
+        await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+        (old,) = [await harness.redis.get(k) for k in await _keys(harness, "lease:node:*")]
+
+        t0 = time.monotonic()
+        assert ctl.term() == 0  # a clean stop, by itself
+        stop_s = time.monotonic() - t0
+        # Handed over: the calls' state is in Redis (the bridged ones with their leg and
+        # bridge), and no lease nor presence is left to wait for.
+        assert ctl.said(f"stop: {nb + nr} calls handed over ({nb} bridged, {nr} in their "
+                        "flow)"), ctl.log.read_text()[-3000:]
+        live = await harness.redis.zrange(f"{harness.prefix}calls:live", 0, -1)
+        assert len(live) == nb + nr, live
+        states = [await harness.redis.hgetall(f"{harness.prefix}call:{c}") for c in live]
+        bridged = [st for st in states if st.get("state") == "connected"]
+        assert len(bridged) == nb and all(st["leg"] and st["bridge"] for st in bridged), states
+        for pattern in ("lease:*", "controller:*"):
+            assert not await _keys(harness, pattern), await _keys(harness, pattern)
+        # Nobody drives the calls now; the bridged ones go on talking: every bridge still
+        # holds its caller and agent, both up, and nobody was sent a BYE.
+        await asyncio.sleep(1.0)
+        assert await bridged_pairs(ari) == nb
+        up = [c for c in await ari.list_channels() or [] if c["state"] == "Up"]
+        assert len(up) == 2 * nb, len(up)
+        assert "BYE sip:" not in phones.phones["agent1"].messages()
+        assert group[0].received("BYE") == 0 and group[1].received("BYE") == 0
+
+        await phones.start("agent2", "answer", ring_ms=200)  # rung again, they answer
+        ctl.start()
+        restarted = time.monotonic()
+
+        async def adopted() -> bool:
+            owners = [await harness.redis.get(f"{harness.prefix}lease:call:{c}") for c in live]
+            return all(o and o.startswith("resilience/") and o != old for o in owners)
+
+        await until(adopted, 20, f"the {nb + nr} calls adopted by the restarted controller")
+        took = time.monotonic() - restarted
+        await until(lambda: ctl.said("ARI events: connected"), 5, "controller connected")
+        await until(lambda: _eq(bridged_pairs(ari), nb + nr), 10,
+                    f"the {nr} ringing calls answered after the restart")
+        print(f"SIGTERM handover: the stop took {stop_s:.2f} s; "
+              f"{nb + nr} calls adopted {took:.2f} s after the restart "
+              f"(process start included); ringing ones bridged "
+              f"{time.monotonic() - restarted:.2f} s after it; lease time 5 s")
+        assert ctl.said("adopted from resilience/"), ctl.log.read_text()[-3000:]
+
+        ok, failed, errors = await group[0].wait(60)
+        assert (ok, failed) == (nb, 0), errors
+        ok, failed, errors = await group[1].wait(60)
+        assert (ok, failed) == (nr, 0), errors
+        # every bridged call lasted until its caller hung up: no caller ever got a BYE
+        assert group[0].received("BYE") == 0
+        await until(lambda: phones.phones["agent1"].messages().count("BYE sip:") >= nb, 5,
+                    f"a BYE to each of the {nb} bridged agent legs")
+        await until(lambda: nothing_left(harness, ari), 15,
+                    "no channel, bridge or call state left")
+        recs = await _records(harness, nb + nr)
+        assert len(recs) == nb + nr and {r["call_id"] for r in recs} == set(live), recs[:3]
+        assert Counter(r["result"] for r in recs)["completed"] == nb + nr, recs[:3]
+    finally:
+        for g in group:
+            g.kill()
+        ctl.stop()
+
+
+async def test_given_redis_down_at_sigterm_then_the_stop_leaves_calls_up_for_later_adoption(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    """Redis away at the stop: the controller just stops (bounded), touching no call; the
+    calls' state and leases stay as they were and the next controller adopts them."""
+    n = 2
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(many_lines(n, 0), tmp_path)
+    ctl = CtlProcess(harness.prefix, tmp_path)
+    ctl.start()
+    load: Callers | None = None
+    redis_down = False
+    try:
+        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+        load = await callers([(did(BRIDGED_DID, i), "") for i in range(n)], rate=10,
+                             hold_ms=15_000, trace=True)
+        await until(lambda: _eq(bridged_pairs(ari), n), 10, f"{n} calls bridged")
+        live = await harness.redis.zrange(f"{harness.prefix}calls:live", 0, -1)
+
+        async def saved() -> bool:  # the bridged state is written off the call's path
+            return all([await harness.redis.hget(f"{harness.prefix}call:{c}", "state")
+                        == "connected" for c in live])
+
+        await until(saved, 5, "the bridged calls' state in Redis")
+        await _redis_down(test_settings)
+        redis_down = True
+        t0 = time.monotonic()
+        assert ctl.term() == 0
+        stop_s = time.monotonic() - t0
+        print(f"stop with Redis down took {stop_s:.2f} s")
+        assert ctl.said("handover: Redis unavailable"), ctl.log.read_text()[-3000:]
+        assert await bridged_pairs(ari) == n
+        assert load.received("BYE") == 0
+        assert "BYE sip:" not in phones.phones["agent1"].messages()
+
+        await asyncio.to_thread(stack.up, test_settings, asterisk=False)
+        redis_down = False
+        await harness.redis.connection_pool.disconnect()  # the test's connections died too
+        ctl.start()
+
+        async def adopted() -> bool:
+            owners = [await harness.redis.get(f"{harness.prefix}lease:call:{c}") for c in live]
+            return all(o and o.startswith("resilience/") for o in owners) and \
+                ctl.said("adopted from resilience/")
+
+        await until(adopted, 20, "the calls adopted by the restarted controller")
+        ok, failed, errors = await load.wait(30)
+        assert (ok, failed) == (n, 0), errors
+        assert load.received("BYE") == 0  # the callers hung up themselves
+        await until(lambda: nothing_left(harness, ari), 10,
+                    "no channel, bridge or call state left")
+        recs = await _records(harness, n)
+        assert Counter(r["result"] for r in recs) == {"completed": n}, recs[:3]
+    finally:
+        if load is not None:
+            load.kill()
+        ctl.stop()
+        if redis_down:
+            await asyncio.to_thread(stack.up, test_settings, asterisk=False)
+            await harness.redis.connection_pool.disconnect()
+
+
+async def test_given_on_stop_hangup_then_sigterm_hangs_the_calls_up(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    n = 3
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(many_lines(n, 0), tmp_path)
+    ctl = CtlProcess(harness.prefix, tmp_path)
+    ctl.env["CALLCTL_ON_STOP"] = "hangup"
+    ctl.start()
+    load: Callers | None = None
+    try:
+        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+        load = await callers([(did(BRIDGED_DID, i), "") for i in range(n)], rate=10,
+                             hold_ms=30_000, trace=True)
+        await until(lambda: _eq(bridged_pairs(ari), n), 10, f"{n} calls bridged")
+        assert ctl.term() == 0
+        ok, failed, errors = await load.wait(10)  # a BYE ends each caller's call
+        assert (ok, failed) == (n, 0), errors
+        assert load.received("BYE") == n
+        await until(lambda: phones.phones["agent1"].messages().count("BYE sip:") == n, 5,
+                    "a BYE to each agent leg")
+        assert not ctl.said("calls handed over")
+        recs = await _records(harness, n)
+        assert Counter(r["result"] for r in recs) == {"completed": n}, recs[:3]
+        await until(lambda: nothing_left(harness, ari), 10,
+                    "no channel, bridge or call state left")
+    finally:
+        if load is not None:
+            load.kill()
+        ctl.stop()
 
 
 # ---------------------------------------------------------------------------- websocket cut

@@ -225,9 +225,12 @@ class Controller:
             "CALLCTL_LOG_FORMAT": "json",
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        """When the process was last started (monotonic)."""
 
     def start(self) -> None:
         (RUN / self.name).mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT,
@@ -239,6 +242,15 @@ class Controller:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
         self.proc = None
+
+    def term(self, timeout: float = 20) -> int:
+        """A clean stop (SIGTERM, as a restart or a deploy does): its exit code, once it has
+        exited by itself (fails the test after ``timeout`` s; ``stop`` then kills it)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.proc = None
+        return rc
 
     def stop(self) -> None:
         if self.proc is None:
@@ -697,6 +709,97 @@ async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_clea
     for ep in AGENTS.values():
         assert "BYE sip:" in env.phones.phones[ep].messages(), ep
     await until(env.nothing_left, 10, "nothing left")
+
+
+async def test_a_stopped_controller_hands_its_calls_over_and_gets_its_node_back_when_back(
+        env: Env) -> None:
+    """c2 (primary for node b) is stopped with a call bridged on b: it hands the call over and
+    c1 stands in for b at once; a second call is bridged on b through c1; c2 starts again:
+    c1 gives node b back with both calls, c2 adopts them and ends them at hangup."""
+    await env.phones.start("agent1", "agent2", ring_ms=100)
+    await env.publish(BALANCED)
+    await env.start_controllers()
+    c1, c2 = env.ctls["c1"], env.ctls["c2"]
+    p = env.prefix
+
+    async def lease(cid: str) -> str:
+        return await env.redis.get(f"{p}lease:call:{cid}") or ""
+
+    async def busy(user: str) -> bool:
+        return await env.redis.get(f"{p}busy:{user}") is not None
+
+    # 1. alice bridged on node b, driven by c2
+    first = asyncio.create_task(env.call("+15550602", via="b", hold_ms=28_000,
+                                         caller="+15551236001"))
+    await until(lambda: busy("alice"), 10, "alice bridged on node b")
+    (cid1,) = await env.redis.smembers(f"{p}calls:node:b")
+    assert (await lease(cid1)).startswith("c2/")
+
+    # 2. c2 stops cleanly: the call is handed over, c1 takes node b and adopts it at once.
+    # (A controller stands in only after its first two lease times: c1 is past them here.)
+    await asyncio.sleep(max(0.0, c1.started + 2 * LEASE_MS / 1000 + 0.5 - time.monotonic()))
+    stopped = time.monotonic()
+    assert c2.term() == 0
+    assert c2.said("stop: 1 calls handed over (1 bridged, 0 in their flow)")
+    await until(lambda: env.owners_are({"a": "c1", "b": "c1"}), 10, "c1 standing in for b")
+    await until(lambda: _starts(lease(cid1), "c1/"), 10, "c1 driving the call")
+    took_stop = time.monotonic() - stopped
+    assert await busy("alice") and "BYE sip:" not in env.phones.phones["agent1"].messages()
+
+    # 3. bob bridged on node b, through c1 (alice is busy: skipped)
+    second = asyncio.create_task(env.call("+15550601", via="b", hold_ms=16_000,
+                                          caller="+15551236002"))
+    await until(lambda: busy("bob"), 10, "bob bridged on node b through c1")
+    (cid2,) = set(await env.redis.smembers(f"{p}calls:node:b")) - {cid1}
+    assert (await lease(cid2)).startswith("c1/")
+
+    # 4. c2 is back: c1 gives node b back with both calls, c2 adopts them
+    c2.start()
+    restarted = time.monotonic()
+
+    async def c2_drives_both() -> bool:
+        return all([await _starts(lease(c), "c2/") for c in (cid1, cid2)])
+
+    await until(lambda: env.owners_are({"a": "c1", "b": "c2"}), 15, "node b back with c2")
+    await until(c2_drives_both, 10, "c2 driving both calls")
+    took_back = time.monotonic() - restarted
+    print(f"stop handover: c1 drove the call {took_stop:.2f} s after c2's SIGTERM; give-back: "
+          f"c2 drove both calls {took_back:.2f} s after its restart (lease {LEASE_MS} ms; "
+          f"give-back waits for c2 to be seen alive for a lease time)")
+    assert c1.said("node b: handed back to c2, its primary controller: 2 calls handed over "
+                   "(2 bridged, 0 in their flow)"), c1.log.read_text()[-3000:]
+    assert await busy("alice") and await busy("bob")
+    async with env.sc.ari("b") as ari:
+        bridges = await ari.list_bridges() or []
+    assert sorted(len(b["channels"]) for b in bridges) == [2, 2], bridges
+    for ep in ("agent1", "agent2"):
+        assert "BYE sip:" not in env.phones.phones[ep].messages(), ep
+
+    # 5. the callers hang up: c2 hangs up each agent and logs each call once
+    results = await asyncio.gather(first, second)
+    assert [r.final_status() for r in results] == [200, 200]
+    for r in results:  # each caller hung up itself (the call was never torn down)
+        assert _received(r.trace, "BYE") == 0 and r.rc == 0, r.trace[-2000:]
+    await until(lambda: all("BYE sip:" in env.phones.phones[ep].messages()
+                            for ep in ("agent1", "agent2")), 5, "a BYE to each agent")
+    await until(env.nothing_left, 10, "nothing left")
+    recs = await env.records()
+    assert sorted(r["call_id"] for r in recs) == sorted([cid1, cid2]), _dump(recs)
+    assert all(r["result"] == "completed" and r["node"] == "b" for r in recs), _dump(recs)
+    assert {r["call_id"]: r["answered_by"] for r in recs} == {cid1: "alice", cid2: "bob"}
+    previous = {c: [t["previous"].split("/")[0] for t in await env.trace(c)
+                    if t["kind"] == "adopted"] for c in (cid1, cid2)}
+    assert previous == {cid1: ["c2", "c1"], cid2: ["c1"]}, previous
+
+
+async def _starts(aw: Any, prefix: str) -> bool:
+    return str(await aw).startswith(prefix)
+
+
+def _received(trace: str, method: str) -> int:
+    """Requests ``method`` a SIPp message trace shows as received."""
+    return sum(1 for b in trace.split("message received")[1:]
+               if any(ln.startswith(f"{method} sip:") for ln in b.splitlines()[1:4]))
 
 
 async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_around_it(
