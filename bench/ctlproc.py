@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import ctypes
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
+import tracemalloc
+from collections import Counter, deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,20 @@ from controller.ari.events import ChannelDestroyed, ChannelHangupRequest, Stasis
 from controller.config import load_settings
 from controller.runtime import Controller
 
-_SHAPES = [(re.compile(r"^/(channels|bridges|playbacks|recordings/live)/[^/?]+"), r"/\1/{id}")]
+_ID_AFTER = {"channels": 2, "bridges": 2, "playbacks": 2, "recordings": 3}
+# Samples kept (newest): the figures of a long run (the soak) cover its last ~10 minutes, and
+# the instrumentation never grows with the number of calls.
+KEEP = 60_000
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def shape(path: str) -> str:
-    for rx, rep in _SHAPES:
-        path = rx.sub(rep, path)
-    return path
+    """``/channels/<id>/answer`` -> ``/channels/{id}/answer`` (ids out of the REST counts)."""
+    parts = path.split("?", 1)[0].split("/")
+    i = _ID_AFTER.get(parts[1]) if len(parts) > 1 else None
+    if i is not None and len(parts) > i:
+        parts[i] = "{id}"
+    return "/".join(parts)
 
 
 def rss_bytes() -> int:
@@ -51,22 +59,17 @@ class Stats:
         self.reset()
 
     def reset(self) -> None:
-        self.lag: list[float] = []
+        self.lag: deque[float] = deque(maxlen=KEEP)
         self.rss_max = rss_bytes()
         self.cpu0 = _cpu()
         self.sys0 = os.times().system
         self.t0 = time.monotonic()
         self.calls0 = self.ctl.calls_total
         self.events0 = self._events()
-        self.rest: Counter[tuple[str, str]] = Counter()
-        self.to_originate: dict[str, list[float]] = {"StasisStart": [], "leg end": []}
-        self.originate_rtt: list[float] = []
-
-    def rest_shapes(self) -> dict[str, int]:
-        out: Counter[str] = Counter()
-        for (method, path), n in self.rest.items():
-            out[f"{method} {shape(path)}"] += n
-        return dict(out)
+        self.rest: Counter[str] = Counter()
+        self.to_originate: dict[str, deque[float]] = {"StasisStart": deque(maxlen=KEEP),
+                                                      "leg end": deque(maxlen=KEEP)}
+        self.originate_rtt: deque[float] = deque(maxlen=KEEP)
 
     def _events(self) -> int:
         return sum(n.stream.events_received for n in self.ctl.cluster.nodes.values())
@@ -88,7 +91,7 @@ class Stats:
             "rss_max_mb": self.rss_max / 2**20,
             "lag_ms": {"p50": q(0.5), "p99": q(0.99), "max": lag[-1] * 1000 if lag else 0.0,
                        "samples": len(lag)},
-            "rest": self.rest_shapes(),
+            "rest": dict(self.rest),
             "event_to_originate_ms": {
                 k: {"p50": _q(v, 0.5) * 1000, "p99": _q(v, 0.99) * 1000, "n": len(v)}
                 for k, v in self.to_originate.items()},
@@ -99,7 +102,7 @@ class Stats:
         }
 
 
-def _q(values: list[float], p: float) -> float:
+def _q(values: Iterable[float], p: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(p * len(v)))] if v else 0.0
 
@@ -123,7 +126,7 @@ async def main() -> None:
     seen: dict[str, tuple[str, float]] = {}
 
     async def counted(method: str, path: str, **kw: Any) -> Any:
-        stats.rest[(method, path)] += 1  # shaped when the figures are written (cheaper)
+        stats.rest[f"{method} {shape(path)}"] += 1
         if method == "POST" and path == "/channels":
             call = str((kw.get("params") or {}).get("appArgs", "")).partition(",")[2]
             mark = seen.pop(call, None)
@@ -155,16 +158,43 @@ async def main() -> None:
     # (pstats format; slows the controller ~2x, so the figures of that run are not kept).
     prof_path = os.environ.get("BENCH_CPROFILE")
     prof = cProfile.Profile() if prof_path else None
+    # BENCH_TRACEMALLOC=<file>: with each figures write, the allocation sites that grew most
+    # since the first reset (memory that calls leave behind), into <file>.
+    mem_path = os.environ.get("BENCH_TRACEMALLOC")
+    mem_base: list[tracemalloc.Snapshot] = []
+    if mem_path:
+        tracemalloc.start(8)
 
     def reset() -> None:
         stats.reset()
         if prof is not None:
             prof.enable()
+        if tracemalloc.is_tracing() and not mem_base:
+            mem_base.append(tracemalloc.take_snapshot())
+
+    # BENCH_MALLOC_TRIM=1: give glibc's free heap memory back before each figures write, to
+    # tell memory that is merely retained by the allocator from memory that is still in use.
+    trim = ctypes.CDLL("libc.so.6").malloc_trim if os.environ.get("BENCH_MALLOC_TRIM") else None
 
     def write() -> None:
+        if trim is not None:
+            trim(0)
         if prof is not None and prof_path:
             prof.disable()
             prof.dump_stats(prof_path)
+        if mem_base and mem_path:
+            snap = tracemalloc.take_snapshot()
+            diff = snap.compare_to(mem_base[0], "traceback")
+            by_file = snap.compare_to(mem_base[0], "filename")
+            with open(mem_path, "w") as fh:
+                fh.write(f"total {sum(d.size_diff for d in diff) / 1024:+.0f} KiB; "
+                         f"traced now {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB\n")
+                for d in by_file[:15]:
+                    fh.write(f"  {d.size_diff / 1024:+.0f} KiB {d.count_diff:+d} "
+                             f"{d.traceback[0].filename}\n")
+                for d in diff[:12]:
+                    fh.write(f"{d.size_diff / 1024:+.0f} KiB {d.count_diff:+d} blocks\n")
+                    fh.writelines(f"    {line}\n" for line in d.traceback.format()[-8:])
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(stats.dump()))
         os.replace(tmp, out)

@@ -221,9 +221,6 @@ class FakeStore:
     async def set_sticky(self, *a: Any) -> None:
         return None
 
-    async def mark_busy(self, user: str, call_id: str) -> None:
-        return None
-
 
 class FakeCtl:
     app = "t"
