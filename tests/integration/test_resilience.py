@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -33,14 +32,14 @@ import yaml
 
 from controller import stack
 from controller.ari.client import AriClient
-from controller.config import PROJECT_ROOT, Settings
+from controller.config import Settings
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
+from integration.runproc import RunProcess, clean_env
 from sippctl import SDP, SIPP, _media_ports, free_udp_port
 
 N_BRIDGED = int(os.environ.get("CALLCTL_RES_BRIDGED", "50"))
 N_RINGING = int(os.environ.get("CALLCTL_RES_RINGING", "10"))
-CALLCTL = str(PROJECT_ROOT / ".venv" / "bin" / "callctl")
 
 BRIDGED_DID = "+1555800"
 RINGING_DID = "+1555810"
@@ -236,16 +235,15 @@ async def callers(lines: list[tuple[str, ...]], *, rate: float, hold_ms: int,
 
 # ---------------------------------------------------------------------------- controller process
 
-class CtlProcess:
-    """``callctl run`` as a real process on the slot's stack and the test's Redis prefix."""
+class CtlProcess(RunProcess):
+    """``callctl run`` as a real process on the slot's stack and the test's Redis prefix; each
+    start logs to a file of its own."""
 
     def __init__(self, prefix: str, logdir: Path) -> None:
+        super().__init__(clean_env(**TEST_ENV, CALLCTL_REDIS_PREFIX=prefix,
+                                   CALLCTL_CONTROLLER_ID="resilience", CALLCTL_ADMIN="off",
+                                   CALLCTL_LOG_FORMAT="json"), logdir / "controller-0.log")
         self.logdir = logdir
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("CALLCTL_")},
-                    **TEST_ENV, "CALLCTL_REDIS_PREFIX": prefix,
-                    "CALLCTL_CONTROLLER_ID": "resilience", "CALLCTL_ADMIN": "off",
-                    "CALLCTL_LOG_FORMAT": "json"}
-        self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
     @property
@@ -254,47 +252,7 @@ class CtlProcess:
 
     def start(self) -> None:
         self.runs += 1
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
-
-    def said(self, text: str) -> bool:
-        return any(text in str(r.get("msg", "")) for r in self.lines())
-
-    def term(self, timeout: float = 20) -> int:
-        """A clean stop (SIGTERM, as a restart or a deploy does): its exit code, once it has
-        exited by itself (fails the test after ``timeout`` s; ``stop`` then kills it)."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self.proc = None
-        return rc
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        self.proc = None
+        super().start()
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -40,6 +40,7 @@ from controller.config import PROJECT_ROOT, Settings, load_settings
 from controller.flows import loader, publish
 
 from integration.conftest import until
+from integration.runproc import RunProcess, clean_env
 from sippctl import SIPP, CallResult, Phone, _media_ports, free_udp_port, uac_scenario
 
 pytestmark = pytest.mark.skipif(
@@ -60,7 +61,6 @@ RUN = PROJECT_ROOT / "run" / f"scale{SLOT}"
 APP = f"callctl-scale{SLOT}"
 LEASE_MS = 2000
 NODE_LOST_MS = 3000
-CALLCTL = str(Path(os.environ.get("VIRTUAL_ENV") or PROJECT_ROOT / ".venv") / "bin" / "callctl")
 KEEP = bool(os.environ.get("CALLCTL_KEEP_SCALE_STACK"))
 """Keep the two nodes, Redis and Kamailio up after the module (faster reruns). Not tied to
 CALLCTL_KEEP_STACK: a whole-suite run must not leave four more processes behind."""
@@ -197,15 +197,12 @@ def scale() -> Iterator[Scale]:
 # ------------------------------------------------------------------------------ controllers
 
 
-class Controller:
+class Controller(RunProcess):
     """A `callctl run` process serving both nodes, with ``primary`` as its usual node."""
 
     def __init__(self, name: str, primary: str, sc: Scale, prefix: str, logdir: Path) -> None:
-        self.name = name
-        self.log = logdir / f"{name}.log"
         na, nb = sc.nodes["a"], sc.nodes["b"]
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CALLCTL_")},
+        super().__init__(clean_env(**{
             "CALLCTL_RUN_DIR": str(RUN / name),
             "CALLCTL_APP": APP,
             "CALLCTL_ARI_URLS": f"a={na.ari_url},b={nb.ari_url}",
@@ -223,56 +220,15 @@ class Controller:
             "CALLCTL_NODE_LOST_MS": str(NODE_LOST_MS),
             "CALLCTL_ADMIN": "off",
             "CALLCTL_LOG_FORMAT": "json",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
+        }), logdir / f"{name}.log")
+        self.name = name
         self.started = 0.0
         """When the process was last started (monotonic)."""
 
     def start(self) -> None:
         (RUN / self.name).mkdir(parents=True, exist_ok=True)
         self.started = time.monotonic()
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def kill(self) -> None:
-        """Die at once, like a crash: no cleanup, no lease released."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-        self.proc = None
-
-    def term(self, timeout: float = 20) -> int:
-        """A clean stop (SIGTERM, as a restart or a deploy does): its exit code, once it has
-        exited by itself (fails the test after ``timeout`` s; ``stop`` then kills it)."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self.proc = None
-        return rc
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-        self.proc = None
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
-
-    def said(self, text: str) -> bool:
-        return any(text in str(r.get("msg") or r.get("message") or r) for r in self.lines())
+        super().start()
 
 
 class Phones:
@@ -673,7 +629,7 @@ async def test_a_killed_controller_s_calls_are_adopted_by_the_other_and_end_clea
         assert (await env.redis.get(f"{env.prefix}lease:call:{cid}")).startswith("c1/")
 
     killed_at = time.monotonic()
-    env.ctls["c1"].kill()
+    env.ctls["c1"].kill9()
 
     async def adopted() -> bool:
         owners = [await env.redis.get(f"{env.prefix}lease:call:{c}") for c in on_a]
