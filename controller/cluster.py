@@ -176,7 +176,6 @@ class Cluster:
         self.lease_s = s.lease_ms / 1000
         self.node_lost_s = s.node_lost_ms / 1000
         self.leases: Leases | None = None
-        self.adopted = 0
         """Calls this controller adopted from a dead (or previous) controller."""
         self._stopping = False
         self._started = time.monotonic()
@@ -575,7 +574,6 @@ class Cluster:
             if not isinstance(state, dict):
                 continue
             n += 1
-            self.adopted += 1
             self._leased.add(cid)
             try:
                 await self._adopt(node, cid, state, channels)

@@ -280,26 +280,40 @@ async def nothing_left(h: Harness, ari: AriClient) -> bool:
 
 # ---------------------------------------------------------------------------- kill -9
 
-async def test_given_controller_killed_with_calls_bridged_and_ringing_then_restart_adopts_them(
-        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
-    nb, nr = N_BRIDGED, N_RINGING
+async def _controller_up(harness: Harness, phones: PhoneBank, tmp_path: Path, nb: int,
+                         nr: int) -> CtlProcess:
+    """agent1 answers (the ``nb`` bridged lines), agent2 never does (the ``nr`` ringing
+    ones); a ``callctl run`` process started on them."""
     await phones.start("agent1", "answer", ring_ms=100)
     await phones.start("agent2", "noanswer")
     await harness.publish(many_lines(nb, nr), tmp_path)
     ctl = CtlProcess(harness.prefix, tmp_path)
     ctl.start()
+    return ctl
+
+
+async def _bridged_and_ringing(ctl: CtlProcess, ari: AriClient, group: list[Callers], nb: int,
+                               nr: int, hold_ms: int, trace: bool = False) -> None:
+    """``nb`` calls bridged (held ``hold_ms``), then ``nr`` ringing; their callers in
+    ``group`` (the caller's cleanup kills them)."""
+    await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+    group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
+                               hold_ms=hold_ms, trace=trace))
+    await until(lambda: bridged_pairs(ari), 5, "first call bridged")
+    await until(lambda: _eq(bridged_pairs(ari), nb), 20, f"{nb} calls bridged")
+    group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
+                               hold_ms=3000, answer_ms=60_000, trace=trace))
+    await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+
+
+async def test_given_controller_killed_with_calls_bridged_and_ringing_then_restart_adopts_them(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    nb, nr = N_BRIDGED, N_RINGING
+    ctl = await _controller_up(harness, phones, tmp_path, nb, nr)
     group: list[Callers] = []
     try:
-        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
-        # long enough to outlive the kill, the restart and the checks below
-        hold_ms = 30_000
-        group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
-                                   hold_ms=hold_ms))
-        await until(lambda: bridged_pairs(ari), 5, "first call bridged")
-        await until(lambda: _eq(bridged_pairs(ari), nb), 20, f"{nb} calls bridged")
-        group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
-                                   hold_ms=3000, answer_ms=60_000))
-        await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+        # held long enough to outlive the kill, the restart and the checks below
+        await _bridged_and_ringing(ctl, ari, group, nb, nr, hold_ms=30_000)
 
         ctl.kill9()
         killed = time.monotonic()
@@ -370,20 +384,10 @@ async def test_given_controller_stopped_with_calls_bridged_and_ringing_then_rest
     """SIGTERM (a restart, a deploy) hands the calls over: nothing is hung up, the state is in
     Redis and every lease released, and the restarted controller adopts them at once."""
     nb, nr = N_HANDOVER, 3
-    await phones.start("agent1", "answer", ring_ms=100)
-    await phones.start("agent2", "noanswer")
-    await harness.publish(many_lines(nb, nr), tmp_path)
-    ctl = CtlProcess(harness.prefix, tmp_path)
-    ctl.start()
+    ctl = await _controller_up(harness, phones, tmp_path, nb, nr)
     group: list[Callers] = []
     try:
-        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
-        group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
-                                   hold_ms=20_000, trace=True))
-        await until(lambda: _eq(bridged_pairs(ari), nb), 20, f"{nb} calls bridged")
-        group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
-                                   hold_ms=3000, answer_ms=60_000, trace=True))
-        await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+        await _bridged_and_ringing(ctl, ari, group, nb, nr, hold_ms=20_000, trace=True)
         (old,) = [await harness.redis.get(k) for k in await _keys(harness, "lease:node:*")]
 
         t0 = time.monotonic()
