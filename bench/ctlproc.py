@@ -244,19 +244,8 @@ class CtlProc:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> None:
-        ready = self.workdir / (self.stats_path.name + ".ready")
-        ready.unlink(missing_ok=True)
-        log = open(self.workdir / "controller.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.ctlproc"], env=self.env,
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"controller exited at start; see {self.workdir}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("controller did not connect in time")
-            time.sleep(0.05)
+        self.proc = spawn("bench.ctlproc", self.env, self.workdir / "controller.log",
+                          self.workdir / (self.stats_path.name + ".ready"), timeout)
 
     def reset(self) -> None:
         assert self.proc is not None
@@ -275,14 +264,37 @@ class CtlProc:
         return json.loads(self.stats_path.read_text())  # type: ignore[no-any-return]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.proc = None
+
+
+def spawn(module: str, env: dict[str, str], log: Path, ready: Path,
+          timeout: float) -> subprocess.Popen[bytes]:
+    """``python -m module`` with its output in ``log``; returns once it wrote ``ready``."""
+    ready.unlink(missing_ok=True)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=fh,
+                                stderr=fh, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{module} exited at start; see {log}")
+        if time.monotonic() > deadline:
+            terminate(proc)
+            raise RuntimeError(f"{module} not ready in {timeout:.0f} s; see {log}")
+        time.sleep(0.05)
+    return proc
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 if __name__ == "__main__":

@@ -128,9 +128,15 @@ def stack_cpu(s: Settings) -> dict[str, float]:
 
 def proc_cpu(pid: int) -> float:
     """utime + stime of a process, in seconds (/proc/<pid>/stat)."""
+    return sum(proc_times(pid))
+
+
+def proc_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process, in seconds (/proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def wait_contacts(s: Settings, names: list[str], want: str = "Avail",

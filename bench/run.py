@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from bench import env, flows
 from bench.ctlproc import CtlProc
 from bench.fakeari import FakeAri
+from bench.floorapp import FloorProc
 from bench.sipp import Agent, LoadResult, first_invites, first_responses, load
 from controller.config import Settings
 from controller.flows import loader, publish
@@ -219,6 +220,8 @@ class Bench:
                     * 1000
                 extra["controller_idle_ms_per_s"] = idle_rate * 1000
                 extra["controller_kernel_ms_per_call"] = st["cpu_sys_s"] / max(1, res.ok) * 1000
+                extra["ws_events_per_call"] = st["ws_events"] / max(1, res.ok)
+                extra["rest_per_call"] = sum(st["rest"].values()) / max(1, res.ok)
             per["total"] = sum(per.values())
             out[side] = {"rate": rate, "calls": n, "ok": res.ok, "cpu_ms_per_call": per,
                          **extra}
@@ -242,6 +245,57 @@ class Bench:
         self.figures.append(Figure("same with a free controller (Asterisk+Redis only)", "x",
                                    b["total"] / (c["total"] - c.get("controller", 0.0)), None,
                                    "-", None))
+
+    # ------------------------------------------------------------------ floor
+
+    async def floor(self) -> None:
+        """CPU per call of the protocol alone: ``bench/floorapp.py`` makes the controller's
+        ARI requests for the same calls over the same transports, with no logic and no Redis.
+
+        The controller is stopped meanwhile (the floor app takes its Stasis app name) and
+        started again afterwards. Beside ``cost``, it splits the controller's CPU per call
+        into what the ARI exchange itself costs in Python and what the controller adds."""
+        assert self.settings is not None
+        sc = self.scale
+        rate = 50.0 if sc.name == "small" else 100.0
+        n = int(rate * (5 if sc.name == "small" else 10))
+        await asyncio.to_thread(self.ctl.stop)
+        proc = FloorProc(self.ctl.env, self.workdir)
+        try:
+            await asyncio.to_thread(proc.start)
+            c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
+            await asyncio.sleep(3)
+            idle_rate = (env.proc_cpu(proc.pid) - c0) / (time.monotonic() - t0)
+            before = env.stack_cpu(self.settings)
+            c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
+            sys0 = env.proc_times(proc.pid)[1]
+            res = await load(env.SIP_PORT, self.dids(flows.CTL_CALL, sc.k_call), rate=rate,
+                             calls=n, hold_ms=1000)
+            await asyncio.to_thread(env.wait_idle, self.settings, 90)
+            cpu, wall = env.proc_cpu(proc.pid) - c0, time.monotonic() - t0
+            kernel = env.proc_times(proc.pid)[1] - sys0
+            after = env.stack_cpu(self.settings)
+            shutil.rmtree(res.workdir, ignore_errors=True)
+        finally:
+            await asyncio.to_thread(proc.stop)
+            await asyncio.to_thread(self.ctl.start)
+        ok = max(1, res.ok)
+        per = {k: (after[k] - before.get(k, 0.0)) / ok * 1000 for k in after}
+        per["app"] = (cpu - idle_rate * wall) / ok * 1000
+        out = {"rate": rate, "calls": n, "ok": res.ok, "cpu_ms_per_call": per,
+               "app_idle_ms_per_s": idle_rate * 1000, "app_kernel_ms_per_call": kernel / ok * 1000}
+        self.details["floor"] = out
+        self.log(f"floor: {res.ok}/{n} calls; CPU ms/call " +
+                 ", ".join(f"{k} {v:.2f}" for k, v in per.items()) +
+                 f" (app in the kernel {out['app_kernel_ms_per_call']:.2f})")
+        self.figures.append(Figure("CPU per call: ARI exchange alone (floor app)", "ms",
+                                   per["app"], None, "-", None))
+        self.figures.append(Figure("same: Asterisk, driven by the floor app", "ms",
+                                   per["asterisk"], None, "-", None))
+        cost = self.details.get("cost", {}).get("controller", {}).get("cpu_ms_per_call", {})
+        if "controller" in cost:
+            self.figures.append(Figure("controller CPU per call above the floor", "ms",
+                                       cost["controller"] - per["app"], None, "-", None))
 
     # ------------------------------------------------------------------ latency
 
@@ -425,7 +479,7 @@ def table(figs: list[Figure]) -> str:
 
 # capacity last: its over-capacity steps leave Asterisk slower for a while (a full run measured
 # the baseline's setup latency at 3.4 ms p50 right after them, 1.9 ms on a fresh stack)
-ALL = ("cost", "latency", "failover", "eventloop", "scale", "capacity")
+ALL = ("cost", "floor", "latency", "failover", "eventloop", "scale", "capacity")
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -441,7 +495,7 @@ async def amain(args: argparse.Namespace) -> int:
     try:
         await b.setup()
         for name in only:
-            await {"cost": b.cost, "capacity": b.capacity, "latency": b.latency,
+            await {"cost": b.cost, "floor": b.floor, "capacity": b.capacity, "latency": b.latency,
                    "failover": b.failover, "eventloop": b.eventloop,
                    "scale": b.scale_figure}[name]()
     finally:

@@ -43,11 +43,12 @@ log = logging.getLogger("callctl.runtime")
 
 EVENT_TYPES = ("StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed",
                "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished",
-               "RecordingFailed", "ApplicationReplaced", "ChannelEnteredBridge")
-"""The ARI events the controller handles (ChannelEnteredBridge: two a call, for observers).
-Asterisk is told to send only these (an app event filter, set on every connect): a call
-otherwise brings ~40 events (variable sets, state changes, dial events) that cost more CPU
-to read than the call itself. A handler for another event type must add it here (or to
+               "RecordingFailed", "ApplicationReplaced")
+"""The ARI events the controller handles. Asterisk is told to send only these (an app event
+filter, set on every connect): a call otherwise brings ~40 events (variable sets, state
+changes, dial and bridge events) that cost more CPU to read than the call itself; bridge
+entries (two a call) are left out too, since a call knows when it bridged from its own
+``addChannel``. A handler for another event type must add it here (or to
 ``Controller.event_types``)."""
 
 

@@ -22,7 +22,7 @@ from controller.ari.client import AriClient
 from controller.ari.events import ChannelEnteredBridge, Event
 from controller.config import PROJECT_ROOT
 from controller.flows import loader
-from controller.runtime import Controller
+from controller.runtime import EVENT_TYPES, Controller
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 
@@ -270,6 +270,8 @@ flows:
 
 class _BridgeSpy(Controller):
     """The real controller, also noting every channel that ever entered a bridge."""
+
+    event_types = (*EVENT_TYPES, "ChannelEnteredBridge")
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)

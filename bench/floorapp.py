@@ -1,0 +1,163 @@
+"""The protocol floor: the least a Stasis app can do to connect a bench call, and nothing else.
+
+    python -m bench.floorapp        (environment: the bench stack's, see bench/env.py)
+
+It makes exactly the ARI requests the controller makes for a ``DID -> department -> agent``
+call, in the same order, over the same transports (``controller.ari.http`` for REST, the
+aiohttp websocket, the controller's event filter): originate the agent, create the bridge,
+ring the caller; on the agent's answer, answer the caller and add both to the bridge; when the
+caller hangs up, hang the agent up and destroy the bridge. No flow, no Redis, no call state
+beyond two dicts, no logging. Its CPU per call is what any Python asyncio controller pays
+before doing anything of its own; the bench's ``floor`` figure sets it beside the controller's.
+Every call dials ``PJSIP/agent3`` (the bench's answering phone).
+
+``FLOOR_ANSWER=0`` skips the caller's ``answer`` request (joining a bridge does not answer the
+caller: it then never gets its 200). ``FLOOR_LEAN=1`` is the leanest exchange ARI allows: no
+ringback request and bridges reused from a pool instead of created and destroyed per call
+(4 requests a call: originate, answer, addChannel, hang the agent up), to see how much of
+Asterisk's cost those requests are. Writes its pid to ``$BENCH_STATS.ready`` once connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.ctlproc import spawn, terminate
+from controller.ari.client import AriClient
+from controller.ari.errors import AriError
+from controller.config import load_settings
+from controller.runtime import EVENT_TYPES
+
+
+class Floor:
+    def __init__(self, ari: AriClient, answer: bool, lean: bool) -> None:
+        self.ari = ari
+        self.answer = answer
+        self.lean = lean
+        self.pool: list[str] = []  # lean: empty bridges to reuse
+        self.bridges: dict[str, str] = {}  # caller -> its bridge
+        self.leaving: dict[str, str] = {}  # lean: agent leg hung up -> its bridge
+        self.legs: dict[str, str] = {}  # agent leg -> caller
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def quiet(self, coro: Any) -> None:
+        with contextlib.suppress(AriError):
+            await coro
+
+    async def inbound(self, caller: str) -> None:
+        leg = f"{caller}-L1"
+        self.legs[leg] = caller
+        await self.quiet(self.ari.originate("PJSIP/agent3", channel_id=leg, app=self.ari.app,
+                                            app_args=f"leg,{caller}", caller_id="floor",
+                                            originator=caller, timeout=30))
+        if self.lean:
+            if self.pool:
+                self.bridges[caller] = self.pool.pop()
+                return
+            self.bridges[caller] = f"floor-{caller}"
+            await self.quiet(self.ari.create_bridge(self.bridges[caller]))
+            return
+        self.bridges[caller] = f"{caller}-B"
+        await asyncio.gather(self.quiet(self.ari.create_bridge(f"{caller}-B")),
+                             self.quiet(self.ari.ring(caller)))
+
+    async def answered(self, leg: str, caller: str) -> None:
+        steps = [self.quiet(self.ari.add_to_bridge(self.bridges[caller], [caller, leg]))]
+        if self.answer:
+            steps.append(self.quiet(self.ari.answer(caller)))
+        await asyncio.gather(*steps)
+
+    async def ended(self, caller: str) -> None:
+        leg = f"{caller}-L1"
+        self.legs.pop(leg, None)
+        await self.quiet(self.ari.hangup(leg))
+        bridge = self.bridges.pop(caller, None)
+        if bridge is None:
+            return
+        if self.lean:
+            self.leaving[leg] = bridge  # reused once the leg has left it
+        else:
+            await self.quiet(self.ari.destroy_bridge(bridge))
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("type")
+        cid = (ev.get("channel") or {}).get("id", "")
+        if kind == "StasisStart":
+            if ev.get("args", [""])[:1] == ["inbound"]:
+                self.spawn(self.inbound(cid))
+            elif cid in self.legs:
+                self.spawn(self.answered(cid, self.legs[cid]))
+        elif kind == "StasisEnd" and cid.endswith("-L1"):
+            if cid in self.leaving:
+                self.pool.append(self.leaving.pop(cid))
+        elif kind == "StasisEnd" and cid:
+            self.spawn(self.ended(cid))
+
+
+async def main() -> None:
+    settings = load_settings()
+    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
+    floor = Floor(ari, answer=os.environ.get("FLOOR_ANSWER", "1") != "0",
+                  lean=os.environ.get("FLOOR_LEAN") == "1")
+    ready = Path(os.environ.get("BENCH_STATS", "floorstats.json") + ".ready")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with ari:
+        ws = await ari.connect_events()
+        await ari.set_event_filter(EVENT_TYPES)
+        await asyncio.to_thread(ready.write_text, str(os.getpid()))
+
+        async def read() -> None:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    floor.on_event(json.loads(msg.data))
+
+        reader = asyncio.create_task(read())
+        await stop.wait()
+        reader.cancel()
+        await ws.close()
+        for b in floor.pool:
+            await floor.quiet(ari.destroy_bridge(b))
+
+
+class FloorProc:
+    """Start/stop the floor app as its own process (from the bench)."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self.env = {**env, "BENCH_STATS": str(workdir / "floor")}
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.proc = spawn("bench.floorapp", self.env, self.workdir / "floor.log",
+                          self.workdir / "floor.ready", timeout)
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.proc = None
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
