@@ -173,6 +173,9 @@ class Settings:
     their state in Redis and their leases released, so a peer, or this controller restarted
     with the same CALLCTL_CONTROLLER_ID, adopts them at once (controller.cluster). "hangup":
     tear them down (callers and agents hung up, calls logged), as before."""
+    malloc_trim_s: int = 60
+    """CALLCTL_MALLOC_TRIM_S: seconds between glibc ``malloc_trim`` calls that give freed
+    heap memory back to the system (controller.memory); 0: never."""
 
     @property
     def ari_port(self) -> int:
@@ -325,9 +328,12 @@ def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any
     if on_stop not in ON_STOP:
         raise _bad("CALLCTL_ON_STOP", env.get("CALLCTL_ON_STOP", ""),
                    f"use {' or '.join(ON_STOP)}")
+    trim = (env.get("CALLCTL_MALLOC_TRIM_S") or "60").strip()
+    if not trim.isdigit() or int(trim) > 3600:
+        raise _bad("CALLCTL_MALLOC_TRIM_S", trim, "seconds from 0 (never) to 3600")
     return {"node_name": node_name, "ari_nodes": tuple(nodes), "nodes_primary": primary,
             "controller_id": cid, "lease_ms": int(lease), "node_lost_ms": int(lost),
-            "on_stop": on_stop}
+            "on_stop": on_stop, "malloc_trim_s": int(trim)}
 
 
 def _redis_url(env: dict[str, str]) -> str:

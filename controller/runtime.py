@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from controller import memory
 from controller.ami import AmiError, failover_value
 from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable
@@ -143,6 +144,9 @@ class Controller:
         await self.services.start(admin=admin)
         await self.cluster.start()  # takes the free nodes' leases, opens their websockets
         self._spawn(self._outage_keeper())
+        trim = memory.malloc_trim() if self.settings.malloc_trim_s else None
+        if trim is not None:
+            self._spawn(memory.keep_trimmed(self.settings.malloc_trim_s, trim))
 
     # ------------------------------------------------------------------ outage failover
 
