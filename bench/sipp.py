@@ -27,7 +27,7 @@ from bench.env import SLOT
 from controller.config import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-from sippctl import SDP, free_udp_port, uas_scenario
+from sippctl import SDP, UAC_EARLY, free_udp_port, uac_request, uas_scenario
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 # SIPp media ports: the bench slot's own range (as tests/sippctl.py does per test slot).
@@ -37,58 +37,17 @@ _media = itertools.cycle(range(25000 + 1000 * SLOT, 26000 + 1000 * SLOT, 4))
 def uac_load_scenario(hold_ms: int, answer_ms: int = 5000) -> str:
     """INVITE the DID in the injection file's field 0, answer-wait, hold, BYE. Any final
     error, or no answer within ``answer_ms``, fails the call (SIPp counts it)."""
-    frm = ('"Bench" <sip:+1444[call_number]@[local_ip]:[local_port]>;tag=[call_number]')
+    frm = '"Bench" <sip:+1444[call_number]@[local_ip]:[local_port]>;tag=[call_number]'
+    contact = "sip:+1444[call_number]@[local_ip]:[local_port]"
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callctl bench caller">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm}
-To: <sip:[field0]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:+1444[call_number]@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
+{uac_request("INVITE", "[field0]", frm, cseq=1, contact=contact, sdp=SDP, in_dialog=False,
+             send='<send retrans="500">')}
+{UAC_EARLY}
   <recv response="200" rtd="true" timeout="{answer_ms}"/>
-  <send>
-    <![CDATA[
-ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm}
-To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: sip:+1444[call_number]@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("ACK", "[field0]", frm, cseq=1, contact=contact)}
   <pause milliseconds="{hold_ms}"/>
-  <send retrans="500">
-    <![CDATA[
-BYE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm}
-To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: sip:+1444[call_number]@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("BYE", "[field0]", frm, cseq=2, contact=contact, send='<send retrans="500">')}
   <recv response="200" timeout="10000"/>
 </scenario>
 """

@@ -80,6 +80,58 @@ def dtmf_pcap(digit: str, index: int, out: Path) -> Path:
     return path
 
 
+def uac_request(method: str, ruri: str, frm: str, *, cseq: int,
+                contact: str | None = None, extra: str | None = None, sdp: str | None = None,
+                in_dialog: bool = True, send: str = "<send>") -> str:
+    """A caller's request as a SIPp ``<send>`` block, shared by every UAC scenario here and
+    in bench/sipp.py. ``ruri`` is the dialled user ("[service]", or "[field0]" from an
+    injection file); ``frm`` the whole From value (tag included); ``extra`` a header line
+    (e.g. "[field1]"); ``sdp`` makes it an offer; ``in_dialog`` adds the To tag."""
+    target = f"sip:{ruri}@[remote_ip]:[remote_port]"
+    lines = [f"{method} {target} SIP/2.0",
+             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+             f"From: {frm}",
+             f"To: <{target}>" + ("[peer_tag_param]" if in_dialog else ""),
+             "Call-ID: [call_id]",
+             f"CSeq: {cseq} {method}"]
+    if contact is not None:
+        lines.append(f"Contact: {contact}")
+    lines.append("Max-Forwards: 70")
+    if extra is not None:
+        lines.append(extra)
+    if sdp is None:
+        lines += ["Content-Length: 0", ""]
+    else:
+        lines += ["Content-Type: application/sdp", "Content-Length: [len]", "", sdp]
+    body = "\n".join(lines)
+    return f"  {send}\n    <![CDATA[\n{body}\n    ]]>\n  </send>"
+
+
+UAC_OK_TO_BYE = """  <send next="end">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>"""
+"""A caller's 200 OK to the far end's BYE."""
+
+UAC_EARLY = """  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>"""
+"""What a caller accepts before the answer."""
+
+
+def uac_failures(label: str, codes: tuple[int, ...] = (403, 404, 480, 486, 503, 603)) -> str:
+    """Final errors that jump to ``label`` (instead of waiting for a 200 that never comes)."""
+    return "\n".join(f'  <recv response="{c}" optional="true" next="{label}"/>' for c in codes)
+
+
 def uac_scenario(*, caller: str, hold_ms: int, digits: list[tuple[int, str]],
                  pcap_dir: Path | None = None, speak_after_ms: int | None = None) -> str:
     """A caller: INVITE, wait for answer (or a final error), play DTMF, hang up after hold_ms
@@ -101,92 +153,24 @@ def uac_scenario(*, caller: str, hold_ms: int, digits: list[tuple[int, str]],
         dtmf.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
         dtmf.append('  <pause milliseconds="300"/>')
     dtmf_xml = "\n".join(dtmf)
+    frm = f'"Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]'
+    contact = f"sip:{caller}@[local_ip]:[local_port]"
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callctl caller">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:{caller}@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-{sdp}
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="403" optional="true" next="rejected"/>
-  <recv response="404" optional="true" next="rejected"/>
-  <recv response="480" optional="true" next="rejected"/>
-  <recv response="486" optional="true" next="rejected"/>
-  <recv response="503" optional="true" next="rejected"/>
-  <recv response="603" optional="true" next="rejected"/>
+{uac_request("INVITE", "[service]", frm, cseq=1, contact=contact, sdp=sdp, in_dialog=False,
+             send='<send retrans="500">')}
+{UAC_EARLY}
+{uac_failures("rejected")}
   <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: sip:{caller}@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("ACK", "[service]", frm, cseq=1, contact=contact)}
 {dtmf_xml}
   <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
-  <send next="end">
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
+{UAC_OK_TO_BYE}
   <label id="hangup"/>
-  <send retrans="500">
-    <![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: sip:{caller}@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("BYE", "[service]", frm, cseq=2, contact=contact, send='<send retrans="500">')}
   <recv response="200" next="end"/>
   <label id="rejected"/>
-  <send next="end">
-    <![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Test Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("ACK", "[service]", frm, cseq=1, send='<send next="end">')}
   <label id="end"/>
 </scenario>
 """

@@ -36,7 +36,16 @@ from controller.config import Settings
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from integration.runproc import RunProcess, clean_env
-from sippctl import SDP, SIPP, _media_ports, free_udp_port
+from sippctl import (
+    SDP,
+    SIPP,
+    UAC_EARLY,
+    UAC_OK_TO_BYE,
+    _media_ports,
+    free_udp_port,
+    uac_failures,
+    uac_request,
+)
 
 N_BRIDGED = int(os.environ.get("CALLCTL_RES_BRIDGED", "50"))
 N_RINGING = int(os.environ.get("CALLCTL_RES_RINGING", "10"))
@@ -72,94 +81,29 @@ def many_lines(n_bridged: int, n_ringing: int) -> str:
 # ---------------------------------------------------------------------------- SIPp callers
 
 def _uac(hold_ms: int, answer_ms: int, frm: str) -> str:
+    """Each call from the injection file's line: DID (field 0), an extra header line (field
+    1). A final error fails the call at once (a last wait that times out makes SIPp count it
+    failed)."""
+    frm = f"{frm};tag=[call_number]"
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callctl resilience caller">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm};tag=[call_number]
-To: <sip:[field0]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-[field1]
-Content-Type: application/sdp
-Content-Length: [len]
-
-{SDP}
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-{_FAILS}
+{uac_request("INVITE", "[field0]", frm, cseq=1, contact="<sip:caller@[local_ip]:[local_port]>",
+             extra="[field1]", sdp=SDP, in_dialog=False, send='<send retrans="500">')}
+{UAC_EARLY}
+{uac_failures("failed", (403, 404, 480, 486, 487, 500, 503, 603))}
   <recv response="200" rtd="true" timeout="{answer_ms}"/>
-  <send>
-    <![CDATA[
-ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm};tag=[call_number]
-To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("ACK", "[field0]", frm, cseq=1)}
   <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
-  <send next="end">
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-    ]]>
-  </send>
+{UAC_OK_TO_BYE}
   <label id="hangup"/>
-  <send retrans="500">
-    <![CDATA[
-BYE sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm};tag=[call_number]
-To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("BYE", "[field0]", frm, cseq=2, send='<send retrans="500">')}
   <recv response="200" timeout="10000" next="end"/>
   <label id="failed"/>
-  <send>
-    <![CDATA[
-ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: {frm};tag=[call_number]
-To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-    ]]>
-  </send>
+{uac_request("ACK", "[field0]", frm, cseq=1)}
   <recv response="999" timeout="1"/>
   <label id="end"/>
 </scenario>
 """
-
-
-# A final error fails the call at once (SIPp counts a call whose last wait times out as failed).
-_FAILS = "\n".join(f'  <recv response="{c}" optional="true" next="failed"/>'
-                   for c in (403, 404, 480, 486, 487, 500, 503, 603))
 
 
 @dataclass
