@@ -351,7 +351,9 @@ async def test_api_round_trips_same_ops_as_cli(
     assert status == 200 and sim["path"] == ["hello", "sales", "bye"], sim
     assert sim["first_ring"]["user"] == "alice" and sim["ring_order"] == ["alice", "bob"]
     draft = FLOW.replace("members: [alice, bob]", "members: [bob, alice]")
-    status, sim = await api.req("POST", "/simulate", body={"did": DID, "flows": draft})
+    # at a fixed time too: alice's availability (set above) is mon-fri 09:00-17:00 UTC
+    status, sim = await api.req("POST", "/simulate", body={"did": DID, "flows": draft,
+                                                           "at": "2026-12-07 10:00"})
     assert status == 200 and sim["draft"] and sim["ring_order"] == ["bob", "alice"], sim
 
     # flows: validate, publish, versions, rollback; the controller routes on the new version
