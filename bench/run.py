@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench [--scale small|full] [--only capacity,latency,...] [--json F]
 
-Figures (see README, "Performance"): capacity, setup latency, failover hop, event loop,
-scale. Each SIPp figure runs the same calls through the controller (DID -> department ->
-agent) and through plain dialplan ``Dial()`` to the same SIPp agent, and reports both and
-their ratio, so machine noise largely cancels. Prints a table and writes JSON
+Figures (see README, "Performance"): cost (CPU per call of each process), floor (the bare
+ARI exchange, bench/floorapp.py), setup latency, failover hop, event loop, scale, capacity.
+Each SIPp figure runs the same calls through the controller (DID -> department -> agent) and
+through plain dialplan ``Dial()`` to the same SIPp agent, and reports both and their ratio, so
+machine noise largely cancels. Prints a table and writes JSON
 (default ``run/bench7/results/bench-<time>.json``). Never used as a test assertion.
 """
 
