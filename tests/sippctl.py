@@ -300,12 +300,7 @@ Content-Length: 0
   <send>
     <![CDATA[
 SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+{_DLG_HDRS}
 Content-Type: application/sdp
 Content-Length: [len]
 
