@@ -100,6 +100,8 @@ class Call:
         self.started = time.time()
         self.answered_at: float | None = None
         self.result = "unknown"
+        self.stopping = False
+        """Torn down by a stopping controller (CALLCTL_ON_STOP=hangup), not by the caller."""
         self._loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ events
@@ -148,7 +150,7 @@ class Call:
             if self.result == "connected":  # the caller hung up a bridged call
                 self.result = "completed"
             elif self.result == "unknown":
-                self.result = "caller_hangup"
+                self.result = "controller_stopped" if self.stopping else "caller_hangup"
         except Exception:
             log.exception("call %s: controller error; hanging up", self.id)
             self.result = "error"

@@ -10,7 +10,8 @@ name                                   type     labels / meaning
 =====================================  =======  ==============================================
 calls_total                            counter  ``outcome``: the call record's ``result``
                                                 (completed, voicemail, hangup, caller_hangup,
-                                                no_flow, blocked, error, ...)
+                                                no_flow, blocked, controller_stopped, error,
+                                                ...)
 ring_attempts_total                    counter  ``outcome`` of each ringing leg (answered,
                                                 busy, unreachable, no_answer, rejected,
                                                 cancelled) and ``role`` (primary, alternate,

@@ -201,6 +201,7 @@ class Controller:
         torn = [c for c in self.calls.values() if not c.abandoned] if hangup else []
         if hangup:
             for call in torn:
+                call.stopping = True  # logged as completed if bridged, else controller_stopped
                 call.feed(StasisEnd.synthetic(call.id))
         else:
             try:

@@ -225,13 +225,14 @@ async def nothing_left(h: Harness, ari: AriClient) -> bool:
 # ---------------------------------------------------------------------------- kill -9
 
 async def _controller_up(harness: Harness, phones: PhoneBank, tmp_path: Path, nb: int,
-                         nr: int) -> CtlProcess:
+                         nr: int, on_stop: str = "handover") -> CtlProcess:
     """agent1 answers (the ``nb`` bridged lines), agent2 never does (the ``nr`` ringing
     ones); a ``callctl run`` process started on them."""
     await phones.start("agent1", "answer", ring_ms=100)
     await phones.start("agent2", "noanswer")
     await harness.publish(many_lines(nb, nr), tmp_path)
     ctl = CtlProcess(harness.prefix, tmp_path)
+    ctl.env["CALLCTL_ON_STOP"] = on_stop
     ctl.start()
     return ctl
 
@@ -459,32 +460,33 @@ async def test_given_redis_down_at_sigterm_then_the_stop_leaves_calls_up_for_lat
 
 async def test_given_on_stop_hangup_then_sigterm_hangs_the_calls_up(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
-    n = 3
-    await phones.start("agent1", "answer", ring_ms=100)
-    await harness.publish(many_lines(n, 0), tmp_path)
-    ctl = CtlProcess(harness.prefix, tmp_path)
-    ctl.env["CALLCTL_ON_STOP"] = "hangup"
-    ctl.start()
-    load: Callers | None = None
+    nb, nr = 3, 2
+    ctl = await _controller_up(harness, phones, tmp_path, nb, nr, on_stop="hangup")
+    group: list[Callers] = []
     try:
-        await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
-        load = await callers([(did(BRIDGED_DID, i), "") for i in range(n)], rate=10,
-                             hold_ms=30_000, trace=True)
-        await until(lambda: _eq(bridged_pairs(ari), n), 10, f"{n} calls bridged")
+        await _bridged_and_ringing(ctl, ari, group, nb, nr, hold_ms=30_000, trace=True)
+        bridged, ringing = group
         assert ctl.term() == 0
-        ok, failed, errors = await load.wait(10)  # a BYE ends each caller's call
-        assert (ok, failed) == (n, 0), errors
-        assert load.received("BYE") == n
-        await until(lambda: phones.phones["agent1"].messages().count("BYE sip:") == n, 5,
+        ok, failed, errors = await bridged.wait(10)  # a BYE ends each caller's call
+        assert (ok, failed) == (nb, 0), errors
+        assert bridged.received("BYE") == nb
+        ok, failed, errors = await ringing.wait(10)  # a final error ends each unanswered one
+        assert (ok, failed) == (0, nr), errors
+        agent1, agent2 = phones.phones["agent1"], phones.phones["agent2"]
+        await until(lambda: agent1.messages().count("BYE sip:") == nb, 5,
                     "a BYE to each agent leg")
+        await until(lambda: agent2.messages().count("CANCEL sip:") == nr, 5,
+                    "a CANCEL to each ringing leg")
         assert not ctl.said("calls handed over")
-        recs = await _records(harness, n)
-        assert Counter(r["result"] for r in recs) == {"completed": n}, recs[:3]
+        recs = await _records(harness, nb + nr)
+        # the unanswered calls were ended by the stop, not by their callers
+        assert Counter(r["result"] for r in recs) == {"completed": nb,
+                                                      "controller_stopped": nr}, recs[:5]
         await until(lambda: nothing_left(harness, ari), 10,
                     "no channel, bridge or call state left")
     finally:
-        if load is not None:
-            load.kill()
+        for c in group:
+            c.kill()
         ctl.stop()
 
 
