@@ -49,7 +49,7 @@ class Floor:
         self.legs: dict[str, str] = {}  # agent leg -> caller
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Any) -> None:
+    def background(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
@@ -98,14 +98,14 @@ class Floor:
         cid = (ev.get("channel") or {}).get("id", "")
         if kind == "StasisStart":
             if ev.get("args", [""])[:1] == ["inbound"]:
-                self.spawn(self.inbound(cid))
+                self.background(self.inbound(cid))
             elif cid in self.legs:
-                self.spawn(self.answered(cid, self.legs[cid]))
+                self.background(self.answered(cid, self.legs[cid]))
         elif kind == "StasisEnd" and cid.endswith("-L1"):
             if cid in self.leaving:
                 self.pool.append(self.leaving.pop(cid))
         elif kind == "StasisEnd" and cid:
-            self.spawn(self.ended(cid))
+            self.background(self.ended(cid))
 
 
 async def main() -> None:
@@ -132,7 +132,7 @@ async def main() -> None:
         await stop.wait()
         reader.cancel()
         await ws.close()
-        for b in floor.pool:
+        for b in [*floor.pool, *floor.leaving.values()]:
             await floor.quiet(ari.destroy_bridge(b))
 
 

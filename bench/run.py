@@ -50,6 +50,15 @@ class Scale:
     k_call: int
     k_failover: int
 
+    @property
+    def cost_rate(self) -> float:
+        """Calls/s for the cost and floor figures: a rate both ways sustain."""
+        return 50.0 if self.name == "small" else 100.0
+
+    @property
+    def cost_seconds(self) -> int:
+        return 5 if self.name == "small" else 10
+
 
 SCALES = {
     # small: safe beside other work on a 2-core machine (capacity stops at 160 calls/s)
@@ -196,8 +205,7 @@ class Bench:
         nothing would still leave."""
         assert self.settings is not None
         sc = self.scale
-        rate = 50.0 if sc.name == "small" else 100.0
-        n = int(rate * (5 if sc.name == "small" else 10))
+        rate, n = sc.cost_rate, int(sc.cost_rate * sc.cost_seconds)
         out: dict[str, Any] = {}
         # what the controller process burns with no call (its timers and the bench's own
         # samplers: a 10 ms lag sleeper, RSS every 100 ms), taken off its CPU per call
@@ -258,8 +266,7 @@ class Bench:
         into what the ARI exchange itself costs in Python and what the controller adds."""
         assert self.settings is not None
         sc = self.scale
-        rate = 50.0 if sc.name == "small" else 100.0
-        n = int(rate * (5 if sc.name == "small" else 10))
+        rate, n = sc.cost_rate, int(sc.cost_rate * sc.cost_seconds)
         await asyncio.to_thread(self.ctl.stop)
         proc = FloorProc(self.ctl.env, self.workdir)
         try:

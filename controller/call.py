@@ -75,6 +75,9 @@ class Call:
     ending: bool = False
     """The call is tearing down (its end is being written): finished here, never handed
     over."""
+    stopping: bool = False
+    """Torn down by a stopping controller (CALLCTL_ON_STOP=hangup), not by the caller: its
+    synthetic StasisEnd leaves the caller up for the teardown to hang up."""
     task: asyncio.Task[None] | None = None
     """The task driving the call (``run`` or ``resume``): cancelled on a handover
     (controller.cluster), which must not wait for the call's next event."""
@@ -100,8 +103,6 @@ class Call:
         self.started = time.time()
         self.answered_at: float | None = None
         self.result = "unknown"
-        self.stopping = False
-        """Torn down by a stopping controller (CALLCTL_ON_STOP=hangup), not by the caller."""
         self._loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ events
@@ -126,7 +127,8 @@ class Call:
             if isinstance(ev, (StasisEnd, ChannelDestroyed, ChannelHangupRequest)):
                 cid = channel_id_of(ev)
                 if cid == self.id:
-                    self.caller_up = False
+                    if not self.stopping:
+                        self.caller_up = False
                     raise CallGone
                 if cid in self.legs and not isinstance(ev, ChannelHangupRequest):
                     if cid == self.connected_leg and isinstance(ev, StasisEnd):

@@ -176,7 +176,6 @@ class Cluster:
         self.lease_s = s.lease_ms / 1000
         self.node_lost_s = s.node_lost_ms / 1000
         self.leases: Leases | None = None
-        """Calls this controller adopted from a dead (or previous) controller."""
         self._stopping = False
         self._started = time.monotonic()
         self.peers: dict[str, dict[str, Any]] = {}
@@ -187,9 +186,10 @@ class Cluster:
         """Adopted calls sent back into the app to run their flow again: id -> (previous
         owner, highest leg number used, node), until their new StasisStart."""
         self._seen: dict[str, float] = {}
-        # node -> since when it is due to go back to its primary (waiting for calls mid-flow)
-        self._give_back_since: dict[str, float] = {}
         """Live peers' presence tokens -> when first seen (monotonic): see give_back()."""
+        self._give_back_since: dict[str, float] = {}
+        """Nodes due to go back to their primary -> since when (monotonic), while they wait
+        for their calls still in a flow (give_back_now)."""
         self._beats = 0
         self.duplicate = False
         """Another live controller has our id: its leases are not our previous life's."""

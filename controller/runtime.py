@@ -198,11 +198,11 @@ class Controller:
         that stopped answering (Redis, AMI, ARI) can delay shutdown but never hang it."""
         await self._bounded(self.cluster.stop_streams(), "event streams")
         hangup = self.settings.on_stop == "hangup"
-        torn = [c for c in self.calls.values() if not c.abandoned] if hangup else []
         if hangup:
-            for call in torn:
-                call.stopping = True  # logged as completed if bridged, else controller_stopped
-                call.feed(StasisEnd.synthetic(call.id))
+            for call in self.calls.values():
+                if not call.abandoned:  # its teardown hangs up the caller and the legs;
+                    call.stopping = True  # logged completed if bridged, else controller_stopped
+                    call.feed(StasisEnd.synthetic(call.id))
         else:
             try:
                 await self._bounded(self.cluster.hand_over_all(), "call handover")
@@ -210,11 +210,7 @@ class Controller:
                 log.exception("shutdown: call handover failed")
         if self._call_tasks:  # calls tear down (hang up their channels) on their own; with
             await asyncio.wait(list(self._call_tasks), timeout=5)  # a handover: ending ones
-        if hangup:  # a synthetic StasisEnd reads as the caller's own hangup, so their
-            # teardown left the callers up, in our app with nobody to drive them: hang them up
-            await self._bounded(asyncio.gather(*(self._hangup_caller(c) for c in torn)),
-                                "callers' hangup")
-        else:  # the calls are free: so are their nodes
+        if not hangup:  # the calls are free: so are their nodes
             await self._bounded(self.cluster.release(), "node leases")
         await self._bounded(self.services.stop(), "admin API and webhooks")
         await self._bounded(self.flows.stop(), "flow watcher")
@@ -229,13 +225,6 @@ class Controller:
         # releases our node leases, closes ARI/AMI clients
         await self._bounded(self.cluster.close(), "cluster")
         await self._bounded(self.store.close(), "Redis")
-
-    @staticmethod
-    async def _hangup_caller(call: Call) -> None:
-        try:
-            await call.ari.hangup(call.id)
-        except AriError:  # gone already (404), or Asterisk away
-            pass
 
     @staticmethod
     async def _bounded(aw: Awaitable[Any], what: str, seconds: float = 5.0) -> None:
