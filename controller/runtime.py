@@ -267,6 +267,12 @@ class Controller:
 
     def _new_call(self, ev: StasisStart) -> None:
         ch = ev.channel
+        if ch.id in self.calls:
+            # Already driven: the resync routed a caller whose StasisStart looked lost and
+            # the event came after all (or Asterisk sent it twice). A second Call would ring
+            # the same legs (409) and fail over while the first one rings.
+            log.info("call %s: duplicate StasisStart ignored", ch.id)
+            return
         did = ev.args[1] if len(ev.args) > 1 else ch.exten
         caller = normalise(ch.caller_number)
         if not valid_did(did or ""):
@@ -381,6 +387,8 @@ class Controller:
                         continue  # adopted (or being adopted) by controller.cluster
                 except Exception:
                     pass  # Redis away: nobody could have adopted it
+                if cid in self.calls:  # its StasisStart arrived meanwhile
+                    continue
                 log.warning("call %s: its StasisStart was lost with the websocket: routing it "
                             "now", cid)
             elif args[0] == "leg" and len(args) > 1 and ch.get("state") == "Up":

@@ -32,6 +32,7 @@ import yaml
 
 from controller import stack
 from controller.ari.client import AriClient
+from controller.ari.events import StasisStart, parse_channel
 from controller.config import Settings
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
@@ -715,4 +716,29 @@ async def test_given_stasisstart_lost_with_the_websocket_then_resync_routes_the_
     rec = await harness.record()
     assert res.final_status() == 200, res.trace[-1500:]
     assert rec["answered_by"] == "b0000"
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
+async def test_given_a_late_duplicate_stasisstart_then_the_call_is_routed_once(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """The resync routes a caller whose StasisStart looked lost; if the event comes after
+    all, the caller must not get a second Call (it rang the same leg id, got 409 and played
+    the failover greeting while the first one rang: seen in the websocket-cut test)."""
+    agent = await phones.start("agent1", "answer", ring_ms=1000)
+    await harness.publish(many_lines(1, 0), tmp_path)
+    ctl = await harness.start()
+    call = asyncio.ensure_future(harness.call(did(BRIDGED_DID, 0), hold_ms=1000))
+    await until(lambda: _eq(ringing_legs(ari), 1), 10, "the leg ringing")
+    (cid,) = list(ctl.calls)
+    first = ctl.calls[cid]
+    ch = await ari.get_channel(cid)
+    assert ch is not None
+    ctl.on_node_event(first.node, StasisStart(parse_channel(ch),
+                                              ("inbound", did(BRIDGED_DID, 0))))
+    assert ctl.calls[cid] is first
+    res = await call
+    rec = await harness.record()
+    assert res.final_status() == 200, res.trace[-1500:]
+    assert rec["answered_by"] == "b0000" and rec["result"] == "completed", rec
+    assert agent.invites() == 1
     await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
