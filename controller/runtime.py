@@ -510,18 +510,30 @@ class Controller:
         meanwhile (so a peer could adopt them), busy marks, released marks, finished calls'
         state removal and call logs."""
         for call in list(self.calls.values()):
-            if call.abandoned:
+            # Every write is decided again after each await: a call that ended (or began
+            # its teardown) meanwhile must not get its start state or busy marks written
+            # back after its end (a ghost call, an agent left busy): its end wins.
+            if not self._live(call):
                 continue
             if call.id not in self.cluster._leased:
                 await self.cluster.start_call(call, {
                     "did": call.ctx.did, "caller": call.ctx.caller,
                     "started": str(call.started), "flow_version": str(call.version)})
+                if not self._live(call):
+                    # It ended during the write: its end was written after it (one ordered
+                    # connection) or is pending below; the lease is not ours to renew.
+                    self.cluster._leased.discard(call.id)
+                    continue
             if call.result == "connected" or call.busy_users:
                 await self.cluster.save_connected(call)
         while self._pending_ends:
             call, end = self._pending_ends[0]
             await self.cluster.end_call(call, end)
             self._pending_ends.popleft()
+
+    def _live(self, call: Call) -> bool:
+        """Still ours and not ending: its state may be written."""
+        return not (call.abandoned or call.ending) and self.calls.get(call.id) is call
 
     def local_cursor(self, key: str) -> int:
         n = self._cursors.get(key, 0)
