@@ -15,7 +15,7 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from controller import engine
+from controller import engine, waits
 from controller.ari.errors import AriError, AriUnavailable, NotFound
 from controller.ari.events import (
     ChannelDestroyed,
@@ -81,6 +81,9 @@ class Call:
     task: asyncio.Task[None] | None = None
     """The task driving the call (``run`` or ``resume``): cancelled on a handover
     (controller.cluster), which must not wait for the call's next event."""
+    waiting_on: tuple[str, str] | None = None
+    """The media whose end event the call waits for now: ("playback", id) or ("recording",
+    name); the (re)connect resync checks it with ARI (its end may be lost)."""
 
     def __init__(self, ctl: Controller, channel_id: str, ctx: CallContext, version: int) -> None:
         self.ctl = ctl
@@ -208,38 +211,85 @@ class Call:
                 self.caller_up = False
                 raise CallGone from None
         digits = ""
-        deadline = None if playing else self._loop.time() + cmd.timeout
         if cmd.max_digits == 0 and not playing:
             return Digits("", "played")
-        while True:
-            ev = await self._event(deadline)
-            if ev is None:
-                return Digits(digits, "timeout")
-            if isinstance(ev, PlaybackFinished) and ev.playback_id == pb_id:
-                playing = False
-                if cmd.max_digits == 0:
-                    return Digits("", "played")
-                wait = cmd.inter_digit_timeout if digits else cmd.timeout
-                deadline = self._loop.time() + wait
-            elif isinstance(ev, ChannelDtmfReceived) and channel_id_of(ev) == self.id:
-                d = ev.digit
-                if d not in DTMF or cmd.max_digits == 0:
-                    continue
-                if playing:
-                    if not cmd.barge_in:
+        if playing:  # bounded: a lost PlaybackFinished never holds the call (controller.waits)
+            self.waiting_on = ("playback", pb_id)
+            deadline = self._loop.time() + waits.prompt_bound(
+                waits.media_seconds(m, self.ctx.language) for m in cmd.media)
+        else:
+            deadline = self._loop.time() + cmd.timeout
+        checks = 0
+        try:
+            while True:
+                ev = await self._event(deadline)
+                if ev is None:
+                    if not playing:
+                        return Digits(digits, "timeout")
+                    if await self._still_going("playback", pb_id, checks):
+                        checks += 1
+                        deadline = self._loop.time() + waits.RECHECK_S
+                        continue
+                    ev = PlaybackFinished(pb_id, state="gone")  # as if it had come
+                if isinstance(ev, PlaybackFinished) and ev.playback_id == pb_id:
+                    if not playing:  # stopped by a digit, or a duplicate (resync)
                         continue
                     playing = False
-                    self.ctl.background(self.ari.stop_playback(pb_id))
-                if cmd.sensitive:  # a PIN or account number: never in the trace
-                    self.ctx.log("dtmf", masked=True)
-                else:
-                    self.ctx.log("dtmf", digit=d)
-                if cmd.terminator and d == cmd.terminator:
-                    return Digits(digits, "terminator")
-                digits += d
-                if len(digits) >= cmd.max_digits:
-                    return Digits(digits, "max")
-                deadline = self._loop.time() + cmd.inter_digit_timeout
+                    self.waiting_on = None
+                    if cmd.max_digits == 0:
+                        return Digits("", "played")
+                    wait = cmd.inter_digit_timeout if digits else cmd.timeout
+                    deadline = self._loop.time() + wait
+                elif isinstance(ev, ChannelDtmfReceived) and channel_id_of(ev) == self.id:
+                    d = ev.digit
+                    if d not in DTMF or cmd.max_digits == 0:
+                        continue
+                    if playing:
+                        if not cmd.barge_in:
+                            continue
+                        playing = False
+                        self.waiting_on = None
+                        self.ctl.background(self.ari.stop_playback(pb_id))
+                    if cmd.sensitive:  # a PIN or account number: never in the trace
+                        self.ctx.log("dtmf", masked=True)
+                    else:
+                        self.ctx.log("dtmf", digit=d)
+                    if cmd.terminator and d == cmd.terminator:
+                        return Digits(digits, "terminator")
+                    digits += d
+                    if len(digits) >= cmd.max_digits:
+                        return Digits(digits, "max")
+                    deadline = self._loop.time() + cmd.inter_digit_timeout
+        finally:
+            self.waiting_on = None
+
+    async def _still_going(self, kind: str, ident: str, checks: int) -> bool:
+        """A wait on ``kind`` ("playback" or "recording") ``ident`` reached its bound: is it
+        still going in Asterisk? Gone (404): its end event was lost; the call goes on as if
+        it had come. Still going (or ARI not answering): wait again, at most
+        ``waits.MAX_RECHECKS`` times; then it is stopped and the call goes on."""
+        playback = kind == "playback"
+        try:
+            if playback:
+                await self.ari.get_playback(ident)
+            else:
+                await self.ari.get_live_recording(ident)
+            answer = "still going"
+        except NotFound:
+            self.ctl.media_event_lost(self, kind, ident, "bound")
+            return False
+        except AriError as e:
+            answer = f"not known ({e})"
+        if checks < waits.MAX_RECHECKS:
+            log.info("call %s: %s %s: no end event at its bound; ARI: %s; waiting %.0f s more",
+                     self.id, kind, ident, answer, waits.RECHECK_S)
+            return True
+        log.error("call %s: %s %s: no end event %d s after its bound (ARI: %s): stopping it "
+                  "and going on", self.id, kind, ident, checks * waits.RECHECK_S, answer)
+        self.ctx.log("media_stopped", media=kind, id=ident, reason="no end event")
+        self.ctl.background(self.ari.stop_playback(ident) if playback
+                            else self.ari.stop_recording(ident))
+        return False
 
     async def _record(self, cmd: Record) -> Recorded:
         if not MAILBOX_RE.fullmatch(cmd.mailbox):
@@ -254,15 +304,27 @@ class Call:
         except NotFound:
             self.caller_up = False
             raise CallGone from None
+        # Bounded: a lost RecordingFinished never holds the call (controller.waits).
+        self.waiting_on = ("recording", name)
+        deadline = self._loop.time() + waits.record_bound(cmd.max_seconds)
+        checks = 0
         try:
             while True:
-                ev = await self._event(None)
+                ev = await self._event(deadline)
+                if ev is None:
+                    if await self._still_going("recording", name, checks):
+                        checks += 1
+                        deadline = self._loop.time() + waits.RECHECK_S
+                        continue
+                    return Recorded(cmd.mailbox, name, 0.0, "finished")  # length unknown
                 if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
                     dur = getattr(ev, "duration", None) or 0.0
                     reason = "failed" if isinstance(ev, RecordingFailed) else "finished"
                     return Recorded(cmd.mailbox, name, float(dur), reason)
         except CallGone:
             pass
+        finally:
+            self.waiting_on = None
         # Hanging up is how callers usually end a message: Asterisk keeps the file and still
         # reports the recording's end. The call is a voicemail, not a lost call.
         self.result = "voicemail"

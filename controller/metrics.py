@@ -23,6 +23,12 @@ failovers_total                        counter  ``target`` (line: the department
                                                 the primary leg's outcome for alternates)
 live_calls                             gauge    calls this controller is handling now
 ari_reconnects_total                   counter  ARI event websocket reconnects
+ari_app_replaced_total                 counter  times another websocket took our Stasis app
+                                                over (``ApplicationReplaced``): each time the
+                                                controller reconnects to take it back
+media_events_lost_total                counter  ``media`` (playback, recording) whose end
+                                                event never came, ``found_by`` (bound: at the
+                                                wait's bound; resync: at a reconnect)
 event_loop_lag_seconds                 gauge    last measured scheduling delay
 event_loop_lag_max_seconds             gauge    the largest delay of the last minute
 webhook_deliveries_total               counter  ``event`` (answered, call) and ``result``
@@ -203,6 +209,13 @@ class Metrics:
         self.live_calls = r.gauge("live_calls", "Calls this controller is handling now.")
         self.ari_reconnects = r.counter("ari_reconnects_total",
                                         "ARI event websocket reconnects.")
+        self.ari_app_replaced = r.counter(
+            "ari_app_replaced_total",
+            "Times another websocket took our Stasis application over (then taken back).")
+        self.media_events_lost = r.counter(
+            "media_events_lost_total",
+            "Playbacks and recordings whose end event never came, by how it was found.",
+            ("media", "found_by"))
         self.loop_lag = r.gauge("event_loop_lag_seconds",
                                 "Last measured event loop scheduling delay.")
         self.loop_lag_max = r.gauge("event_loop_lag_max_seconds",
@@ -215,6 +228,7 @@ class Metrics:
             ("event",))
         self.live_calls.func = lambda: 0.0
         self.ari_reconnects.func = lambda: 0.0
+        self.ari_app_replaced.func = lambda: 0.0
         self.loop_lag.func = lambda: 0.0
         self.loop_lag_max.func = lambda: 0.0
 

@@ -17,10 +17,12 @@ import aiohttp
 from controller import memory
 from controller.ami import AmiError, failover_value
 from controller.ari.client import AriClient
-from controller.ari.errors import AriError, AriUnavailable
+from controller.ari.errors import AriError, AriUnavailable, NotFound
 from controller.ari.events import (
     ChannelDestroyed,
     Event,
+    PlaybackFinished,
+    RecordingFinished,
     StasisEnd,
     StasisStart,
     channel_id_of,
@@ -30,7 +32,7 @@ from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
 from controller.callerid import normalise, valid_did
 from controller.calllog import call_counts, counted_users, counter_updates, summarise
-from controller.cluster import Cluster
+from controller.cluster import Cluster, Node
 from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
@@ -364,9 +366,51 @@ class Controller:
             for leg in list(call.legs):
                 if leg not in alive:
                     call.feed(ChannelDestroyed.synthetic(leg, 0))
+        await self._lost_media_ends(n, alive)
         await self.cluster.adopt_orphans(n, {c["id"]: c for c in channels or []})
         await self._missed_starts(n.name, channels or [])
         await self._sweep_bridges(n.ari)
+
+    async def _lost_media_ends(self, node: Node, alive: set[str]) -> None:
+        """A call waiting for a PlaybackFinished / RecordingFinished Asterisk sent while we
+        were disconnected (or to the connection that took our app over) would wait until its
+        bound: ask ARI about each such playback or recording and deliver its end now if it
+        is gone. A duplicate (the real event came too) is ignored by the call."""
+        waiting = [(c, c.waiting_on) for c in self.calls.values()
+                   if c.node == node.name and not c.abandoned and c.waiting_on is not None
+                   and c.id in alive]
+        if not waiting:
+            return
+
+        async def check(call: Call, kind: str, ident: str) -> None:
+            try:
+                if kind == "playback":
+                    await node.ari.get_playback(ident)
+                else:
+                    await node.ari.get_live_recording(ident)
+                return  # still going: its end event will come on this connection
+            except NotFound:
+                pass
+            except AriError as e:  # the bound still holds
+                log.info("resync: cannot check %s %s: %s", kind, ident, e)
+                return
+            if call.waiting_on != (kind, ident) or self.calls.get(call.id) is not call:
+                return  # the call went on meanwhile
+            self.media_event_lost(call, kind, ident, "resync")
+            call.feed(PlaybackFinished(ident, state="gone") if kind == "playback"
+                      else RecordingFinished(ident, state="gone"))
+
+        await asyncio.gather(*(check(c, *w) for c, w in waiting))
+
+    def media_event_lost(self, call: Call, kind: str, ident: str, found_by: str) -> None:
+        """The end event of a call's playback or recording never came (found at the wait's
+        bound, or by the resync): logged on the call and counted."""
+        log.warning("call %s: %s %s ended without its %s event (lost; found by the %s): "
+                    "going on", call.id, kind, ident,
+                    "PlaybackFinished" if kind == "playback" else "RecordingFinished",
+                    found_by)
+        call.ctx.log("media_event_lost", media=kind, id=ident, found_by=found_by)
+        self.services.metrics.media_events_lost.inc(media=kind, found_by=found_by)
 
     async def _missed_starts(self, node: str, channels: list[dict[str, Any]]) -> None:
         """StasisStarts Asterisk sent while our websocket was going down (to the closing
@@ -510,18 +554,30 @@ class Controller:
         meanwhile (so a peer could adopt them), busy marks, released marks, finished calls'
         state removal and call logs."""
         for call in list(self.calls.values()):
-            if call.abandoned:
+            # Every write is decided again after each await: a call that ended (or began
+            # its teardown) meanwhile must not get its start state or busy marks written
+            # back after its end (a ghost call, an agent left busy): its end wins.
+            if not self._live(call):
                 continue
             if call.id not in self.cluster._leased:
                 await self.cluster.start_call(call, {
                     "did": call.ctx.did, "caller": call.ctx.caller,
                     "started": str(call.started), "flow_version": str(call.version)})
+                if not self._live(call):
+                    # It ended during the write: its end was written after it (one ordered
+                    # connection) or is pending below; the lease is not ours to renew.
+                    self.cluster._leased.discard(call.id)
+                    continue
             if call.result == "connected" or call.busy_users:
                 await self.cluster.save_connected(call)
         while self._pending_ends:
             call, end = self._pending_ends[0]
             await self.cluster.end_call(call, end)
             self._pending_ends.popleft()
+
+    def _live(self, call: Call) -> bool:
+        """Still ours and not ending: its state may be written."""
+        return not (call.abandoned or call.ending) and self.calls.get(call.id) is call
 
     def local_cursor(self, key: str) -> int:
         n = self._cursors.get(key, 0)

@@ -40,6 +40,8 @@ class Services:
         self.metrics.live_calls.func = lambda: float(len(ctl.calls))
         self.metrics.ari_reconnects.func = lambda: float(
             sum(n.stream.reconnects for n in ari_nodes(ctl, held_only=False)))
+        self.metrics.ari_app_replaced.func = lambda: float(
+            sum(n.stream.replaced for n in ari_nodes(ctl, held_only=False)))
         self.metrics.loop_lag.func = lambda: self.loop_lag.last
         self.metrics.loop_lag_max.func = self.loop_lag.max
         secret = s.webhook_secret

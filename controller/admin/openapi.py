@@ -67,7 +67,9 @@ def _operation(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     for st in sorted(statuses):
         responses[str(st)] = {"description": STATUS_TEXT.get(st, "Error"), "content": err}
     if r.handler == "health":
-        responses["503"] = {"description": "Not ready: `failing` names ari and/or redis",
+        responses["503"] = {"description": "Not ready: `failing` names ari, redis and/or "
+                            "ari_replaced (another websocket took our Stasis app over "
+                            "within the last 60 s)",
                             "content": {"application/json": {"schema": {}}}}
     op["responses"] = responses
     return op

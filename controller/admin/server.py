@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,10 +412,25 @@ class AdminServer:
                 ok = False
             return {"ok": True} if ok else {"ok": False, "error": "no answer"}
 
+        def replaced() -> dict[str, Any]:
+            # Another websocket took our Stasis app over lately: calls were (or are) not
+            # heard; the stream takes it back, but an operator must find the other listener.
+            taken = []
+            for node in ari_nodes(ctl):
+                stream = node.stream
+                recently = getattr(stream, "replaced_recently", None)
+                if recently is not None and recently():
+                    ago = time.monotonic() - (stream.replaced_at or 0.0)
+                    taken.append(f"{getattr(node, 'name', None) or 'ari'}: Stasis app "
+                                 f"{ctl.settings.app} taken over by another websocket "
+                                 f"{stream.replaced} time(s), last {ago:.0f} s ago")
+            return {"ok": False, "error": "; ".join(taken)} if taken else {"ok": True}
+
         a, r = await asyncio.gather(ari(), redis())
-        failing = [n for n, c in (("ari", a), ("redis", r)) if not c["ok"]]
+        checks = {"ari": a, "redis": r, "ari_replaced": replaced()}
+        failing = [n for n, c in checks.items() if not c["ok"]]
         return _json({"ready": not failing, "failing": failing,
-                      "checks": {"ari": a, "redis": r}}, 503 if failing else 200)
+                      "checks": checks}, 503 if failing else 200)
 
     async def h_metrics(self, request: web.Request) -> web.Response:
         text = self.ctl.services.metrics.render()

@@ -331,6 +331,11 @@ class AriClient:
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{_seg(playback_id)}")
 
+    async def get_playback(self, playback_id: str) -> dict[str, Any] | None:
+        """GET /playbacks/{id}: the playback while it plays (NotFound once it finished)."""
+        return await self.request(  # type: ignore[no-any-return]
+            "GET", f"/playbacks/{_seg(playback_id)}")
+
     async def record(self, channel_id: str, *, name: str, fmt: str = "wav",
                      max_duration: int = 0, max_silence: int = 0, beep: bool = True,
                      terminate_on: str = "#",
@@ -351,6 +356,12 @@ class AriClient:
     async def stop_recording(self, name: str) -> None:
         """Stop a live recording and store it."""
         await self.request("POST", f"/recordings/live/{_seg(name)}/stop")
+
+    async def get_live_recording(self, name: str) -> dict[str, Any] | None:
+        """GET /recordings/live/{name}: the recording while it runs (NotFound once it
+        ended)."""
+        return await self.request(  # type: ignore[no-any-return]
+            "GET", f"/recordings/live/{_seg(name)}")
 
     # ------------------------------------------------------------------ bridges
 

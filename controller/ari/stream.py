@@ -1,4 +1,15 @@
-"""The ARI event websocket, kept connected: reconnect with backoff, resync on every connect."""
+"""The ARI event websocket, kept connected: reconnect with backoff, resync on every connect.
+
+``ApplicationReplaced``: another websocket registered our Stasis application on this
+Asterisk. Asterisk then sends that connection every event of the app and ours none, yet
+leaves ours open: deaf. We hold the node's lease (controller.cluster), so we are the app's
+rightful listener: the stream logs an error, closes the deaf socket and reconnects, which
+takes the app back (the other connection gets the ``ApplicationReplaced``). The reconnect
+backoff is not reset by a connection that was taken over (unless it lived
+``_REPLACED_STABLE_AFTER``), so two listeners fighting over the app back off to the
+backoff's maximum instead of spinning; ``replaced`` counts the takeovers and
+``replaced_recently`` tells ``/health`` (``ari_replaced``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -20,6 +32,9 @@ __all__ = ["EventStream"]
 log = logging.getLogger("callctl.ari.events")
 
 _STABLE_AFTER = 1.0  # a connection that lived this long resets the backoff
+_REPLACED_STABLE_AFTER = 30.0  # ...this long, if another websocket took our app over
+REPLACED_HOLD_S = 60.0
+"""How long after a takeover of our app ``replaced_recently`` stays true (``/health``)."""
 
 
 class EventStream:
@@ -44,6 +59,11 @@ class EventStream:
         self.connected = False
         self.connected_event = asyncio.Event()
         self.events_received = 0
+        self.replaced = 0
+        """Times another websocket took our application over (``ApplicationReplaced``)."""
+        self.replaced_at: float | None = None
+        """When that last happened (monotonic)."""
+        self._replaced = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -84,7 +104,9 @@ class EventStream:
                     await self._disconnect()
                 if self._stopping:
                     break
-                if up_since is not None and loop.time() - up_since >= _STABLE_AFTER:
+                stable = _REPLACED_STABLE_AFTER if self._replaced else _STABLE_AFTER
+                self._replaced = False
+                if up_since is not None and loop.time() - up_since >= stable:
                     failures = 0
                 delay = self.backoff.compute(failures)
                 failures += 1
@@ -107,6 +129,10 @@ class EventStream:
         if not done:  # stuck connecting: cancel it
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)
+
+    def replaced_recently(self, hold: float = REPLACED_HOLD_S) -> bool:
+        """Did another websocket take our application over within the last ``hold`` s?"""
+        return self.replaced_at is not None and time.monotonic() - self.replaced_at < hold
 
     async def drop(self) -> None:
         """Close the current websocket as if the connection were cut (tests)."""
@@ -140,13 +166,20 @@ class EventStream:
                     continue
                 self.events_received += 1
                 ev = parse_event(raw)
+                if ev.type == "ApplicationReplaced":
+                    # Deaf from now on: take the app back (reconnect), loudly.
+                    self.replaced += 1
+                    self.replaced_at = time.monotonic()
+                    self._replaced = True
+                    log.error("ARI events: another websocket took our Stasis application %s "
+                              "over (%d time(s)): events go there, not here; reconnecting to "
+                              "take it back (we hold this node)", self.client.app,
+                              self.replaced)
+                    return "application taken over by another websocket"
                 try:
                     on_event(ev)
                 except Exception:
                     log.exception("ARI events: on_event failed for %s", ev.type)
-                if ev.type == "ApplicationReplaced":
-                    log.warning("ARI events: another connection took over application %s",
-                                self.client.app)
             elif msg.type is aiohttp.WSMsgType.BINARY:
                 continue
             else:

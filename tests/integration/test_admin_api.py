@@ -437,7 +437,8 @@ async def test_health_ready_then_503_naming_redis_when_redis_stops(
     apis.append(api)
     status, body = await api.get("/health", token="")
     assert status == 200 and body == {"ready": True, "failing": [],
-                                      "checks": {"ari": {"ok": True}, "redis": {"ok": True}}}
+                                      "checks": {"ari": {"ok": True}, "redis": {"ok": True},
+                                                 "ari_replaced": {"ok": True}}}
     pidfile = stack.Paths(test_settings.run_dir).pids / "redis.pid"
     assert stack._stop_pid(pidfile)
     try:

@@ -25,9 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from controller import waits
 from controller.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
 from controller.flows import loader
+from controller.runtime import Controller
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 
@@ -581,6 +583,118 @@ async def test_given_missing_prompt_then_lint_warning_and_call_goes_on(
     assert observer.played(cid) == [sound("no-such-prompt"), sound("beep")]
     finished = [ev["playback"] for ev in observer.of(cid) if ev["type"] == "PlaybackFinished"]
     assert [(f["media_uri"], f["state"]) for f in finished] == [(sound("beep"), "done")]
+
+
+# ------------------------------------------------------------------------------ lost media events
+
+LOST_END = """
+flows:
+  main:
+    dids: ["+15550100"]
+    entry: hello
+    nodes:
+      hello: {type: message, prompt: goodbye, next: bye}
+      bye: {type: hangup}
+  vm:
+    dids: ["+15550101"]
+    entry: vm
+    nodes:
+      vm: {type: voicemail, mailbox: lost, greeting: null, max_seconds: 5}
+"""
+
+
+async def _deaf_to(harness: Harness, event_type: str) -> Controller:
+    """A controller to which Asterisk never sends ``event_type`` (its app's event filter,
+    set at its first connect): every such event is lost, as at a websocket cut, but
+    deterministically."""
+    harness.ctl = ctl = Controller(harness.settings)
+    ctl.event_types = tuple(t for t in ctl.event_types if t != event_type)
+    ctl.observers.append(harness.records.put_nowait)
+    await ctl.start()
+    await asyncio.wait_for(ctl.stream.connected_event.wait(), 10)
+    return ctl
+
+
+async def _waiting(ctl: Controller, ari: AriClient) -> tuple[tuple[str, str], dict[str, Any]]:
+    """The media the (only) call waits on, and what ARI says of it meanwhile (the check
+    made at the bound and at a resync, through %2F-encoded recording names too)."""
+    await until(lambda: any(c.waiting_on for c in ctl.calls.values()), 10, "a media wait")
+    (waiting,) = [c.waiting_on for c in ctl.calls.values()]
+    get = ari.get_playback if waiting[0] == "playback" else ari.get_live_recording
+    live = await get(waiting[1])
+    assert live is not None
+    return waiting, live
+
+
+async def test_given_playbackfinished_lost_then_the_prompt_ends_at_its_bound(
+        harness: Harness, observer: Observer, ari: AriClient, tmp_path: Path) -> None:
+    """A prompt used to wait for its PlaybackFinished with no deadline: one lost event and
+    the call stayed in the prompt until the caller gave up. Now the wait ends at the bound
+    (the local file's duration + PROMPT_MARGIN_S); ARI says the playback is gone: it goes
+    on."""
+    await harness.publish(LOST_END, tmp_path)
+    ctl = await _deaf_to(harness, "PlaybackFinished")
+    uri = prompt_uri("goodbye")
+    bound = waits.prompt_bound([waits.media_seconds(uri, "en")])
+    assert bound == pytest.approx(0.885 + waits.PROMPT_MARGIN_S, abs=0.01)
+    call = asyncio.ensure_future(harness.call("+15550100", hold_ms=20_000))  # would wait 20 s
+    try:
+        (kind, _), live = await _waiting(ctl, ari)
+        assert kind == "playback" and live["state"] in ("queued", "playing"), live
+    finally:
+        await call
+    rec = await harness.record()
+    cid = rec["call_id"]
+    await ended(observer, cid)
+    assert rec["path"] == ["hello", "bye"] and rec["result"] == "hangup", rec
+    assert [(t["media"], t["found_by"]) for t in kinds(rec, "media_event_lost")] == [
+        ("playback", "bound")]
+    pb = [(at, ev) for at, ev in observer.events
+          if ev.get("playback", {}).get("target_uri") == f"channel:{cid}"]
+    t_start = next(at for at, ev in pb if ev["type"] == "PlaybackStarted")
+    t_done = next(at for at, ev in pb if ev["type"] == "PlaybackFinished")
+    t_end = observer.when(cid, lambda ev: ev["type"] == "ChannelHangupRequest")
+    assert t_end is not None
+    print(f"prompt played {t_done - t_start:.2f} s; the call went on {t_end - t_start:.2f} s "
+          f"after it started (bound {bound:.2f} s)")
+    assert t_done < t_end < t_start + bound + 2.0  # the prompt played out; then the bound
+    assert ctl.services.metrics.media_events_lost.get(media="playback", found_by="bound") == 1
+
+
+async def test_given_recordingfinished_lost_then_the_recording_ends_at_its_bound(
+        harness: Harness, observer: Observer, ari: AriClient, tmp_path: Path) -> None:
+    """Likewise for a voicemail: the wait ends at max_seconds + RECORD_MARGIN_S, ARI has
+    no live recording by that name any more (GET /recordings/live/{name}: 404), the message
+    is kept and the call ends as a voicemail."""
+    await harness.publish(LOST_END, tmp_path)
+    ctl = await _deaf_to(harness, "RecordingFinished")
+    bound = waits.record_bound(5)
+    # the caller speaks at once (SIPp's 7 s sample), then would hold 30 s
+    call = asyncio.ensure_future(harness.call("+15550101", hold_ms=30_000,
+                                              speak_after_ms=200))
+    try:
+        (kind, _), live = await _waiting(ctl, ari)
+        assert kind == "recording" and live["state"] in ("queued", "recording"), live
+    finally:
+        await call
+    rec = await harness.record()
+    cid = rec["call_id"]
+    await ended(observer, cid)
+    vm = next(t for t in rec["trace"] if t["kind"] == "voicemail" and "recording" in t)
+    wav = harness.settings.run_dir / "spool" / "recording" / f"{vm['recording']}.wav"
+    try:
+        assert rec["result"] == "voicemail", rec
+        assert [(t["media"], t["found_by"]) for t in kinds(rec, "media_event_lost")] == [
+            ("recording", "bound")], rec["trace"]
+        assert wav.exists() and wav.stat().st_size > 44  # the message is kept
+        t_answer = observer.when(cid, lambda ev: ev["type"] == "ChannelStateChange"
+                                 and ev["channel"]["state"] == "Up")
+        t_end = observer.when(cid, lambda ev: ev["type"] == "ChannelHangupRequest")
+        assert t_answer is not None and t_end is not None
+        print(f"the call went on {t_end - t_answer:.2f} s after the answer (bound {bound} s)")
+        assert 5 < t_end - t_answer < bound + 2.0
+    finally:
+        wav.unlink(missing_ok=True)
 
 
 def test_schema_command_prints_the_committed_schema() -> None:

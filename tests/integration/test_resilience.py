@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -28,12 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 import yaml
 
-from controller import stack
+from controller import stack, waits
 from controller.ari.client import AriClient
+from controller.ari.errors import NotFound
 from controller.ari.events import StasisStart, parse_channel
-from controller.config import Settings
+from controller.backoff import ConstantBackoff
+from controller.config import PROJECT_ROOT, Settings
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from integration.runproc import RunProcess, clean_env
@@ -741,4 +746,121 @@ async def test_given_a_late_duplicate_stasisstart_then_the_call_is_routed_once(
     assert res.final_status() == 200, res.trace[-1500:]
     assert rec["answered_by"] == "b0000" and rec["result"] == "completed", rec
     assert agent.invites() == 1
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
+# ---------------------------------------------------------------------------- lost media ends
+
+LOST_PROMPT = """
+settings: {timezone: UTC}
+users:
+  alice: {name: Alice, endpoint: agent1}
+departments:
+  team: {strategy: serial, members: [alice], ring_time: 10}
+flows:
+  main:
+    dids: ["+15550720"]
+    entry: hello
+    nodes:
+      hello: {type: message, prompt: choose-language, next: ring}
+      ring: {type: department, department: team, fallback: bye}
+      bye: {type: hangup}
+"""
+
+
+async def _gone(ari: AriClient, playback_id: str) -> bool:
+    try:
+        await ari.get_playback(playback_id)
+    except NotFound:
+        return True
+    return False
+
+
+async def test_given_websocket_cut_while_a_prompt_ends_then_the_resync_delivers_its_end(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The websocket is down when the prompt ends: its PlaybackFinished goes nowhere. The
+    (re)connect resync asks ARI about every playback a call waits on and delivers the end
+    of those that are gone; the call goes on at once (it waited with no end before). The
+    prompt's bound is moved far away here, so only the resync can end the wait."""
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(LOST_PROMPT, tmp_path)
+    ctl = await harness.start()
+    monkeypatch.setattr(waits, "PROMPT_MARGIN_S", 60.0)
+    secs = waits.media_seconds(f"sound:{PROJECT_ROOT / 'prompts' / 'en' / 'choose-language'}")
+    assert secs is not None and secs > 4
+    call = asyncio.ensure_future(harness.call("+15550720", hold_ms=9000))
+    try:
+        await until(lambda: any(c.waiting_on for c in ctl.calls.values()), 10, "the prompt")
+        (waiting,) = [c.waiting_on for c in ctl.calls.values()]
+        assert waiting is not None and waiting[0] == "playback"
+        ctl.stream.backoff = ConstantBackoff(secs + 1.5)  # back after the prompt's end
+        cut = time.monotonic()
+        await ctl.stream.drop()
+        await until(lambda: _gone(ari, waiting[1]), secs + 5, "the prompt played out")
+        assert ctl.stream.reconnects == 0, "reconnected before the prompt ended"
+        await until(lambda: ctl.stream.reconnects == 1 and ctl.stream.connected, 10,
+                    "the websocket back")
+        back = time.monotonic() - cut
+        res = await call
+    finally:
+        await asyncio.gather(call, return_exceptions=True)
+    rec = await _record_for(harness, "+15550720")
+    lost = [t for t in rec["trace"] if t["kind"] == "media_event_lost"]
+    print(f"websocket down {back:.2f} s over the prompt's end; lost end found by "
+          f"{[t['found_by'] for t in lost]}; call {rec['result']}, answered by "
+          f"{rec['answered_by']}")
+    assert res.final_status() == 200, res.trace[-1500:]
+    assert [(t["media"], t["found_by"]) for t in lost] == [("playback", "resync")], rec
+    assert rec["answered_by"] == "alice" and rec["result"] == "completed", rec
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
+# ---------------------------------------------------------------------------- ApplicationReplaced
+
+async def test_given_another_websocket_takes_our_app_then_health_fails_and_it_is_taken_back(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """Another connection registers our Stasis app on the node (a second controller
+    misconfigured with our app name, a debugging tool): Asterisk sends it every event and us
+    none, and leaves our socket open (measured: deaf, no close). The controller notices the
+    ApplicationReplaced, logs an error, reconnects (taking the app back: the intruder gets
+    the ApplicationReplaced now), /health says ``ari_replaced`` (503) and the metric counts
+    it; the next call is routed."""
+    await phones.start("agent1", "answer", ring_ms=100)
+    await harness.publish(many_lines(1, 0), tmp_path)
+    harness.settings = dataclasses.replace(harness.settings, admin="on", admin_port=0)
+    ctl = await harness.start()
+    admin = ctl.services.admin
+    assert admin is not None
+    s = harness.settings
+    intruder = AriClient(s.ari_url, s.ari_user, s.ari_password, s.app)
+    http = aiohttp.ClientSession()
+    try:
+        ws = await intruder.connect_events()
+        taken = time.monotonic()
+        await until(lambda: ctl.stream.replaced == 1 and ctl.stream.reconnects == 1 and
+                    ctl.stream.connected, 10, "the controller noticed and reconnected")
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        back = time.monotonic() - taken
+        assert json.loads(msg.data)["type"] == "ApplicationReplaced", msg.data  # taken back
+        async with http.get(f"{admin.url}/health") as resp:
+            health = await resp.json()
+            assert resp.status == 503, health
+        assert health["failing"] == ["ari_replaced"], health
+        assert "taken over by another websocket 1 time(s)" in \
+            health["checks"]["ari_replaced"]["error"]
+        async with http.get(f"{admin.url}/metrics",
+                            headers={"Authorization": f"Bearer {s.admin_token}"}) as resp:
+            text = await resp.text()
+        assert "callctl_ari_app_replaced_total 1\n" in text, text
+        res = await harness.call(did(BRIDGED_DID, 0), hold_ms=1000)  # heard and routed
+        rec = await _record_for(harness, did(BRIDGED_DID, 0))
+        print(f"app taken back {back * 1000:.0f} ms after the intruder took it; /health "
+              f"{health['failing']}; next call {rec['result']}")
+        assert res.final_status() == 200, res.trace[-1500:]
+        assert rec["answered_by"] == "b0000" and rec["result"] == "completed", rec
+        await ws.close()
+    finally:
+        await http.close()
+        await intruder.close()
     await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")

@@ -266,6 +266,24 @@ async def test_health_names_what_is_down(ari_ok: bool, events: bool, redis_ok: b
     assert body["ready"] is (not failing) and body["failing"] == failing
 
 
+async def test_health_is_503_naming_ari_replaced_after_another_websocket_took_our_app(
+        ) -> None:
+    """The stream took the app back (connected again), but calls were not heard meanwhile
+    and someone else is listening as us: /health says so for a while (REPLACED_HOLD_S)."""
+    stream = types.SimpleNamespace(connected=True, replaced=3, replaced_at=0.0,
+                                   replaced_recently=lambda: True)
+    ctl = types.SimpleNamespace(settings=Settings(admin_token=TOKEN), store=FakeStore(True),
+                                ari=FakeAri(True), stream=stream)
+    srv = AdminServer(ctl, port=0)  # type: ignore[arg-type]
+    resp = await srv.h_health(make_mocked_request("GET", "/health"))
+    body = json.loads(resp.body)  # type: ignore[arg-type]
+    assert resp.status == 503 and body["failing"] == ["ari_replaced"]
+    assert "taken over by another websocket 3 time(s)" in body["checks"]["ari_replaced"]["error"]
+    stream.replaced_recently = lambda: False  # a minute later
+    resp = await srv.h_health(make_mocked_request("GET", "/health"))
+    assert resp.status == 200
+
+
 async def test_live_merges_own_calls_with_other_controllers_bridged_calls() -> None:
     fs = example_flowset()
     own = types.SimpleNamespace(

@@ -583,3 +583,48 @@ async def test_stream_cancellation_closes_cleanly(
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 3)
     assert not stream.connected and stream._ws is None
+
+
+async def test_stream_takes_its_app_back_when_another_websocket_replaces_it(
+        events_server: tuple[FakeEvents, AriClient], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ApplicationReplaced leaves the socket open and deaf (measured on Asterisk 16.28):
+    the stream logs an error, reconnects (which takes the app back), counts it for /health
+    and the metrics, and does not reset its backoff for a connection taken over, so two
+    listeners fighting over the app back off instead of spinning."""
+    from controller.ari import stream as stream_mod
+
+    monkeypatch.setattr(stream_mod, "_STABLE_AFTER", 0.0)  # any plain connection is stable
+
+    class Recording:
+        def __init__(self) -> None:
+            self.failures: list[int] = []
+
+        def compute(self, failures: int) -> float:
+            self.failures.append(failures)
+            return 0.01
+
+    fake, client = events_server
+    col = Collector()
+    backoff = Recording()
+    stream = EventStream(client, col.on_event, on_connect=col.on_connect, backoff=backoff)
+    assert not stream.replaced_recently()
+    replaced = json.dumps(SAMPLES["ApplicationReplaced"])
+    with caplog.at_level(logging.ERROR, logger="callctl.ari.events"):
+        task = await _run(stream)
+        fake.outbox.put_nowait(replaced)
+        await col.wait_connects(2)
+        fake.outbox.put_nowait(replaced)  # taken again at once
+        await col.wait_connects(3)
+    assert stream.replaced == 2 and stream.reconnects == 2
+    assert stream.replaced_recently() and not stream.replaced_recently(hold=0.0)
+    assert [r.levelno for r in caplog.records].count(logging.ERROR) == 2
+    assert "took our Stasis application callctl-test over" in caplog.text
+    await stream.drop()  # a plain cut after that: the backoff starts over
+    await col.wait_connects(4)
+    assert backoff.failures == [0, 1, 0]
+    fake.outbox.put_nowait(json.dumps(SAMPLES["StasisEnd"]))  # the app is heard again
+    await col.wait_events(1)
+    assert [e.type for e in col.events] == ["StasisEnd"]  # ApplicationReplaced not passed on
+    await asyncio.wait_for(stream.stop(), 3)
+    await asyncio.wait_for(task, 3)

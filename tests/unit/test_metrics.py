@@ -73,7 +73,8 @@ def test_given_counter_when_decreased_or_wrong_labels_then_refused() -> None:
 def test_every_family_has_help_and_type_lines() -> None:
     text = Metrics().render()
     for name in ("calls_total", "ring_attempts_total", "failovers_total", "live_calls",
-                 "ari_reconnects_total", "event_loop_lag_seconds",
+                 "ari_reconnects_total", "ari_app_replaced_total",
+                 "media_events_lost_total", "event_loop_lag_seconds",
                  "webhook_deliveries_total"):
         assert f"# TYPE callctl_{name} " in text
         assert f"# HELP callctl_{name} " in text
