@@ -31,8 +31,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     logs.setup(settings.log_format)
 
     async def main() -> int:
-        if args.publish:
-            rc = await _publish(args.publish, settings)
+        # --publish: these flows become live (unless the live version has the same content);
+        # --publish-if-empty: only when nothing is published yet, so a restart keeps what ops
+        # published since.
+        paths = getattr(args, "publish", None) or getattr(args, "publish_if_empty", None)
+        if paths:
+            rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None))
             if rc != EXIT_OK:
                 return rc
         # The admin API runs with the product unless CALLCTL_ADMIN=off.
@@ -57,11 +61,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """The product in one command: stack up, publish the flows, run the controller."""
+    """The product in one command: stack up, publish the flows if nothing is published yet
+    (``--publish``: even if a version is live), run the controller."""
+    if args.flows and args.publish:
+        print("callctl up: give the flows either as DIR (published only when nothing is) or "
+              "with --publish DIR (published even when a version is live), not both",
+              file=sys.stderr)
+        return EXIT_USAGE
     rc = cmd_stack(argparse.Namespace(action="up", json=False), settings)
     if rc != EXIT_OK:
         return rc
-    args.publish = [str(p) for p in (args.flows or [settings.flows_dir])]
+    if not args.publish:
+        args.publish_if_empty = [str(p) for p in (args.flows or [settings.flows_dir])]
     return cmd_run(args, load_settings())
 
 
@@ -92,27 +103,31 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _publish(paths: Sequence[str], settings: Settings) -> int:
+async def _publish(paths: Sequence[str], settings: Settings, *, if_empty: bool = False,
+                   as_json: bool = False) -> int:
     from controller.flows import commands
 
     return await commands.publish_async([Path(p) for p in paths], settings.redis_url,
-                                        prefix=settings.redis_prefix)
+                                        prefix=settings.redis_prefix, if_empty=if_empty,
+                                        as_json=as_json)
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from controller.flows import commands
 
-    return commands.validate([Path(p) for p in args.paths])
+    return commands.validate([Path(p) for p in args.paths], as_json=args.json)
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_publish(args.paths, settings))
+    return asyncio.run(_publish(args.paths, settings, if_empty=args.if_empty,
+                                as_json=args.json))
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from controller.flows import commands
 
-    return commands.rollback(args.version, settings.redis_url, prefix=settings.redis_prefix)
+    return commands.rollback(args.version, settings.redis_url, prefix=settings.redis_prefix,
+                             as_json=args.json)
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -568,12 +583,26 @@ def build_parser() -> argparse.ArgumentParser:
                "controller, a call or user that does not exist).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("up", help="the whole product: stack up, publish flows, run controller")
-    s.add_argument("flows", nargs="*", help="flow directories (default: flows/examples)")
+    s = sub.add_parser("up", help="the whole product: stack up, publish flows, run controller",
+                       description="Start Asterisk and Redis, publish the flows if nothing is "
+                       "published yet, run the controller. A restart keeps the live version "
+                       "(whatever was published since); --publish replaces it.")
+    s.add_argument("flows", nargs="*", metavar="DIR",
+                   help="flows published only when nothing is published yet (default: "
+                   "$CALLCTL_FLOWS, flows/examples)")
+    s.add_argument("--publish", nargs="+", metavar="DIR",
+                   help="publish these flows even when a version is live (the same content "
+                   "as the live version makes no new version)")
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("run", help="run the controller (Asterisk and Redis must be up)")
-    s.add_argument("--publish", nargs="+", metavar="DIR", help="publish these flows first")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--publish", nargs="+", metavar="DIR",
+                   help="publish these flows first, even when a version is live (the same "
+                   "content as the live version makes no new version)")
+    g.add_argument("--publish-if-empty", nargs="+", metavar="DIR",
+                   help="publish these flows first only when nothing is published yet (a "
+                   "restart keeps the live version)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("stack", help="start/stop Asterisk and Redis as our own processes")
@@ -583,14 +612,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate", help="validate and lint flow files (nothing changes)")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON document: errors/warnings with file, line, col, field")
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("publish", help="validate, lint and make flows the live version")
+    s = sub.add_parser("publish", help="validate, lint and make flows the live version",
+                       description="Validate, lint and publish. The same content as the live "
+                       "version makes no new version (`unchanged`).")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--if-empty", action="store_true",
+                   help="only when nothing is published yet (`kept` otherwise)")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON document: errors/warnings, status, version")
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("rollback", help="make an earlier published version live again")
     s.add_argument("version", nargs="?", type=int, help="default: the previous version")
+    s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_rollback)
 
     s = sub.add_parser("versions", help="list published flow versions")
