@@ -24,6 +24,7 @@ from controller.flows.loader import load, load_text
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "flows" / "examples"
 PREFIX = "t:"
+RELATIVE_EXAMPLES = os.path.relpath(EXAMPLES)
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
@@ -166,7 +167,7 @@ async def test_given_the_live_content_published_again_then_no_new_version(redis:
     assert (first.version, first.status, first.created) == (1, "published", True)
     assert (await pubsub.get_message(ignore_subscribe_messages=True, timeout=2))["data"] == "1"
     # the same directory from another path: the same content
-    again = await pub.publish_flows(redis, load([os.path.relpath(EXAMPLES)]), prefix=PREFIX)
+    again = await pub.publish_flows(redis, load([RELATIVE_EXAMPLES]), prefix=PREFIX)
     assert (again.version, again.status, again.created) == (1, "unchanged", False)
     assert again.sha256 == first.sha256
     assert await redis.get(f"{PREFIX}flows:version") == "1"
