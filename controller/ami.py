@@ -45,6 +45,22 @@ def parse_database_show(lines: list[str]) -> dict[str, str]:
     return out
 
 
+class _Manager(Manager):
+    """panoramisk's Manager, except that a failed first connect is only reported to whoever
+    awaits :meth:`Ami.connect`: panoramisk would also log "Not able to reconnect" and retry
+    every ``reconnect_timeout`` behind the caller's back, after :meth:`Ami.close` too (the
+    controller retries by itself; ``callctl status`` says once that AMI is down). Reconnects
+    after a lost connection stay panoramisk's."""
+
+    connected_once = False
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if not self.connected_once and (f.cancelled() or f.exception() is not None):
+            return
+        self.connected_once = True
+        super().connection_made(f)
+
+
 class Ami:
     def __init__(self, host: str, port: int, user: str, secret: str) -> None:
         # Events off: we only send actions, and with events on Asterisk streams dozens of
@@ -55,7 +71,7 @@ class Ami:
 
     async def connect(self, timeout: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
-        self.manager = Manager(loop=loop, **self._config)
+        self.manager = _Manager(loop=loop, **self._config)
         await asyncio.wait_for(self.manager.connect(), timeout)
         deadline = loop.time() + timeout
         while not self.manager.authenticated:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
+import os
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,8 +35,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     logs.setup(settings.log_format)
 
     async def main() -> int:
-        if args.publish:
-            rc = await _publish(args.publish, settings)
+        # --publish: these flows become live (unless the live version has the same content);
+        # --publish-if-empty: only when nothing is published yet, so a restart keeps what ops
+        # published since.
+        paths = getattr(args, "publish", None) or getattr(args, "publish_if_empty", None)
+        if paths:
+            rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None))
             if rc != EXIT_OK:
                 return rc
         # The admin API runs with the product unless CALLCTL_ADMIN=off.
@@ -57,20 +65,105 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """The product in one command: stack up, publish the flows, run the controller."""
-    rc = cmd_stack(argparse.Namespace(action="up", json=False), settings)
+    """The product in one command: stack up, publish the flows if nothing is published yet
+    (``--publish``: even if a version is live), run the controller."""
+    if args.flows and args.publish:
+        print("callctl up: give the flows either as DIR (published only when nothing is) or "
+              "with --publish DIR (published even when a version is live), not both",
+              file=sys.stderr)
+        return EXIT_USAGE
+    rc = cmd_stack(argparse.Namespace(action="up", json=False, show=False), settings)
     if rc != EXIT_OK:
         return rc
-    args.publish = [str(p) for p in (args.flows or [settings.flows_dir])]
+    if not args.publish:
+        args.publish_if_empty = [str(p) for p in (args.flows or [settings.flows_dir])]
     return cmd_run(args, load_settings())
+
+
+class StackProgress:
+    """``callctl stack up``'s progress on stderr: what it waits for, and for how long. On a
+    terminal one line counts up; otherwise a line when a wait starts, every 5 s, and when it
+    answered."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out or sys.stderr
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+
+    def __call__(self, what: str, elapsed: float, done: bool) -> None:
+        if done:
+            line = f"{what}: answered after {elapsed:.1f} s"
+        elif elapsed < 1:
+            line = f"waiting for {what} ..."
+        elif self.tty or int(elapsed) % 5 == 0:
+            line = f"waiting for {what} ... {int(elapsed)} s"
+        else:
+            return
+        if self.tty:
+            print(f"\r\033[K{line}", end="\n" if done else "", file=self.out, flush=True)
+        else:
+            print(line, file=self.out, flush=True)
+
+
+SECRET_USES = {
+    "ARI_PASSWORD": "ARI password (user $CALLCTL_ARI_USER)",
+    "AMI_SECRET": "AMI secret (user $CALLCTL_AMI_USER)",
+    "ADMIN_TOKEN": "admin API bearer token",
+    "PHONE1_PASSWORD": "softphone phone1 (SIP REGISTER)",
+    "PHONE2_PASSWORD": "softphone phone2 (SIP REGISTER)",
+    "PHONE3_PASSWORD": "softphone phone3 (SIP REGISTER)",
+    "WEBHOOK_SECRET": "webhook signatures (HMAC-SHA256)",
+}
+
+
+def stack_secrets(settings: Settings, *, show: bool = False,
+                  env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Where the secrets file is and the names it holds (values only with ``show``); a
+    ``CALLCTL_<NAME>`` env var overrides the file's value."""
+    from controller.config import SECRET_KEYS, read_secrets
+
+    env = dict(os.environ) if env is None else env
+    path = settings.secrets_path
+    stored = read_secrets(path)
+    rows = []
+    for name in [*SECRET_KEYS, *sorted(set(stored) - set(SECRET_KEYS))]:
+        from_env = env.get(f"CALLCTL_{name}")
+        source = (f"env CALLCTL_{name}" if from_env else "file" if stored.get(name)
+                  else "missing")
+        row: dict[str, Any] = {"name": name, "source": source,
+                               "used_for": SECRET_USES.get(name, "not used by callctl")}
+        if show:
+            row["value"] = from_env or stored.get(name)
+        rows.append(row)
+    mode = f"{path.stat().st_mode & 0o777:04o}" if path.exists() else None
+    return {"file": str(path), "exists": path.exists(), "mode": mode, "secrets": rows}
+
+
+def _secrets_human(d: dict[str, Any]) -> str:
+    if not d["exists"]:
+        return f"secrets: {d['file']} does not exist yet (`callctl stack up` generates it)"
+    lines = [f"secrets: {d['file']} (mode {d['mode']})"]
+    width = max(len(r["name"]) for r in d["secrets"])
+    for r in d["secrets"]:
+        value = f"  {r['value']}" if "value" in r else ""
+        lines.append(f"  {r['name']:<{width}}  {r['source']:<24}  {r['used_for']}{value}")
+    if not any("value" in r for r in d["secrets"]):
+        lines.append("values hidden: `callctl stack secrets --show` prints them")
+    return "\n".join(lines)
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from controller import stack
 
+    if args.show and args.action != "secrets":
+        print("callctl stack: --show goes with `secrets` only", file=sys.stderr)
+        return EXIT_USAGE
     try:
+        if args.action == "secrets":
+            d = stack_secrets(settings, show=args.show)
+            _print(d, args.json, _secrets_human(d))
+            return EXIT_OK if d["exists"] else EXIT_UNAVAILABLE
         if args.action == "up":
-            for line in stack.up(load_settings(generate=True)):
+            for line in stack.up(load_settings(generate=True), progress=StackProgress()):
                 print(line)
         elif args.action == "down":
             for line in stack.down(settings):
@@ -92,27 +185,31 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _publish(paths: Sequence[str], settings: Settings) -> int:
+async def _publish(paths: Sequence[str], settings: Settings, *, if_empty: bool = False,
+                   as_json: bool = False) -> int:
     from controller.flows import commands
 
     return await commands.publish_async([Path(p) for p in paths], settings.redis_url,
-                                        prefix=settings.redis_prefix)
+                                        prefix=settings.redis_prefix, if_empty=if_empty,
+                                        as_json=as_json)
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from controller.flows import commands
 
-    return commands.validate([Path(p) for p in args.paths])
+    return commands.validate([Path(p) for p in args.paths], as_json=args.json)
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_publish(args.paths, settings))
+    return asyncio.run(_publish(args.paths, settings, if_empty=args.if_empty,
+                                as_json=args.json))
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from controller.flows import commands
 
-    return commands.rollback(args.version, settings.redis_url, prefix=settings.redis_prefix)
+    return commands.rollback(args.version, settings.redis_url, prefix=settings.redis_prefix,
+                             as_json=args.json)
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -174,16 +271,53 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
     def human(rows: Any) -> str:
         if fmt == "csv":
             return records_csv(rows).rstrip("\n")
-        lines = []
-        for r in rows:
-            dur = r.get("duration")
-            took = f"  {dur:.1f}s" if isinstance(dur, int | float) else ""
-            lines.append(f"{_clock(r.get('started'))}  {r.get('call_id')}  did={r.get('did')}  "
-                         f"caller={r.get('caller') or '-'}  result={r.get('result', 'live')}  "
-                         f"answered_by={r.get('answered_by') or '-'}{took}")
-        return "\n".join(lines) or "no calls"
+        return format_calls(rows)
 
     return _run_op(settings, op, fmt == "json", human)
+
+
+def _age(seconds: float) -> str:
+    """kubectl's AGE: ``42s``, ``5m``, ``3h``, ``2d``."""
+    s = max(int(seconds), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+CALLS_HEADER = ("STARTED", "AGE", "CALL", "DID", "CALLER", "RESULT", "ANSWERED BY",
+                "DURATION")
+
+
+def format_calls(rows: Sequence[dict[str, Any]], now: float | None = None) -> str:
+    """``callctl calls`` for humans: a header row, then one aligned row per call; local date
+    and time, how long ago, and the duration (live calls: so far)."""
+    if not rows:
+        return "no calls"
+    now = time.time() if now is None else now
+    table = [CALLS_HEADER]
+    for r in rows:
+        started = r.get("started")
+        try:
+            t0: float | None = float(started) if started not in (None, "") else None
+        except (TypeError, ValueError):
+            t0 = None
+        dur = r.get("duration")
+        if isinstance(dur, int | float):
+            took = f"{dur:.1f}s"
+        elif t0 is not None and "result" not in r:
+            took = f"{max(now - t0, 0.0):.0f}s+"
+        else:
+            took = "-"
+        table.append((
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)) if t0 else "-",
+            _age(now - t0) if t0 else "-",
+            str(r.get("call_id") or "-"), str(r.get("did") or "-"),
+            str(r.get("caller") or "-"), str(r.get("result") or "live"),
+            str(r.get("answered_by") or "-"), took))
+    widths = [max(len(row[i]) for row in table) for i in range(len(CALLS_HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in table)
 
 
 def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
@@ -256,7 +390,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"(Stasis app {c.get('app')})",
             f"asterisk:   {_updown(a.get('ok'))} {a.get('version') or a.get('error') or ''} "
             f"{a.get('url') or ''}".rstrip(),
-            f"ami:        {_updown(s['ami'].get('ok'))}",
+            f"ami:        {_updown(s['ami'].get('ok'))} {s['ami'].get('error') or ''}".rstrip(),
             f"redis:      {_updown(s['redis'].get('ok'))} {s['redis'].get('url')}",
         ]
         if "live_calls" in s:
@@ -556,41 +690,155 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(main())
 
 
+# ---------------------------------------------------------------------------- asterisk
+
+ASTERISK_HELP = """usage: callctl asterisk [ASTERISK OPTIONS]
+
+Asterisk's own CLI on the Asterisk callctl runs (its config is passed for you):
+  callctl asterisk                                  the console (-r)
+  callctl asterisk -rx 'core show channels'         one command
+  callctl asterisk -rvvv                            the console, verbose
+Options go to asterisk unchanged (no shell). Only a remote console (-r, -R or -x) is
+allowed: `callctl stack up` starts Asterisk; -C is set by callctl."""
+
+# asterisk's getopt options that take an argument (main/asterisk.c, 16 and 22)
+_AST_OPTS_WITH_ARG = frozenset("CeGLMsUx")
+
+
+def asterisk_flags(argv: Sequence[str]) -> set[str]:
+    """The single-letter options in ``argv`` as asterisk's getopt reads them (``-rx CMD``:
+    ``{"r", "x"}``)."""
+    flags: set[str] = set()
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            continue
+        for i, ch in enumerate(arg[1:], 1):
+            flags.add(ch)
+            if ch in _AST_OPTS_WITH_ARG:
+                if i == len(arg) - 1:
+                    next(it, None)
+                break
+    return flags
+
+
+def cmd_asterisk(argv: Sequence[str], settings: Settings) -> int:
+    """``callctl asterisk ARGS``: ``asterisk -C <run>/etc/asterisk.conf ARGS`` (or inside the
+    Asterisk 22 root), as an argument list: nothing passes through a shell."""
+    from controller import stack
+
+    argv = list(argv) or ["-r"]
+    if argv[0] in ("-h", "--help"):
+        print(ASTERISK_HELP)
+        return EXIT_OK
+    flags = asterisk_flags(argv)
+    if "C" in flags:
+        print("callctl asterisk: -C is set by callctl (the rendered run/etc/asterisk.conf)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not flags & {"r", "R", "x"}:
+        print("callctl asterisk: only a remote console (-r, -R or -x CMD) is allowed; "
+              "`callctl stack up` starts Asterisk", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        cmd = stack.asterisk_argv(settings, "-C", str(stack.Paths(settings.run_dir)
+                                                       .asterisk_conf), *argv)
+    except stack.StackError as e:
+        print(f"callctl asterisk: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- parser
 
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command or choice (difflib)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is None or value in action.choices:
+            return
+        names = [str(c) for c in action.choices]
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(
+                None, f"unknown command {value!r}{hint}; `{self.prog} --help` lists the "
+                "commands")
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint} (choose from "
+                                             f"{', '.join(names)})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from controller import version
+
+    p = Parser(
         prog="callctl",
         description="Call controller for Asterisk: YAML call flows over ARI.",
         epilog="Environment: CALLCTL_ARI_URL, CALLCTL_ARI_USER, CALLCTL_ARI_PASSWORD, REDIS_URL, "
                "CALLCTL_APP, CALLCTL_RUN_DIR (see README). Exit codes: 0 ok, 1 failed, "
                "2 usage or bad input, 3 not found or not reachable (Asterisk, Redis, the "
                "controller, a call or user that does not exist).")
+    p.add_argument("--version", action="version", version=f"callctl {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("up", help="the whole product: stack up, publish flows, run controller")
-    s.add_argument("flows", nargs="*", help="flow directories (default: flows/examples)")
+    s = sub.add_parser("up", help="the whole product: stack up, publish flows, run controller",
+                       description="Start Asterisk and Redis, publish the flows if nothing is "
+                       "published yet, run the controller. A restart keeps the live version "
+                       "(whatever was published since); --publish replaces it.")
+    s.add_argument("flows", nargs="*", metavar="DIR",
+                   help="flows published only when nothing is published yet (default: "
+                   "$CALLCTL_FLOWS, flows/examples)")
+    s.add_argument("--publish", nargs="+", metavar="DIR",
+                   help="publish these flows even when a version is live (the same content "
+                   "as the live version makes no new version)")
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("run", help="run the controller (Asterisk and Redis must be up)")
-    s.add_argument("--publish", nargs="+", metavar="DIR", help="publish these flows first")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--publish", nargs="+", metavar="DIR",
+                   help="publish these flows first, even when a version is live (the same "
+                   "content as the live version makes no new version)")
+    g.add_argument("--publish-if-empty", nargs="+", metavar="DIR",
+                   help="publish these flows first only when nothing is published yet (a "
+                   "restart keeps the live version)")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("stack", help="start/stop Asterisk and Redis as our own processes")
-    s.add_argument("action", choices=["up", "down", "status"])
+    s = sub.add_parser("stack", help="start/stop Asterisk and Redis as our own processes",
+                       description="up: start what is not running and wait until it answers "
+                       "(progress on stderr); down; status; secrets: where the generated "
+                       "secrets are and which names they hold (values with --show)")
+    s.add_argument("action", choices=["up", "down", "status", "secrets"])
+    s.add_argument("--show", action="store_true", help="secrets: print the values too")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_stack)
 
+    sub.add_parser("asterisk", add_help=False,
+                   help="Asterisk's CLI on our instance: asterisk -rx 'core show channels'")
+
     s = sub.add_parser("validate", help="validate and lint flow files (nothing changes)")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON document: errors/warnings with file, line, col, field")
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("publish", help="validate, lint and make flows the live version")
+    s = sub.add_parser("publish", help="validate, lint and make flows the live version",
+                       description="Validate, lint and publish. The same content as the live "
+                       "version makes no new version (`unchanged`).")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--if-empty", action="store_true",
+                   help="only when nothing is published yet (`kept` otherwise)")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON document: errors/warnings, status, version")
     s.set_defaults(func=cmd_publish)
 
     s = sub.add_parser("rollback", help="make an earlier published version live again")
     s.add_argument("version", nargs="?", type=int, help="default: the previous version")
+    s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_rollback)
 
     s = sub.add_parser("versions", help="list published flow versions")
@@ -634,12 +882,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:  # as gh and kubectl: the help, on stdout
+        parser.print_help()
+        return EXIT_OK
+    asterisk_args = argv[1:] if argv[0] == "asterisk" else None
+    args = None if asterisk_args is not None else parser.parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as e:
         print(f"callctl: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args is None:  # asterisk's own options: not parsed here (see cmd_asterisk)
+        return cmd_asterisk(asterisk_args or [], settings)
     return int(args.func(args, settings) or 0)
 
 

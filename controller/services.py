@@ -7,6 +7,8 @@ call's critical path: observers only count and enqueue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from controller.runtime import Controller
 
 log = logging.getLogger("callctl.services")
+PROBE_S = 5.0
+"""How often Redis and ARI are probed for ``callctl_redis_up`` and ``callctl_build_info``."""
 
 
 def ari_nodes(ctl: Controller, *, held_only: bool = True) -> list[Any]:
@@ -44,6 +48,15 @@ class Services:
             sum(n.stream.replaced for n in ari_nodes(ctl, held_only=False)))
         self.metrics.loop_lag.func = lambda: self.loop_lag.last
         self.metrics.loop_lag_max.func = self.loop_lag.max
+        self.metrics.ari_up.collect = self._ari_up
+        self.redis_ok = False
+        """Redis answered the last probe (every PROBE_S) and no call saw it fail since."""
+        self.metrics.redis_up.func = lambda: float(self.redis_ok and not ctl.store_degraded)
+        self._asterisk = ""
+        self._probe_task: asyncio.Task[None] | None = None
+        # label values for flows/departments: the published ids (bounded, see metrics)
+        ctl.flows.on_change.append(
+            lambda version, fs: self.metrics.known(fs.flows, fs.departments))
         secret = s.webhook_secret
         if (s.webhook_after_call or s.webhook_in_call) and not secret:
             from controller.config import ensure_secrets  # generated on first use
@@ -59,10 +72,40 @@ class Services:
         ctl.observers.append(self.webhooks.on_call_ended)
         ctl.live_observers.append(self.webhooks.on_answered)
 
+    def _ari_up(self) -> dict[tuple[str, ...], float]:
+        default = self.ctl.settings.node_name
+        return {(str(getattr(n, "name", None) or default),): float(bool(n.stream.connected))
+                for n in ari_nodes(self.ctl, held_only=False)}
+
+    async def _probe(self) -> None:
+        """For the gauges read at scrape time: does Redis answer, which Asterisk answers ARI
+        (``build_info``'s ``asterisk``)."""
+        rounds = 0
+        while True:
+            try:
+                async with asyncio.timeout(PROBE_S):
+                    self.redis_ok = await self.ctl.store.ping()
+            except TimeoutError:
+                self.redis_ok = False
+            if not self._asterisk or rounds % 12 == 0:  # until known, then once a minute
+                try:
+                    async with asyncio.timeout(PROBE_S):
+                        info = await self.ctl.ari.asterisk_info()
+                    version = str(((info or {}).get("system") or {}).get("version") or "")
+                except Exception:  # not answering now: keep the last version seen
+                    version = self._asterisk
+                if version and version != self._asterisk:
+                    self._asterisk = version
+                    self.metrics.set_build_info(asterisk=version)
+            rounds += 1
+            await asyncio.sleep(PROBE_S)
+
     async def start(self, *, admin: bool | None = None) -> None:
-        """Start the loop-lag sampler, webhooks and (when enabled) the admin API.
-        ``admin`` None: ``settings.admin == "on"``."""
+        """Start the loop-lag sampler, the gauges' probe, webhooks and (when enabled) the
+        admin API. ``admin`` None: ``settings.admin == "on"``."""
         self.loop_lag.start()
+        if self._probe_task is None:
+            self._probe_task = asyncio.create_task(self._probe())
         self.webhooks.start()
         if self.webhooks.config.enabled:
             log.info("webhooks: %d after-call, %d in-call URL(s)",
@@ -81,6 +124,11 @@ class Services:
             self.admin = None
         await self.webhooks.stop()
         await self.loop_lag.stop()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+            self._probe_task = None
 
     def status(self) -> dict[str, Any]:
         return {"webhooks": {"enabled": self.webhooks.config.enabled,

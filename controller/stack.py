@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -257,12 +258,35 @@ def ari_ping(settings: Settings, timeout: float = 1.0) -> tuple[bool, str]:
         return False, str(getattr(e, "reason", e))
 
 
-def _wait(pred, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
+def ami_ping(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when an Asterisk manager interface greets on ``host:port`` (no login)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            return s.recv(64).startswith(b"Asterisk Call Manager")
+    except OSError:
+        return False
+
+
+Progress = Callable[[str, float, bool], None]
+"""``progress(what, elapsed_s, done)``: called when a wait starts (0 s), about every second
+while it lasts, and once when ``what`` answered (``done``)."""
+
+
+def _wait(pred: Callable[[], bool], timeout: float, what: str, log: Path,
+          progress: Progress | None = None, interval: float = 0.1) -> None:
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    told = -1
     while time.monotonic() < deadline:
         if pred():
+            if progress is not None:
+                progress(what, time.monotonic() - t0, True)
             return
-        time.sleep(0.1)
+        elapsed = time.monotonic() - t0
+        if progress is not None and int(elapsed) > told:
+            told = int(elapsed)
+            progress(what, elapsed, False)
+        time.sleep(interval)
     raise StackError(f"{what} did not answer within {timeout:.0f} s; see {log}")
 
 
@@ -270,8 +294,10 @@ def _is_local(url: str) -> bool:
     return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
-def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list[str]:
-    """Start what is not running and wait until it answers. Returns status lines."""
+def up(settings: Settings, *, asterisk: bool = True, redis: bool = True,
+       progress: Progress | None = None) -> list[str]:
+    """Start what is not running and wait until it answers (Redis, Asterisk's ARI, then its
+    AMI; ``progress`` hears what is waited for). Returns status lines."""
     p = render(settings)
     lines: list[str] = []
     if redis:
@@ -289,7 +315,8 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list
             _spawn([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(p.redis_dir),
                     "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
                     "--logfile", ""], log, p.pids / "redis.pid")
-            _wait(lambda: redis_ping(settings.redis_url), 10, "Redis", log)
+            _wait(lambda: redis_ping(settings.redis_url), 10, f"Redis at 127.0.0.1:{port}", log,
+                  progress)
             lines.append(f"redis: started on 127.0.0.1:{port} (log {log})")
     if asterisk:
         ok, detail = ari_ping(settings)
@@ -312,7 +339,11 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True) -> list
             if _read_pid(p.pids / "asterisk.pid") is None:
                 log = p.log / "asterisk.out"
                 _spawn(argv, log, p.pids / "asterisk.pid")
-            _wait(lambda: ari_ping(settings)[0], 45, "Asterisk ARI", p.log / "asterisk.out")
+            _wait(lambda: ari_ping(settings)[0], 45, f"Asterisk ARI at {settings.ari_url}",
+                  p.log / "asterisk.out", progress)
+            _wait(lambda: ami_ping(settings.ami_host, settings.ami_port), 15,
+                  f"Asterisk AMI at {settings.ami_host}:{settings.ami_port}",
+                  p.log / "asterisk.out", progress)
             where = f" from {settings.asterisk_root}" if settings.asterisk_root else ""
             lines.append(f"asterisk: {ari_ping(settings)[1]}{where} ARI at {settings.ari_url}, "
                          f"SIP udp {settings.sip_bind}:{settings.sip_port} "

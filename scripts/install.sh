@@ -118,4 +118,20 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
     touch "$stamp"
 fi
+# Test-only: promtool (checks deploy/prometheus/alerts.yml) from Debian's `prometheus` package:
+# only its one static binary is extracted into the venv (installing the package would also
+# install and start a Prometheus server); a 19 MB download, a few seconds. Tests skip without.
+if [ "${CALLCTL_TEST_DEPS:-0}" = 1 ] && [ ! -x "$VENV/bin/promtool" ] \
+        && ! command -v promtool >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) \
+            && dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb \
+               | tar -x -C "$tmp" ./usr/bin/promtool 2>/dev/null; then
+        install -m 0755 "$tmp/usr/bin/promtool" "$VENV/bin/promtool"
+        log "promtool: $("$VENV/bin/promtool" --version 2>&1 | head -1)"
+    else
+        log "promtool not available: the alert rules check is skipped"
+    fi
+    rm -rf "$tmp"
+fi
 log "ready: $(asterisk -V 2>/dev/null || echo 'asterisk ?'), $(redis-server --version | awk '{print $3}'), $(sipp -v 2>/dev/null | grep -o 'v[0-9.]*' | head -1 || true), $(kamailio -v 2>/dev/null | head -1 | awk '{print $2, $3}' || true)"

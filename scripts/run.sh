@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The product: install what is missing, start Asterisk + Redis, publish the flows
-# (default: flows/examples), run the controller in the foreground. Ctrl-C stops the controller;
+# The product: install what is missing, start Asterisk + Redis, publish the flows (default:
+# flows/examples) if nothing is published yet (`scripts/run.sh --publish DIR` replaces the live
+# version; a restart keeps it), run the controller in the foreground. Ctrl-C stops the controller;
 # `.venv/bin/callctl stack down` stops Asterisk and Redis.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

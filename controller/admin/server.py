@@ -571,12 +571,13 @@ class AdminServer:
         from redis.exceptions import RedisError
 
         try:
-            version = await publish.publish(self.ctl.store.redis, res,
-                                            prefix=self.ctl.settings.redis_prefix)
+            done = await publish.publish_flows(self.ctl.store.redis, res,
+                                               prefix=self.ctl.settings.redis_prefix)
         except (RedisError, OSError) as e:
             raise OpsError(503, f"redis unavailable: {type(e).__name__}") from None
-        log.info("admin API: %s published flow version %d", self.who(request), version)
-        return _json({**_validation(res), "published": version})
+        log.info("admin API: %s published flow version %d (%s)", self.who(request),
+                 done.version, done.status)  # unchanged: the live version has this content
+        return _json({**_validation(res), "published": done.version, "status": done.status})
 
     async def h_rollback(self, request: web.Request) -> web.Response:
         b: RollbackBody = await self.body(request, RollbackBody)

@@ -2,7 +2,9 @@
 
 Exit codes (as the CLI's): 0 ok, 1 failed (flow errors, unknown version), 3 Redis unavailable.
 Problems are printed one per line, ``file:line:col: path: message (value: ...)``, then a
-summary line.
+summary line. With ``as_json`` one JSON document is printed instead (:func:`problem_json`
+for each problem: ``file``, ``line``, ``col``, ``field``, ``message``, ``value``,
+``severity``), for CI and editors; the exit codes are the same.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from controller.flows import publish as store
-from controller.flows.loader import LoadResult, load
+from controller.flows.loader import MISSING, LoadResult, Problem, load
 from controller.flows.schema import flowset_json_schema
 
 __all__ = [
     "EXIT_FAIL",
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
+    "problem_json",
     "publish",
     "publish_async",
     "rollback",
@@ -51,10 +54,43 @@ def _report(result: LoadResult, out: TextIO) -> None:
               "warning(s)", file=out)
 
 
-def validate(paths: Sequence[str | Path], *, out: TextIO | None = None) -> int:
+def problem_json(p: Problem) -> dict[str, object]:
+    """One problem for machines: 1-based ``line``/``col``, ``field`` the path in the flow
+    document (``flows.main.nodes.menu.timeout``; "" for the file as a whole), ``value`` None
+    when the field is missing."""
+    value = None if p.value is MISSING else p.value
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = repr(value)
+    return {"file": p.file, "line": p.line, "col": p.col, "field": p.path,
+            "message": p.message, "value": value, "severity": p.severity}
+
+
+def _result_json(result: LoadResult) -> dict[str, object]:
+    fs = result.flowset
+    return {
+        "ok": not result.errors,
+        "errors": [problem_json(p) for p in result.errors],
+        "warnings": [problem_json(p) for p in result.warnings],
+        "summary": None if fs is None or result.errors else {
+            "flows": len(fs.flows), "dids": len(fs.did_map), "users": len(fs.users),
+            "departments": len(fs.departments)},
+    }
+
+
+def _dump(doc: object, out: TextIO) -> None:
+    print(json.dumps(doc, indent=2, ensure_ascii=False), file=out)
+
+
+def validate(paths: Sequence[str | Path], *, out: TextIO | None = None,
+             as_json: bool = False) -> int:
     """Load and lint; print the problems. 0 when there is no error (warnings are fine)."""
     result = load(paths)
-    _report(result, out or sys.stdout)
+    if as_json:
+        _dump(_result_json(result), out or sys.stdout)
+    else:
+        _report(result, out or sys.stdout)
     return EXIT_FAIL if result.errors else EXIT_OK
 
 
@@ -64,60 +100,98 @@ def _client(redis_url: str) -> aioredis.Redis:
     return client(redis_url, timeout=5, decode_responses=False, health_check_interval=0)
 
 
+def _names(paths: Sequence[str | Path]) -> str:
+    return " ".join(str(p) for p in paths)
+
+
 async def publish_async(
     paths: Sequence[str | Path], redis_url: str, *, prefix: str = store.DEFAULT_PREFIX,
-    out: TextIO | None = None,
+    out: TextIO | None = None, if_empty: bool = False, as_json: bool = False,
 ) -> int:
-    """Validate, then publish as the new live version."""
+    """Validate, then publish as the new live version: not when the live version has the
+    same content (says so; exit 0), nor, ``if_empty``, when any version is live (a
+    controller's start: a restart must not replace what ops published since)."""
     out = out or sys.stdout
     result = load(paths)
-    _report(result, out)
+    doc = _result_json(result)
+    doc.update(published=False, version=None, status="rejected")
+    if not as_json:
+        _report(result, out)
     if result.errors:
-        print("not published: fix the errors above", file=out)
+        if as_json:
+            _dump(doc, out)
+        else:
+            print("not published: fix the errors above", file=out)
         return EXIT_FAIL
     client = _client(redis_url)
     try:
-        version = await store.publish(client, result, prefix=prefix)
+        done = await store.publish_flows(client, result, prefix=prefix, if_empty=if_empty)
     except (RedisError, OSError) as e:
         print(f"not published: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        if as_json:
+            doc.update(status="unavailable", error=f"Redis unavailable at {redis_url}")
+            _dump(doc, out)
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()
-    print(f"published version {version}", file=out)
+    doc.update(published=done.created, version=done.version, status=done.status,
+               sha256=done.sha256)
+    if as_json:
+        _dump(doc, out)
+    elif done.status == "published":
+        print(f"published version {done.version}", file=out)
+    elif done.status == "unchanged":
+        print(f"unchanged: version {done.version} is live with the same content "
+              f"(sha256 {done.sha256[:12]}); no new version", file=out)
+    else:
+        print(f"kept: version {done.version} is live, {_names(paths)} not published "
+              f"(`callctl publish {_names(paths)}` replaces it)", file=out)
     return EXIT_OK
 
 
 def publish(
-    paths: Sequence[str | Path], redis_url: str, *, prefix: str = store.DEFAULT_PREFIX
+    paths: Sequence[str | Path], redis_url: str, *, prefix: str = store.DEFAULT_PREFIX,
+    if_empty: bool = False, as_json: bool = False,
 ) -> int:
-    return asyncio.run(publish_async(paths, redis_url, prefix=prefix))
+    return asyncio.run(publish_async(paths, redis_url, prefix=prefix, if_empty=if_empty,
+                                     as_json=as_json))
 
 
 async def rollback_async(
     version: int | None, redis_url: str, *, prefix: str = store.DEFAULT_PREFIX,
-    out: TextIO | None = None,
+    out: TextIO | None = None, as_json: bool = False,
 ) -> int:
     """Make an earlier version live (None: the one before the live version)."""
     out = out or sys.stdout
     client = _client(redis_url)
+
+    def fail(message: str, rc: int) -> int:
+        print(f"rollback: {message}", file=sys.stderr)
+        if as_json:
+            _dump({"ok": False, "live": None, "errors": [
+                {"field": "version", "message": message, "value": version}]}, out)
+        return rc
+
     try:
         live = await store.rollback(client, version, prefix=prefix)
     except store.RollbackError as e:
-        print(f"rollback: {e}", file=sys.stderr)
-        return EXIT_FAIL
+        return fail(str(e), EXIT_FAIL)
     except (RedisError, OSError) as e:
-        print(f"rollback: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return fail(f"Redis unavailable at {redis_url}: {e}", EXIT_UNAVAILABLE)
     finally:
         await client.aclose()
-    print(f"version {live} is live", file=out)
+    if as_json:
+        _dump({"ok": True, "live": live, "errors": []}, out)
+    else:
+        print(f"version {live} is live", file=out)
     return EXIT_OK
 
 
 def rollback(
-    version: int | None, redis_url: str, *, prefix: str = store.DEFAULT_PREFIX
+    version: int | None, redis_url: str, *, prefix: str = store.DEFAULT_PREFIX,
+    as_json: bool = False,
 ) -> int:
-    return asyncio.run(rollback_async(version, redis_url, prefix=prefix))
+    return asyncio.run(rollback_async(version, redis_url, prefix=prefix, as_json=as_json))
 
 
 async def versions_async(
@@ -137,7 +211,8 @@ async def versions_async(
     if as_json:
         print(json.dumps([{"version": v.version, "published_at": v.published_at,
                            "files": list(v.files), "flows": v.flows, "dids": v.dids,
-                           "live": v.live} for v in rows], indent=2), file=out)
+                           "live": v.live, "sha256": v.sha256} for v in rows], indent=2),
+              file=out)
         return EXIT_OK
     for v in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.published_at))

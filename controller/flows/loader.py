@@ -408,7 +408,9 @@ def _message(err: dict[str, Any]) -> str:
         return f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag", "?")
-        return f"unknown node type {tag!r}: use one of {', '.join(NODE_TYPES)}"
+        close = difflib.get_close_matches(str(tag), NODE_TYPES, n=1)
+        return (f"unknown node type {tag!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f": use one of {', '.join(NODE_TYPES)}")
     if kind == "union_tag_not_found":
         return f"a node needs a `type`: one of {', '.join(NODE_TYPES)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):

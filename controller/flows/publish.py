@@ -7,7 +7,7 @@ Keys (``prefix`` default ``callctl:``):
 ``flows:v:<n>``                JSON ``{version, published_at, source_files: {name: text},
                                flowset: <FlowSet.model_dump(mode="json")>}``; never changed
 ``flows:meta``                 hash ``<n>`` -> JSON ``{version, published_at, files, flows,
-                               dids}`` (for listings without loading every version)
+                               dids, sha256}`` (for listings without loading every version)
 ``flows:live``                 the version calls are routed on
 ``flows:published``            pub/sub channel: the new live version number
 =============================  ==============================================================
@@ -15,14 +15,22 @@ Keys (``prefix`` default ``callctl:``):
 A publish or rollback changes ``flows:live`` and announces it in one Lua script, so readers
 never see a live number without its document. Versions are immutable; a rollback only moves
 ``flows:live``.
+
+A publish whose content (:func:`content_hash`: the flow set and the files' texts by file name)
+is the live version's makes no new version and announces nothing (``unchanged``); one made
+``if_empty`` (a controller's start) publishes only when no version is live (``kept``
+otherwise). Both checks run inside the publish script, so two controllers starting at once
+cannot both publish.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,12 +41,15 @@ from controller.flows.schema import FlowSet
 __all__ = [
     "DEFAULT_PREFIX",
     "PublishRejected",
+    "Published",
     "RollbackError",
     "VersionInfo",
+    "content_hash",
     "list_versions",
     "load_live",
     "load_version",
     "publish",
+    "publish_flows",
     "rollback",
 ]
 
@@ -49,15 +60,30 @@ DEFAULT_PREFIX = "callctl:"
 # KEYS[1] flows:version  KEYS[2] flows:live  KEYS[3] flows:meta
 # ARGV[1] prefix of version keys ("callctl:flows:v:")  ARGV[2] channel
 # ARGV[3] the document without its leading '{' (its "version" is put in front here)
-# ARGV[4] the meta JSON without its leading '{'
-# Returns the new version number.
+# ARGV[4] the meta JSON without its leading '{'  ARGV[5] its content hash
+# ARGV[6] "if_empty": publish only when no version is live
+# Returns {version live now, "published" | "unchanged" (the live version has this content) |
+# "kept" (if_empty and a version is live)}.
 PUBLISH_SCRIPT = """
+local live = redis.call('GET', KEYS[2])
+if live then
+  if ARGV[6] == 'if_empty' then
+    return {tonumber(live), 'kept'}
+  end
+  local meta = redis.call('HGET', KEYS[3], live)
+  if meta then
+    local ok, doc = pcall(cjson.decode, meta)
+    if ok and type(doc) == 'table' and doc['sha256'] == ARGV[5] then
+      return {tonumber(live), 'unchanged'}
+    end
+  end
+end
 local v = redis.call('INCR', KEYS[1])
 redis.call('SET', ARGV[1] .. v, '{"version": ' .. v .. ', ' .. ARGV[3])
 redis.call('HSET', KEYS[3], tostring(v), '{"version": ' .. v .. ', ' .. ARGV[4])
 redis.call('SET', KEYS[2], v)
 redis.call('PUBLISH', ARGV[2], v)
-return v
+return {v, 'published'}
 """
 
 # KEYS[1] flows:live  KEYS[2] flows:v:<n>
@@ -86,6 +112,21 @@ class RollbackError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Published:
+    """What a publish did: ``status`` is ``published`` (``version`` is new), ``unchanged``
+    (the live ``version`` already has this content) or ``kept`` (``if_empty``: ``version``
+    was live, nothing published)."""
+
+    version: int
+    status: str
+    sha256: str
+
+    @property
+    def created(self) -> bool:
+        return self.status == "published"
+
+
+@dataclass(frozen=True, slots=True)
 class VersionInfo:
     version: int
     published_at: float
@@ -93,6 +134,7 @@ class VersionInfo:
     flows: int
     dids: int
     live: bool
+    sha256: str = ""
 
 
 class _Keys:
@@ -121,35 +163,67 @@ def _int(raw: Any) -> int | None:
         return None
 
 
-async def publish(
+def content_hash(result: LoadResult) -> str:
+    """SHA-256 of what a version holds: the flow set and each file's text under its base name
+    (the same directory published from another path, or through the admin API, hashes the
+    same; a comment-only change does not)."""
+    if result.flowset is None:
+        raise ValueError("no flow set to hash")
+    files = sorted((PurePath(name).name, text) for name, text in result.sources.items())
+    doc = json.dumps({"flowset": result.flowset.model_dump(mode="json"), "files": files},
+                     sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+async def publish_flows(
     redis: Any, result: LoadResult, *, prefix: str = DEFAULT_PREFIX,
-    now: float | None = None,
-) -> int:
-    """Make ``result``'s flow set the live version. Raises :class:`PublishRejected` (and
-    changes nothing) when it has errors. Returns the new version number."""
+    now: float | None = None, if_empty: bool = False,
+) -> Published:
+    """Make ``result``'s flow set the live version, unless the live version has the same
+    content (``unchanged``) or, with ``if_empty``, any version is live (``kept``). Raises
+    :class:`PublishRejected` (and changes nothing) when it has errors."""
     if result.errors or result.flowset is None:
         raise PublishRejected(list(result.errors))
     keys = _Keys(prefix)
     fs = result.flowset
+    digest = content_hash(result)
     published_at = time.time() if now is None else now
     body = json.dumps(
-        {"published_at": published_at, "source_files": result.sources,
+        {"published_at": published_at, "sha256": digest, "source_files": result.sources,
          "flowset": fs.model_dump(mode="json")},
         separators=(",", ":"), ensure_ascii=False,
     )
     meta = json.dumps(
         {"published_at": published_at, "files": sorted(result.sources),
-         "flows": len(fs.flows), "dids": len(fs.did_map)},
+         "flows": len(fs.flows), "dids": len(fs.did_map), "sha256": digest},
         separators=(",", ":"),
     )
     script = redis.register_script(PUBLISH_SCRIPT)
-    version = await script(
+    version, status = await script(
         keys=[keys.counter, keys.live, keys.meta],
-        args=[keys.version_prefix, keys.channel, body[1:], meta[1:]],
+        args=[keys.version_prefix, keys.channel, body[1:], meta[1:], digest,
+              "if_empty" if if_empty else "always"],
     )
-    log.info("flows: published version %s (%d flows, %d DIDs)", version, len(fs.flows),
-             len(fs.did_map))
-    return int(version)
+    out = Published(int(version), _text(status) or "published", digest)
+    if out.created:
+        log.info("flows: published version %s (%d flows, %d DIDs)", out.version,
+                 len(fs.flows), len(fs.did_map))
+    elif out.status == "unchanged":
+        log.info("flows: version %s is live with the same content: nothing published",
+                 out.version)
+    else:
+        log.info("flows: version %s is live: not replaced (publish only if nothing is)",
+                 out.version)
+    return out
+
+
+async def publish(
+    redis: Any, result: LoadResult, *, prefix: str = DEFAULT_PREFIX,
+    now: float | None = None,
+) -> int:
+    """:func:`publish_flows`; returns the version live afterwards (the live one when the
+    content is unchanged)."""
+    return (await publish_flows(redis, result, prefix=prefix, now=now)).version
 
 
 async def load_version(redis: Any, version: int, *, prefix: str = DEFAULT_PREFIX) -> FlowSet:
@@ -231,5 +305,6 @@ async def list_versions(redis: Any, *, prefix: str = DEFAULT_PREFIX) -> list[Ver
             flows=int(meta.get("flows", 0)),
             dids=int(meta.get("dids", 0)),
             live=n == live,
+            sha256=str(meta.get("sha256") or ""),
         ))
     return sorted(out, key=lambda i: i.version)

@@ -25,9 +25,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 class RunProcess:
     """One ``callctl run`` process with ``env``, logging (JSON lines) to :attr:`log`."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, args: tuple[str, ...] = ()) -> None:
         self.env = env
         self._log = log
+        self.args = args
+        """Arguments after ``callctl run`` (e.g. ``--publish-if-empty DIR``)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -36,7 +38,7 @@ class RunProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([CALLCTL, "run"], env=self.env,
+            self.proc = subprocess.Popen([CALLCTL, "run", *self.args], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -161,3 +161,119 @@ async def test_loop_lag_measures_a_blocked_loop() -> None:
     await asyncio.sleep(0.05)
     await lag.stop()
     assert lag.max() >= 0.1
+
+
+# ---------------------------------------------------------------------------- histograms, labels
+
+
+def test_histogram_renders_cumulative_buckets_sum_and_count() -> None:
+    r = Registry()
+    h = r.histogram("wait_seconds", "Wait.", (1.0, 5.0), ("flow",))
+    for v in (0.5, 1.0, 3.0, 7.0):
+        h.observe(v, flow="main")
+    h.observe(-1.0, flow="main")  # a clock step backwards: not counted
+    assert r.render() == (
+        "# HELP callctl_wait_seconds Wait.\n"
+        "# TYPE callctl_wait_seconds histogram\n"
+        'callctl_wait_seconds_bucket{flow="main",le="1"} 2\n'
+        'callctl_wait_seconds_bucket{flow="main",le="5"} 3\n'
+        'callctl_wait_seconds_bucket{flow="main",le="+Inf"} 4\n'
+        'callctl_wait_seconds_sum{flow="main"} 11.5\n'
+        'callctl_wait_seconds_count{flow="main"} 4\n')
+    assert h.count(flow="main") == 4
+    assert r.names() == {"callctl_wait_seconds_bucket", "callctl_wait_seconds_sum",
+                         "callctl_wait_seconds_count"}
+
+
+def test_label_values_are_bounded_to_published_ids_and_a_series_cap() -> None:
+    from controller.metrics import MAX_IDS, BoundedIds
+
+    ids = BoundedIds(cap=3)
+    ids.add(["sales", "support"])
+    ids.add(["a", "b", "c"])  # only one more fits
+    assert ids("sales") == "sales" and ids("a") == "a" and ids("b") == "other"
+    assert ids(None) == "none" and ids("") == "none" and ids("x\"}evil") == "other"
+    assert MAX_IDS >= 10
+    m = Metric("c_total", "c", "counter", ("flow",), max_series=2)
+    for f in ("a", "b", "c", "d"):
+        m.inc(flow=f)
+    assert dict(m.values) == {("a",): 1, ("b",): 1, ("other",): 2}
+    h = Registry().histogram("h_seconds", "h", (1.0,), ("flow",))
+    h.max_series = 1
+    h.observe(0.5, flow="a")
+    h.observe(0.5, flow="b")
+    assert set(h.series) == {("a",), ("other",)}
+
+
+T = 1_700_000_000.0
+TRACE: list[dict[str, Any]] = [
+    {"at": T, "kind": "flow", "flow": "main"},
+    {"at": T, "kind": "node", "id": "menu", "type": "menu"},
+    {"at": T + 4, "kind": "node", "id": "sales", "type": "department"},
+    {"at": T + 4, "kind": "department", "node": "sales", "department": "sales"},
+    {"at": T + 4.2, "kind": "ring", "users": ["u1", "u2"], "timeout": 10, "wave": 0},
+    {"at": T + 9, "kind": "answer", "user": "u2", "address": "agent2", "role": "primary"},
+    {"at": T + 9, "kind": "leg", "user": "u1", "outcome": "cancelled", "role": "primary",
+     "started": T + 4.3, "ended": T + 9},
+    {"at": T + 9, "kind": "leg", "user": "u2", "outcome": "answered", "role": "primary",
+     "started": T + 4.25, "ended": T + 9},
+]
+
+
+def test_call_times_from_a_record_and_its_trace() -> None:
+    from controller.calllog import summarise
+    from controller.metrics import call_times
+
+    rec = {"started": T, "ended": T + 69, "result": "completed"}
+    rec.update(summarise(rec, TRACE))
+    t = call_times(rec, TRACE)
+    assert (t.flow, t.department) == ("main", "sales")
+    assert t.setup == pytest.approx(4.25) and t.wait == 9 and t.talk == 60
+    # answered by an extension node (no department), nothing rang: no setup, no department
+    direct = [TRACE[0], {"at": T, "kind": "node", "id": "x", "type": "extension"},
+              {"at": T + 2, "kind": "answer", "user": "u1"}]
+    t = call_times({"started": T, "wait": 2.0, "talk": 5.0}, direct)
+    assert (t.flow, t.department, t.setup, t.wait) == ("main", None, None, 2.0)
+
+
+def test_observe_fills_the_time_histograms_with_bounded_labels() -> None:
+    from controller.calllog import summarise
+
+    m = Metrics()
+    m.known(["main"], ["sales"])
+    rec: dict[str, Any] = {"started": T, "ended": T + 69, "result": "completed",
+                           "trace": TRACE}
+    rec.update(summarise(rec, TRACE))
+    m.observe(rec)
+    assert m.setup.count(flow="main") == 1
+    assert m.wait.count(flow="main", department="sales") == 1
+    assert m.talk.count(flow="main", department="sales") == 1
+    assert m.flow_calls.get(flow="main", outcome="completed") == 1
+    assert m.department_calls.get(department="sales", outcome="answered") == 1
+    # a flow this process never saw published (or a forged id): "other"
+    odd = [{**TRACE[0], "flow": "not-published"}, *TRACE[1:]]
+    m.observe({**rec, "trace": odd})
+    assert m.setup.count(flow="other") == 1
+    # a call that reached no flow (blocked, no_flow): counted under "none", no times
+    m.observe({"result": "no_flow", "started": T, "ended": T, "trace": []})
+    assert m.flow_calls.get(flow="none", outcome="no_flow") == 1
+    text = m.render()
+    assert 'callctl_call_wait_seconds_bucket{flow="main",department="sales",le="10"} 1' in text
+
+
+def test_build_info_and_up_gauges() -> None:
+    import platform
+
+    from controller import version
+
+    m = Metrics()
+    m.set_build_info(asterisk="16.28.0~dfsg-0+deb11u10")
+    m.ari_up.collect = lambda: {("node1",): 1.0, ("node2",): 0.0}
+    m.redis_up.func = lambda: 1.0
+    text = m.render()
+    assert (f'callctl_build_info{{version="{version()}",python="{platform.python_version()}",'
+            'asterisk="16.28.0~dfsg-0+deb11u10"} 1') in text
+    assert 'callctl_ari_up{node="node1"} 1\ncallctl_ari_up{node="node2"} 0\n' in text
+    assert "callctl_redis_up 1\n" in text
+    m.set_build_info(asterisk="22.10.1")  # one sample: the version that answers now
+    assert m.render().count("callctl_build_info{") == 1
