@@ -423,13 +423,17 @@ class Department(BaseModel):
 
 
 class OutcomeMap(BaseModel):
-    """Q.850 causes per outcome class (see ``controller.outcomes`` for the defaults' origin)."""
+    """Q.850 causes per outcome class (see ``controller.outcomes`` for the defaults' origin).
+
+    19 (a phone's own ``480 Temporarily Unavailable``: DND, not registered, not taking calls)
+    is ``unreachable``, so the user's alternate rings at once; ``no_answer`` is empty: a phone
+    left ringing is our own ring timer (the ``timed_out`` flag), not a cause."""
 
     model_config = _MODEL_CONFIG
 
     busy: list[int] = [17]
-    unreachable: list[int] = [1, 3, 18, 20, 27, 34, 38, 41, 102]
-    no_answer: list[int] = [19]
+    unreachable: list[int] = [1, 3, 18, 19, 20, 27, 34, 38, 41, 102]
+    no_answer: list[int] = []
     rejected: list[int] = [21]
 
     @field_validator("busy", "unreachable", "no_answer", "rejected")

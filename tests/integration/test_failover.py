@@ -184,6 +184,35 @@ async def test_busy_primary_rings_external_alternate_at_once_and_bridges(
     await until(lambda: nothing_live(harness, ari), 5, "nothing live")
 
 
+async def test_primary_480_unavailable_rings_alternate_at_once(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    # Issue 13 item 8: a phone answering 480 Temporarily Unavailable (cause 19: DND, offline)
+    # is unreachable by default, so the alternate rings at once, as busy does.
+    primary, bob, pstn = await asyncio.gather(
+        phones.start("agent1", "unavailable"), phones.start("agent2", "answer"),
+        phones.start("pstn", "answer", ring_ms=100))
+    await harness.publish(flows(), tmp_path)
+    await harness.start()
+
+    result = await harness.call(DID, caller=CALLER, hold_ms=2000)
+    rec = await harness.record()
+
+    assert result.final_status() == 200, result.trace[-1500:]
+    assert rec["answered_by"] == "alice", legs(rec)
+    assert [(t["address"], t["outcome"], t["cause"], t["via_alternate"]) for t in legs(rec)][:1] \
+        == [("agent1", "unreachable", 19, False)], legs(rec)
+    assert [(t["address"], t["outcome"]) for t in legs(rec)][1:] == [(ALT, "answered")]
+    assert bob.invites() == 0  # the call never went on to the next user
+    await until(lambda: len(sent(primary, 480)) == 1 and invited_numbers(pstn) == [ALT], 5,
+                "480 and the alternate's INVITE traced")
+    # At once: right after the 480, not when alice's ring time (2 s) ran out; she was never
+    # cancelled (the 480 ended her leg).
+    gap = (initial_invites(pstn)[0].at - sent(primary, 480)[0].at).total_seconds()
+    assert 0 < gap < 2, gap
+    assert not [m for m in sip_log(primary) if m.received and m.first.startswith("CANCEL")]
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
 async def test_primary_not_listening_rings_alternate(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
     await phones.stop("agent1")  # nothing listens there: qualify marks the contact Unavail
