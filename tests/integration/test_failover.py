@@ -505,6 +505,57 @@ async def test_controller_down_then_outage_voicemail_records_a_file(
         shutil.rmtree(box_dir, ignore_errors=True)
 
 
+async def test_controller_down_line_without_failover_rings_entry_department_failover_number(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    # Issue 13 item 9: the line has no failover block of its own; its entry department has a
+    # failover number. With the controller down that number rings (it used to record into a
+    # voicemail box named after the flow), as a live failover test of the line does.
+    agent, pstn = await asyncio.gather(phones.start("agent1", "answer", ring_ms=100),
+                                       phones.start("pstn", "answer", ring_ms=100))
+    await harness.publish(flows(alt=None, bob=False, line_fo="null"), tmp_path)
+    await harness.start()
+    await written_to_astdb(harness, DID, f"{DEPT_FO}|sales|en/failover-greeting|")
+    await harness.stop()
+    await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
+
+    result = await harness.call(DID, hold_ms=1500)
+    assert result.final_status() == 200, result.trace[-1500:]
+    await until(lambda: invited_numbers(pstn) == [DEPT_FO] and "BYE" in pstn.messages(), 5,
+                "the department's failover number rung by the dialplan")
+    assert agent.invites() == 0
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
+async def test_department_voicemail_off_means_no_outage_voicemail(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    # Issue 13 item 9: the line has no failover; its entry department has no number and
+    # `voicemail: false`. Live, nobody answering ends the call with 480; with the controller
+    # down the dialplan does the same (it used to answer into voicemail box "main").
+    _, pstn = await asyncio.gather(phones.start("agent1", "busy"), phones.start("pstn"))
+    box_dir = test_settings.run_dir / "spool" / "recording" / "voicemail" / "main"
+    before = set(box_dir.glob("*")) if box_dir.exists() else set()
+    await harness.publish(flows(alt=None, bob=False, line_fo="null",
+                                dept_fo="{voicemail: false}"), tmp_path)
+    await harness.start()
+    await written_to_astdb(harness, DID, "||en/failover-greeting|")
+
+    live = await harness.call(DID, hold_ms=1500)
+    rec = await harness.record()
+    assert live.final_status() == 480, live.trace[-1500:]
+    assert rec["result"] == "hangup" and rec["answered_by"] is None, rec
+
+    await harness.stop()
+    await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
+    outage = await harness.call(DID, hold_ms=1500)
+    assert outage.final_status() == 480, outage.trace[-1500:]
+    assert "SIP/2.0 200" not in outage.trace  # never answered
+    assert pstn.invites() == 0
+    assert (set(box_dir.glob("*")) if box_dir.exists() else set()) == before
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
 # ---------------------------------------------------------------------------- failover tests
 
 def callctl(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
