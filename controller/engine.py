@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from controller.flows.schema import FLOW_VAR, Flow, FlowSet, GotoNode
+from controller.flows.schema import FLOW_VAR, Flow, FlowSet, GotoNode, line_failover
 from controller.model import CallContext, Command, Continue, Hangup, Stop
 from controller.nodes import HANDLERS
-from controller.nodes.department import failover
+from controller.nodes.department import run_failover
 
 __all__ = ["MAX_STEPS", "run_call"]
 
@@ -47,9 +47,8 @@ def run_call(ctx: CallContext) -> Generator[Command, Any, Stop]:
     _enter(ctx, flow)
     if ctx.did in ctx.failover_tests:  # `callctl failover test start <DID>`
         ctx.log("failover_test", line=ctx.did)
-        return (yield from failover(flow.failover, ctx,
-                                    mailbox=(flow.failover.mailbox if flow.failover else None)
-                                    or flow.id))
+        # what the line's callers get when the controller is down (the same plan as AstDB's)
+        return (yield from run_failover(line_failover(fs, flow), ctx))
     node_id = flow.entry
     steps = 0
     while True:

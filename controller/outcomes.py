@@ -10,29 +10,36 @@ A leg is classified from the flags the runtime sets first, then from its Q.850 c
    ``busy`` / ``unreachable`` / ``no_answer`` / ``rejected`` (``rejected`` reads as ``busy``
    when ``settings.rejected_is_busy``).
 6. a cause in no class, ``0`` or ``None`` -> ``unreachable``: the leg failed for a reason we
-   cannot attribute to the person (a decline is 21, a busy phone 17, a phone left ringing 19),
-   so it is reported against the line, not the agent. Note the runtime rings alternates only on
-   *listed* causes: add a cause to ``unreachable`` to have alternates rung on it too.
+   cannot attribute to the person (a decline is 21, a busy phone 17), so it is reported
+   against the line, not the agent. Note the runtime rings alternates only on *listed*
+   causes: add a cause to ``unreachable`` to have alternates rung on it too.
 
 Default mapping (``OutcomeMap()``), and where the causes come from: PJSIP translates the SIP
-final response of a failed leg into the channel's hangup cause.
+final response of a failed leg into the channel's hangup cause (chan_pjsip's
+``hangup_sip2cause``). The full table, with which causes ring the alternate, is in
+docs/flows.md ("How a ring attempt ends").
 
 ==========  =====================================  =================================
 class       Q.850 causes                            typical SIP responses
 ==========  =====================================  =================================
 busy        17 user busy                            486 Busy Here, 600 Busy Everywhere
-no_answer   19 no answer                            480 Temporarily Unavailable
 rejected    21 call rejected                        603 Decline, 403 Forbidden
-unreachable 1 unallocated number                    404 Not Found, 604
+unreachable 1 unallocated number                    404 Not Found, 604, 485
             3 no route to destination               420
-            18 no user responding                   408 Request Timeout
+            18 no user responding                   408 Request Timeout (also timer B)
+            19 no answer from user                  480 Temporarily Unavailable, 483
             20 subscriber absent                    (mobile switched off / out of range)
             27 destination out of order             502 Bad Gateway
-            34 no circuit/channel available         503 Service Unavailable
+            34 no circuit/channel available         503 Service Unavailable, other 5xx
             38 network out of order                 (trunk down)
             41 temporary failure                    500 Server Internal Error
             102 recovery on timer expiry            504 Server Time-out
+no_answer   (none by default)                       our own ring timer ran out
 ==========  =====================================  =================================
+
+480 is a phone saying it cannot take the call now (do-not-disturb, not registered behind a
+proxy, offline): "unreachable", as MyOperator's Alternate Number and the README promise. A
+phone that simply rings until ``ring_time`` is ``no_answer`` by the ``timed_out`` flag.
 
 Alternates (the user's backup number) ring *at once* on busy and unreachable, as a MyOperator
 "Alternate Number" does (and on rejected when it counts as busy); on no-answer only when the
@@ -94,7 +101,7 @@ def alternate_causes(settings: Settings, dept: Department | None = None) -> froz
     """Causes on which the runtime rings a failed leg's alternate immediately.
 
     busy + unreachable, plus rejected when ``rejected_is_busy``, plus the no-answer causes
-    (480/19: the phone's own no-answer or DND) when the department set
+    (none by default; a flow may list some in ``outcomes.no_answer``) when the department set
     ``alternate_on_no_answer``. Empty when ``forward_to_alternate`` is off.
     """
     if not settings.forward_to_alternate:

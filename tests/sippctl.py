@@ -127,7 +127,8 @@ UAC_EARLY = """  <recv response="100" optional="true"/>
 """What a caller accepts before the answer."""
 
 
-def uac_failures(label: str, codes: tuple[int, ...] = (403, 404, 480, 486, 503, 603)) -> str:
+def uac_failures(label: str,
+                 codes: tuple[int, ...] = (401, 403, 404, 407, 480, 486, 503, 603)) -> str:
     """Final errors that jump to ``label`` (instead of waiting for a 200 that never comes)."""
     return "\n".join(f'  <recv response="{c}" optional="true" next="{label}"/>' for c in codes)
 
@@ -424,15 +425,17 @@ class CallResult:
 
 def place_call(did: str, *, caller: str = "+15551230001", hold_ms: int = 2000,
                digits: list[tuple[int, str]] | None = None, sip_port: int = 5060,
-               timeout: float = 60.0, speak_after_ms: int | None = None) -> CallResult:
-    """Run one SIPp caller to completion (blocking: run it in a thread from async tests)."""
+               timeout: float = 60.0, speak_after_ms: int | None = None,
+               local_ip: str = "127.0.0.1") -> CallResult:
+    """Run one SIPp caller to completion (blocking: run it in a thread from async tests).
+    ``local_ip``: the address it sends from (any 127.x.y.z works on Linux loopback)."""
     work = Path(tempfile.mkdtemp(prefix="callctl-uac-"))
     try:
         scen = work / "uac.xml"
         scen.write_text(uac_scenario(caller=caller, hold_ms=hold_ms, digits=digits or [],
                                      pcap_dir=work, speak_after_ms=speak_after_ms))
         trace = work / "messages.log"
-        argv = [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scen), "-s", did, "-i", "127.0.0.1",
+        argv = [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scen), "-s", did, "-i", local_ip,
                 "-p", str(free_udp_port()), "-mp", str(next(_media_ports)), "-m", "1",
                 "-nostdin", "-trace_msg", "-message_file", str(trace), "-timeout",
                 f"{int(timeout)}s", "-timeout_error", "-aa", "-nd",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -35,20 +36,25 @@ from controller.model import valid_e164, valid_endpoint
 __all__ = [
     "DAYS",
     "DEFAULT_FAILOVER_GREETING",
+    "DEFAULT_FAILOVER_PROMPT",
+    "FAILOVER_UNAVAILABLE_CAUSE",
     "ID_RE",
     "MAX_SIMULTANEOUS",
     "Department",
     "Failover",
+    "FailoverPlan",
     "OutcomeMap",
     "Settings",
     "Sticky",
     "User",
     "Window",
     "check_alternate",
+    "department_mailbox",
     "department_problems",
     "department_warnings",
     "departments_from_mapping",
     "duplicate_endpoints",
+    "failover_plan",
     "normalise_alternate",
     "parse_duration",
     "user_problems",
@@ -71,6 +77,11 @@ DEFAULT_FAILOVER_GREETING = (
     "No one is available to take your call. Please leave a message after the tone."
 )
 """What the default failover greeting (prompt name ``failover-greeting``) says."""
+DEFAULT_FAILOVER_PROMPT = "failover-greeting"
+FAILOVER_UNAVAILABLE_CAUSE = 19
+"""Q.850 cause a failover hangs up with when its number did not answer and its voicemail is
+off: SIP 480 Temporarily Unavailable (never a 503, which a carrier or the dispatcher takes
+as "this server is down, try another")."""
 
 MAX_SIMULTANEOUS = 5
 
@@ -422,14 +433,43 @@ class Department(BaseModel):
         return v
 
 
+def department_mailbox(dept: Department) -> str:
+    """The mailbox a department's failover records into: failover > department > its id."""
+    fo = dept.failover
+    return (fo.mailbox if fo else None) or dept.mailbox or dept.id
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverPlan:
+    """What a failover does, in order: ring ``number`` (if any; 60 s), then play ``greeting``
+    and record into ``mailbox``; ``mailbox`` None = voicemail off: hang up with
+    :data:`FAILOVER_UNAVAILABLE_CAUSE`. The live path (``nodes.department.run_failover``) and
+    the outage path (AstDB, ``flows.schema.outage_targets``) both carry out this plan."""
+
+    number: str | None
+    mailbox: str | None
+    greeting: str
+
+
+def failover_plan(fo: Failover | None, mailbox: str) -> FailoverPlan:
+    """The plan of one failover block (None: the default, voicemail into ``mailbox``)."""
+    fo = fo or Failover()
+    return FailoverPlan(fo.number, mailbox if fo.voicemail else None,
+                        fo.greeting or DEFAULT_FAILOVER_PROMPT)
+
+
 class OutcomeMap(BaseModel):
-    """Q.850 causes per outcome class (see ``controller.outcomes`` for the defaults' origin)."""
+    """Q.850 causes per outcome class (see ``controller.outcomes`` for the defaults' origin).
+
+    19 (a phone's own ``480 Temporarily Unavailable``: DND, not registered, not taking calls)
+    is ``unreachable``, so the user's alternate rings at once; ``no_answer`` is empty: a phone
+    left ringing is our own ring timer (the ``timed_out`` flag), not a cause."""
 
     model_config = _MODEL_CONFIG
 
     busy: list[int] = [17]
-    unreachable: list[int] = [1, 3, 18, 20, 27, 34, 38, 41, 102]
-    no_answer: list[int] = [19]
+    unreachable: list[int] = [1, 3, 18, 19, 20, 27, 34, 38, 41, 102]
+    no_answer: list[int] = []
     rejected: list[int] = [21]
 
     @field_validator("busy", "unreachable", "no_answer", "rejected")

@@ -38,7 +38,17 @@ from pydantic import (
     model_validator,
 )
 
-from controller.flows.directory import ID_RE, Department, Failover, Settings, User, Window
+from controller.flows.directory import (
+    ID_RE,
+    Department,
+    Failover,
+    FailoverPlan,
+    Settings,
+    User,
+    Window,
+    department_mailbox,
+    failover_plan,
+)
 from controller.prompts import LANGUAGE_RE, check_prompt_name
 
 __all__ = [
@@ -63,7 +73,9 @@ __all__ = [
     "TimeNode",
     "VoicemailNode",
     "current_flow",
+    "entry_department",
     "flowset_json_schema",
+    "line_failover",
     "normalise_did",
     "outage_extras",
     "outage_targets",
@@ -679,31 +691,72 @@ class FlowSet(BaseModel):
         return self.flows.get(fid) if fid else None
 
 
+def entry_department(fs: FlowSet, flow: Flow) -> Department | None:
+    """The department a call to ``flow`` rings first without any choice on the way: from the
+    entry through ``message`` nodes and ``goto`` jumps to a ``department`` node. None when
+    the way branches first (a menu, a time condition, ...), ends, or loops."""
+    node_id: str | None = flow.entry
+    seen: set[tuple[str, str]] = set()
+    while node_id is not None and (flow.id, node_id) not in seen:
+        seen.add((flow.id, node_id))
+        node = flow.nodes.get(node_id)
+        if isinstance(node, DepartmentNode):
+            return fs.departments.get(node.department)
+        if isinstance(node, MessageNode):
+            node_id = node.next
+        elif isinstance(node, GotoNode):
+            if node.flow is not None:
+                target = fs.flows.get(node.flow)
+                if target is None:
+                    return None
+                flow = target
+            node_id = node.node or flow.entry
+        else:
+            return None
+    return None
+
+
+def line_failover(fs: FlowSet, flow: Flow) -> FailoverPlan:
+    """A line's failover: what its calls get when the controller is down (the outage path,
+    from AstDB) and during a failover test of the line. The rule:
+
+    1. the line's own ``failover`` block (mailbox: its ``mailbox``, else the flow id);
+    2. else the entry department's failover (:func:`entry_department`): its number, its
+       voicemail switch, its mailbox (failover > department > department id) and greeting,
+       as when the department's own members do not answer;
+    3. else the default: voicemail into the flow id's mailbox.
+
+    A plan whose number did not answer and whose voicemail is off hangs up with
+    ``FAILOVER_UNAVAILABLE_CAUSE`` (480) on both paths."""
+    if flow.failover is not None:
+        return failover_plan(flow.failover, flow.failover.mailbox or flow.id)
+    dept = entry_department(fs, flow)
+    if dept is not None:
+        return failover_plan(dept.failover, department_mailbox(dept))
+    return failover_plan(None, flow.id)
+
+
 def outage_targets(fs: FlowSet) -> dict[str, tuple[str, str]]:
     """DID -> ``(failover number, mailbox)``: what the dialplan's outage path reads from AstDB
-    (``callctl_failover/<DID>``) when the controller is down. Every line has failover
-    voicemail (mailbox: the flow's ``failover.mailbox``, else the flow id) unless its
-    ``failover.voicemail`` is false (mailbox ""); the number, when set, is tried first."""
+    (``callctl_failover/<DID>``) when the controller is down: the line's failover
+    (:func:`line_failover`); mailbox "" = voicemail off."""
     out: dict[str, tuple[str, str]] = {}
     for did, fid in fs.did_map.items():
-        fo = fs.flows[fid].failover
-        number = (fo.number or "") if fo else ""
-        mailbox = "" if fo and not fo.voicemail else ((fo.mailbox if fo else None) or fid)
-        out[did] = (number, mailbox)
+        plan = line_failover(fs, fs.flows[fid])
+        out[did] = (plan.number or "", plan.mailbox or "")
     return out
 
 
 def outage_extras(fs: FlowSet) -> dict[str, tuple[str, str]]:
-    """DID -> ``(greeting, caller_id)`` for the outage path: the line's failover greeting as
-    ``<language>/<prompt>`` (the flow's language, default prompt ``failover-greeting``) and
-    ``"did"`` when ``settings.alternate_caller_id`` asks to present the DID (else "")."""
+    """DID -> ``(greeting, caller_id)`` for the outage path: the line's failover greeting
+    (:func:`line_failover`) as ``<language>/<prompt>`` in the flow's language, and ``"did"``
+    when ``settings.alternate_caller_id`` asks to present the DID (else "")."""
     cid = "did" if fs.settings.alternate_caller_id == "did" else ""
     out: dict[str, tuple[str, str]] = {}
     for did, fid in fs.did_map.items():
         flow = fs.flows[fid]
         lang = flow.language or fs.settings.language
-        name = (flow.failover.greeting if flow.failover else None) or "failover-greeting"
-        out[did] = (f"{lang}/{name}", cid)
+        out[did] = (f"{lang}/{line_failover(fs, flow).greeting}", cid)
     return out
 
 

@@ -9,18 +9,29 @@ if it does not answer, or there is none, and voicemail is on, the greeting plays
 caller records into the line's mailbox (``failover.mailbox`` > ``department.mailbox`` >
 department id). A department without a ``failover`` block gets the default: voicemail with
 the default greeting. Stops: ``connected`` (the number answered), ``voicemail``, ``hangup``
-(number failed and voicemail off).
+(number failed and voicemail off: the caller gets 480, ``FAILOVER_UNAVAILABLE_CAUSE``).
+The plan itself (:func:`controller.flows.directory.failover_plan`) is shared with the
+outage path, which carries it out from AstDB when the controller is down.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from controller.flows.directory import Department, Failover
+from controller.flows.directory import (
+    DEFAULT_FAILOVER_PROMPT,
+    FAILOVER_UNAVAILABLE_CAUSE,
+    Department,
+    Failover,
+    FailoverPlan,
+    department_mailbox,
+    failover_plan,
+)
 from controller.model import (
     CallContext,
     Continue,
     DialTarget,
+    Hangup,
     Indicate,
     NodeGen,
     Prompt,
@@ -38,18 +49,14 @@ __all__ = [
     "department_mailbox",
     "failover",
     "run",
+    "run_failover",
 ]
 
 FAILOVER = "failover"
 """``node.fallback`` value selecting the department's failover instead of a node."""
 FAILOVER_RING_TIME = 60
-DEFAULT_GREETING_PROMPT = "failover-greeting"
+DEFAULT_GREETING_PROMPT = DEFAULT_FAILOVER_PROMPT
 """Prompt name of :data:`controller.flows.directory.DEFAULT_FAILOVER_GREETING`."""
-
-
-def department_mailbox(dept: Department) -> str:
-    fo = dept.failover
-    return (fo.mailbox if fo else None) or dept.mailbox or dept.id
 
 
 def run(node: Any, ctx: CallContext) -> NodeGen:
@@ -73,12 +80,16 @@ def run(node: Any, ctx: CallContext) -> NodeGen:
 
 def failover(fo: Failover | None, ctx: CallContext, *, mailbox: str) -> NodeGen:
     """Failover number, then voicemail (see the module docstring)."""
-    fo = fo or Failover()
+    return (yield from run_failover(failover_plan(fo, mailbox), ctx))
+
+
+def run_failover(plan: FailoverPlan, ctx: CallContext) -> NodeGen:
+    """Carry out a failover plan on a live call (the outage path does it in the dialplan)."""
     settings = ctx.flowset.settings
-    if fo.number:
-        ctx.log("failover", number=fo.number)
+    if plan.number:
+        ctx.log("failover", number=plan.number)
         res = yield RingGroup(
-            (DialTarget("pstn", fo.number, role="failover"),),
+            (DialTarget("pstn", plan.number, role="failover"),),
             FAILOVER_RING_TIME,
             caller_id=alternate_caller_id(settings, ctx),
         )
@@ -87,13 +98,15 @@ def failover(fo: Failover | None, ctx: CallContext, *, mailbox: str) -> NodeGen:
                                        rejected_is_busy=settings.rejected_is_busy))
         if res.answered is not None:
             return Stop("connected")
-    if not fo.voicemail:
+    mailbox = plan.mailbox
+    if mailbox is None:
         ctx.log("failover", result="hangup")
+        yield Hangup(FAILOVER_UNAVAILABLE_CAUSE)
         return Stop("hangup")
 
     from controller.prompts import resolve_prompt  # the flow engineer's module
 
-    name = fo.greeting or DEFAULT_GREETING_PROMPT
+    name = plan.greeting
     try:
         media = resolve_prompt(name, ctx)
     except (LookupError, OSError, ValueError) as exc:

@@ -184,6 +184,35 @@ async def test_busy_primary_rings_external_alternate_at_once_and_bridges(
     await until(lambda: nothing_live(harness, ari), 5, "nothing live")
 
 
+async def test_primary_480_unavailable_rings_alternate_at_once(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    # Issue 13 item 8: a phone answering 480 Temporarily Unavailable (cause 19: DND, offline)
+    # is unreachable by default, so the alternate rings at once, as busy does.
+    primary, bob, pstn = await asyncio.gather(
+        phones.start("agent1", "unavailable"), phones.start("agent2", "answer"),
+        phones.start("pstn", "answer", ring_ms=100))
+    await harness.publish(flows(), tmp_path)
+    await harness.start()
+
+    result = await harness.call(DID, caller=CALLER, hold_ms=2000)
+    rec = await harness.record()
+
+    assert result.final_status() == 200, result.trace[-1500:]
+    assert rec["answered_by"] == "alice", legs(rec)
+    assert [(t["address"], t["outcome"], t["cause"], t["via_alternate"]) for t in legs(rec)][:1] \
+        == [("agent1", "unreachable", 19, False)], legs(rec)
+    assert [(t["address"], t["outcome"]) for t in legs(rec)][1:] == [(ALT, "answered")]
+    assert bob.invites() == 0  # the call never went on to the next user
+    await until(lambda: len(sent(primary, 480)) == 1 and invited_numbers(pstn) == [ALT], 5,
+                "480 and the alternate's INVITE traced")
+    # At once: right after the 480, not when alice's ring time (2 s) ran out; she was never
+    # cancelled (the 480 ended her leg).
+    gap = (initial_invites(pstn)[0].at - sent(primary, 480)[0].at).total_seconds()
+    assert 0 < gap < 2, gap
+    assert not [m for m in sip_log(primary) if m.received and m.first.startswith("CANCEL")]
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
 async def test_primary_not_listening_rings_alternate(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
     await phones.stop("agent1")  # nothing listens there: qualify marks the contact Unavail
@@ -474,6 +503,57 @@ async def test_controller_down_then_outage_voicemail_records_a_file(
         await until(lambda: nothing_live(harness, ari), 5, "nothing live")
     finally:
         shutil.rmtree(box_dir, ignore_errors=True)
+
+
+async def test_controller_down_line_without_failover_rings_entry_department_failover_number(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    # Issue 13 item 9: the line has no failover block of its own; its entry department has a
+    # failover number. With the controller down that number rings (it used to record into a
+    # voicemail box named after the flow), as a live failover test of the line does.
+    agent, pstn = await asyncio.gather(phones.start("agent1", "answer", ring_ms=100),
+                                       phones.start("pstn", "answer", ring_ms=100))
+    await harness.publish(flows(alt=None, bob=False, line_fo="null"), tmp_path)
+    await harness.start()
+    await written_to_astdb(harness, DID, f"{DEPT_FO}|sales|en/failover-greeting|")
+    await harness.stop()
+    await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
+
+    result = await harness.call(DID, hold_ms=1500)
+    assert result.final_status() == 200, result.trace[-1500:]
+    await until(lambda: invited_numbers(pstn) == [DEPT_FO] and "BYE" in pstn.messages(), 5,
+                "the department's failover number rung by the dialplan")
+    assert agent.invites() == 0
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
+async def test_department_voicemail_off_means_no_outage_voicemail(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    # Issue 13 item 9: the line has no failover; its entry department has no number and
+    # `voicemail: false`. Live, nobody answering ends the call with 480; with the controller
+    # down the dialplan does the same (it used to answer into voicemail box "main").
+    _, pstn = await asyncio.gather(phones.start("agent1", "busy"), phones.start("pstn"))
+    box_dir = test_settings.run_dir / "spool" / "recording" / "voicemail" / "main"
+    before = set(box_dir.glob("*")) if box_dir.exists() else set()
+    await harness.publish(flows(alt=None, bob=False, line_fo="null",
+                                dept_fo="{voicemail: false}"), tmp_path)
+    await harness.start()
+    await written_to_astdb(harness, DID, "||en/failover-greeting|")
+
+    live = await harness.call(DID, hold_ms=1500)
+    rec = await harness.record()
+    assert live.final_status() == 480, live.trace[-1500:]
+    assert rec["result"] == "hangup" and rec["answered_by"] is None, rec
+
+    await harness.stop()
+    await until(lambda: _not(app_registered, test_settings), 5, "Stasis app gone")
+    outage = await harness.call(DID, hold_ms=1500)
+    assert outage.final_status() == 480, outage.trace[-1500:]
+    assert "SIP/2.0 200" not in outage.trace  # never answered
+    assert pstn.invites() == 0
+    assert (set(box_dir.glob("*")) if box_dir.exists() else set()) == before
+    await until(lambda: nothing_live(harness, ari), 5, "nothing live")
 
 
 # ---------------------------------------------------------------------------- failover tests

@@ -23,7 +23,7 @@ def test_flags_beat_causes() -> None:
 
 @pytest.mark.parametrize(
     ("cause", "expected"),
-    [(17, "busy"), (19, "no_answer"), (21, "rejected"), (18, "unreachable"),
+    [(17, "busy"), (19, "unreachable"), (21, "rejected"), (18, "unreachable"),
      (34, "unreachable"), (1, "unreachable"), (102, "unreachable"),
      # not in any class: attributed to the line, not the person
      (16, "unreachable"), (0, "unreachable"), (None, "unreachable")],
@@ -44,12 +44,35 @@ def test_custom_map() -> None:
 def test_alternate_causes() -> None:
     s = Settings()
     base = alternate_causes(s, None)
-    assert base == frozenset({17, 1, 3, 18, 20, 27, 34, 38, 41, 102})
-    assert 21 not in base and 19 not in base
+    assert base == frozenset({17, 1, 3, 18, 19, 20, 27, 34, 38, 41, 102})
+    assert 21 not in base
     assert 21 in alternate_causes(Settings(rejected_is_busy=True), None)
     d = Department(id="s", members=[], alternate_on_no_answer=True)
-    assert 19 in alternate_causes(s, d)
+    assert alternate_causes(s, d) == base  # no no-answer causes by default
     assert alternate_causes(Settings(forward_to_alternate=False), d) == frozenset()
+
+
+@pytest.mark.parametrize(("sip", "cause"), [(480, 19), (408, 18), (503, 34), (404, 1)])
+def test_unreachable_responses_ring_the_alternate_by_default(sip: int, cause: int) -> None:
+    # The promise (README, MyOperator's Alternate Number): busy OR unreachable rings the
+    # alternate at once. chan_pjsip maps these SIP responses to these Q.850 causes.
+    assert classify(leg(cause), OMAP) == "unreachable", sip
+    assert cause in alternate_causes(Settings(), None), sip
+    assert classify(leg(None, no_contact=True), OMAP) == "unreachable"
+
+
+def test_only_our_ring_timer_is_no_answer_by_default() -> None:
+    assert OMAP.no_answer == []
+    assert classify(leg(None, timed_out=True), OMAP) == "no_answer"
+
+
+def test_the_old_480_as_no_answer_map_is_still_configurable() -> None:
+    omap = OutcomeMap(unreachable=[1, 3, 18, 20, 27, 34, 38, 41, 102], no_answer=[19])
+    s = Settings(outcomes=omap)
+    assert classify(leg(19), omap) == "no_answer"
+    assert 19 not in alternate_causes(s, None)
+    d = Department(id="s", members=[], alternate_on_no_answer=True)
+    assert 19 in alternate_causes(s, d)
 
 
 def test_alternate_on_timeout() -> None:
