@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from controller import memory
+from controller import internal, memory
 from controller.ami import AmiError, failover_value
 from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable, NotFound
@@ -36,7 +36,7 @@ from controller.cluster import Cluster, Node
 from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
-from controller.model import CallContext, HttpResponse, UserFacts
+from controller.model import CallContext, HttpResponse, UserFacts, valid_endpoint
 from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
 from controller.store.leases import CallEnd
@@ -249,7 +249,7 @@ class Controller:
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, StasisStart):
             args = ev.args
-            if args and args[0] == "inbound":
+            if args and args[0] in ("inbound", "internal"):
                 self._new_call(ev)
                 return
             if args and args[0] == "leg" and len(args) > 1:
@@ -274,6 +274,9 @@ class Controller:
             # the event came after all (or Asterisk sent it twice). A second Call would ring
             # the same legs (409) and fail over while the first one rings.
             log.info("call %s: duplicate StasisStart ignored", ch.id)
+            return
+        if ev.args[0] == "internal":  # a registered phone (dialplan: from-agents)
+            self._new_internal_call(ev)
             return
         did = ev.args[1] if len(ev.args) > 1 else ch.exten
         caller = normalise(ch.caller_number)
@@ -302,7 +305,51 @@ class Controller:
             self.background(self._hangup_stray(ch.id, 1))
             self.background(self._log_rejected(ch.id, did, caller))
             return
-        call = Call(self, ch.id, ctx, live[0])
+        self._start_call(ev, ctx, live[0])
+
+    def _new_internal_call(self, ev: StasisStart) -> None:
+        """A registered phone's call: ``internal,<dialled>,<endpoint>`` (both checked by the
+        dialplan, and again here). Routed by :func:`controller.internal.route`; a refused or
+        unroutable number is rejected unanswered (403 / 404) and logged like any call."""
+        ch = ev.channel
+        dialled = ev.args[1] if len(ev.args) > 1 else ""
+        endpoint = ev.args[2] if len(ev.args) > 2 else ""
+        dialled = dialled if valid_did(dialled) else ""
+        endpoint = endpoint if valid_endpoint(endpoint) else ""
+        live = self.flows.current
+        fs = live[1] if live else None
+        who = internal.caller_of(fs, endpoint)
+        where = internal.route(fs, dialled)
+        extra: dict[str, Any] = {"origin": "internal", "from_endpoint": endpoint or None,
+                                 "from_user": who.user, "dialled": dialled,
+                                 "route": where.kind}
+        if where.rejected or live is None:
+            cause = where.cause or internal.NO_ROUTE_CAUSE
+            log.warning("call %s: phone %s dialled %s: %s: rejected with cause %d", ch.id,
+                        endpoint or "?", dialled or "a malformed number",
+                        where.result or "no_route", cause)
+            self.background(self._hangup_stray(ch.id, cause))
+            self.background(self._log_rejected(ch.id, dialled, who.number,
+                                               result=where.result or "no_route",
+                                               extra={**extra, "cause": cause}))
+            return
+        log.info("call %s: phone %s (%s) dialled %s: %s", ch.id, endpoint, who.user or "-",
+                 dialled, where.kind)
+        ctx = CallContext(call_id=ch.id, did=where.target if where.kind == "did" else dialled,
+                          caller=who.number, caller_name=who.name, flowset=live[1],
+                          now=self.clock, failover_tests=self.flows.failover_tests,
+                          target=None if where.kind == "did" else (where.kind, where.target),
+                          record=extra)
+        # The caller is on the phone: busy for departments once bridged (controller.cluster).
+        self._start_call(ev, ctx, live[0], busy=(who.user,) if who.user else ())
+
+    def _start_call(self, ev: StasisStart, ctx: CallContext, version: int,
+                    busy: tuple[str, ...] = ()) -> None:
+        """Drive a routed call: its task, its node, its lease and state in Redis."""
+        ch = ev.channel
+        did, caller = ctx.did, ctx.caller
+        call = Call(self, ch.id, ctx, version)
+        call.busy_users.update(busy)
         self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
         call.answered = ch.state == "Up"
         self.calls[ch.id] = call
@@ -313,7 +360,7 @@ class Controller:
         task.add_done_callback(self._call_tasks.discard)
         self.background(self.cluster.start_call(call, {  # claims the call: lease + state
             "did": did, "caller": caller, "started": str(call.started),
-            "flow_version": str(live[0])}))
+            "flow_version": str(version)}))
 
     def _hangup_stray(self, channel_id: str, cause: int | None = None) -> Awaitable[None]:
         ari = self.cluster.node(self._event_node).ari  # the node the event came from
@@ -327,11 +374,13 @@ class Controller:
         return hangup()
 
     async def _log_rejected(self, call_id: str, did: str, caller: str,
-                            blocked_by: str | None = None) -> None:
+                            blocked_by: str | None = None, *, result: str | None = None,
+                            extra: dict[str, Any] | None = None) -> None:
         now = time.time()
         record: dict[str, Any] = {
             "call_id": call_id, "did": did, "caller": caller, "started": now, "ended": now,
-            "result": "blocked" if blocked_by else "no_flow", "answered_by": None, "path": []}
+            "result": result or ("blocked" if blocked_by else "no_flow"), "answered_by": None,
+            "path": [], **(extra or {})}
         trace: list[dict[str, Any]] = []
         if blocked_by:
             record["blocked_by"] = blocked_by
@@ -425,7 +474,8 @@ class Controller:
                 continue
             args = data[len(prefix):].split(",")
             cid = ch.get("id", "")
-            if args[0] == "inbound" and cid not in self.calls and call_key(cid) == cid:
+            if args[0] in ("inbound", "internal") and cid not in self.calls and \
+                    call_key(cid) == cid:
                 try:
                     if await self.store.redis.exists(f"{self.settings.redis_prefix}call:{cid}"):
                         continue  # adopted (or being adopted) by controller.cluster
@@ -474,6 +524,7 @@ class Controller:
             "flow_version": call.version, "started": call.started, "ended": ended,
             "answered_at": call.answered_at, "result": call.result,
             "answered_by": call.ctx.answered_by, "path": call.ctx.path, "node": call.node,
+            **call.ctx.record,  # an internal call's origin, from, dialled, route
         }
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
         tested = [t["line"] for t in trace if t["kind"] == "failover_test"]
