@@ -1,5 +1,5 @@
-"""Issue 14 item 3: registered phones call extensions, DIDs and (if allowed) external
-numbers.
+"""Issue 14 items 3 and 4: registered phones call extensions, DIDs and (if allowed) external
+numbers; a phone that vanished is found by the qualify and its alternate rings at once.
 
 The softphones are SIPp: a REGISTER run answering Asterisk's digest challenge with the
 password from the run's secrets.env, then a UAS on the registered address (answers INVITEs
@@ -11,6 +11,9 @@ dialplan (from-agents), an in-process controller and Redis.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,9 +23,9 @@ import pytest
 
 from controller import stack
 from controller.ari.client import AriClient
-from controller.config import Settings, ensure_secrets
+from controller.config import PROJECT_ROOT, Settings, ensure_secrets
 
-from integration.conftest import PHONE_BASE, SIP_PORT, Harness, PhoneBank, until
+from integration.conftest import PHONE_BASE, SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from sippctl import CallResult, Phone, phone_call, register
 
 HOSTILE = ["205,1", "205,ok", "+1/x", "205?x:y", "$%7BEXTEN%7D", "+1" + "5" * 20]
@@ -138,6 +141,27 @@ def _from_header(ph: Phone) -> str:
 
 def _legs(rec: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(leg["user"], leg["role"], leg["outcome"]) for leg in rec["rang"]]
+
+
+async def cli(h: Harness, *args: str) -> tuple[int, Any, str]:
+    env = {**os.environ, **TEST_ENV, "CALLCTL_REDIS_PREFIX": h.prefix,
+           "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller", *args, env=env, cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        data: Any = json.loads(out.decode())
+    except ValueError:
+        data = out.decode()
+    assert proc.returncode is not None
+    return proc.returncode, data, err.decode()
+
+
+async def _device(h: Harness, uid: str) -> dict[str, Any]:
+    rc, rows, err = await cli(h, "users", "--json")
+    assert rc == 0, err
+    return next(r for r in rows if r["id"] == uid)["device"]  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------- item 3
@@ -257,6 +281,33 @@ async def test_given_external_calls_on_when_a_phone_dials_out_then_the_trunk_get
     assert pstn.invites() == 1
     assert "INVITE sip:+442079460000@" in pstn.messages()
     assert "<sip:+15550199@" in _from_header(pstn), _from_header(pstn)  # phones_caller_id
+    await until(lambda: _nothing_live(harness, ari), 5, "nothing left")
+
+
+# ------------------------------------------------------------------------------- item 4
+
+async def test_given_a_phone_that_vanished_when_its_department_is_called_then_its_alternate_rings_at_once(  # noqa: E501
+        harness: Harness, softphones: Softphones, phones: PhoneBank, ari: AriClient,
+        tmp_path: Path) -> None:
+    bob = await phones.start("agent1", "answer")
+    erin = await softphones.register("phone2", "answer")
+    await _publish(harness, tmp_path)
+    await harness.start()
+    assert (await _device(harness, "erin"))["state"] == "reachable"
+
+    await softphones.vanish("phone2")  # killed: no unregister, the contact stays
+    await softphones.bank.wait_status("phone2", "Unavail")  # the qualify noticed
+    dev = await _device(harness, "erin")
+    assert dev["state"] == "unreachable" and dev["contact"].startswith("sip:phone2@"), dev
+
+    res = await harness.call("+15550180", hold_ms=1000)
+    rec = await harness.record()
+    assert res.final_status(AUTH) == 200, res.trace[-3000:]
+    # Erin's phone is never dialled (no contact to ring: unreachable, no ring time spent):
+    # her alternate bob rang at once and answered.
+    assert _legs(rec) == [("erin", "primary", "unreachable"), ("bob", "alternate", "answered")]
+    assert rec["answered_by"] == "bob" and rec["result"] == "completed", rec
+    assert erin.invites() == 0 and bob.invites() == 1
     await until(lambda: _nothing_live(harness, ari), 5, "nothing left")
 
 
