@@ -173,10 +173,16 @@ async def test_given_a_registered_phone_when_it_dials_an_extension_then_that_use
     await _publish(harness, tmp_path)
     await harness.start()
 
-    res = await softphones.call("phone1", "205")
+    calling = asyncio.create_task(softphones.call("phone1", "205", hold_ms=2000))
+    # While bridged, the caller is busy for departments too (not only the callee).
+    await until(lambda: harness.redis.exists(f"{harness.prefix}busy:alice"), 10,
+                "alice (the caller) marked busy")
+    assert await harness.redis.exists(f"{harness.prefix}busy:erin")
+    res = await calling
     rec = await harness.record()
     assert res.final_status(AUTH) == 200, res.trace[-3000:]
     assert rec["result"] == "completed", rec
+    assert not await harness.redis.exists(f"{harness.prefix}busy:alice")
     assert rec["answered_by"] == "erin" and _legs(rec) == [("erin", "primary", "answered")]
     assert (rec["origin"], rec["from_endpoint"], rec["from_user"]) == \
         ("internal", "phone1", "alice"), rec
