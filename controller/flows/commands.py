@@ -1,8 +1,9 @@
 """What ``callctl validate|publish|rollback|schema`` do: plain functions returning exit codes.
 
-Exit codes (as the CLI's): 0 ok, 1 failed (flow errors, unknown version), 3 Redis unavailable.
-Problems are printed one per line, ``file:line:col: path: message (value: ...)``, then a
-summary line.
+Exit codes (as the CLI's): 0 ok, 1 failed (flow errors, unknown version), 2 a file refused as
+input (over a limit, not UTF-8, control characters: see ``loader.INPUT_CODES``), 3 Redis
+unavailable. Problems are printed one per line, ``file:line:col: path: message (value: ...)``,
+then a summary line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "EXIT_FAIL",
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
     "publish",
     "publish_async",
     "rollback",
@@ -36,7 +38,11 @@ __all__ = [
     "versions_async",
 ]
 
-EXIT_OK, EXIT_FAIL, EXIT_UNAVAILABLE = 0, 1, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def _failed(result: LoadResult) -> int:
+    return EXIT_USAGE if result.refused else EXIT_FAIL
 
 
 def _report(result: LoadResult, out: TextIO) -> None:
@@ -55,7 +61,7 @@ def validate(paths: Sequence[str | Path], *, out: TextIO | None = None) -> int:
     """Load and lint; print the problems. 0 when there is no error (warnings are fine)."""
     result = load(paths)
     _report(result, out or sys.stdout)
-    return EXIT_FAIL if result.errors else EXIT_OK
+    return _failed(result) if result.errors else EXIT_OK
 
 
 def _client(redis_url: str) -> aioredis.Redis:
@@ -74,7 +80,7 @@ async def publish_async(
     _report(result, out)
     if result.errors:
         print("not published: fix the errors above", file=out)
-        return EXIT_FAIL
+        return _failed(result)
     client = _client(redis_url)
     try:
         version = await store.publish(client, result, prefix=prefix)
