@@ -99,6 +99,9 @@ class _Missing:
     def __repr__(self) -> str:
         return "missing"
 
+    def __reduce__(self) -> str:
+        return "MISSING"  # unpickled as the one MISSING (results come from a worker process)
+
 
 MISSING: Any = _Missing()
 """``Problem.value`` when the value is absent (a required field)."""
