@@ -17,6 +17,9 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -33,6 +36,16 @@ DEADLINE = 30.0
 
 class WorkerBusy(Exception):
     """Too many loads waiting, the deadline passed, or the worker died (HTTP 503)."""
+
+
+def _watch_parent(parent: int) -> None:
+    """In the worker: exit when the controller is gone (kill -9 leaves no orphan)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def load_texts(texts: dict[str, str]) -> loader.LoadResult:
@@ -86,7 +99,8 @@ class FlowWorker:
             if self.process:
                 try:  # spawn: a clean interpreter (fork from an asyncio process is unsafe)
                     self._pool = ProcessPoolExecutor(
-                        1, mp_context=multiprocessing.get_context("spawn"))
+                        1, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_watch_parent, initargs=(os.getpid(),))
                 except (OSError, NotImplementedError, ImportError) as e:
                     log.warning("admin API: no flow worker process (%s): flows load in a "
                                 "thread", e)

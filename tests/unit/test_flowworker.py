@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,30 @@ async def test_without_a_process_it_loads_in_a_thread() -> None:
         assert (await w.load(TEXTS)).ok
     finally:
         await w.close()
+
+
+def test_the_worker_exits_when_the_controller_is_killed() -> None:
+    script = ("import asyncio\nfrom controller.admin.flowworker import FlowWorker\n"
+              "async def main():\n    w = FlowWorker()\n"
+              "    await w.load({'a.yaml': 'settings: {}'})\n"
+              "    print(next(iter(w._pool._processes)), flush=True)\n"
+              "    await asyncio.sleep(60)\nasyncio.run(main())\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # alive
+    finally:
+        parent.kill()  # kill -9: no clean-up runs in the controller
+        parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the worker outlived the controller")
