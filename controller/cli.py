@@ -43,14 +43,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None))
             if rc != EXIT_OK:
                 return rc
-        # The admin API runs with the product unless CALLCTL_ADMIN=off.
-        ctl = Controller(replace(settings, admin="off" if settings.admin == "off" else "on"))
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
+            # The admin API runs with the product unless CALLCTL_ADMIN=off.
+            ctl = Controller(replace(settings, admin="off" if settings.admin == "off"
+                                     else "on"))
             await ctl.run()
         except StartupError as e:
             print(f"callctl: {e}", file=sys.stderr)

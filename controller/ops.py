@@ -239,6 +239,14 @@ def parse_slots(slots: Sequence[str | Mapping[str, Any]],
     return windows
 
 
+def _check_line(line: Any) -> None:
+    """A failover test's line: a DID (``+`` and digits) or a department id, else 400."""
+    if not isinstance(line, str) or len(line) > 64 or not (
+            valid_did(line) or ID_RE.fullmatch(line)):
+        raise OpsError(400, f"{str(line)[:80]!r} is not a DID (+ and digits) or a "
+                       "department id", "line")
+
+
 def _clean_msg(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
@@ -972,6 +980,7 @@ class Ops:
 
     @_redis_errors
     async def failover_start(self, line: str, seconds: int, *, by: str) -> dict[str, Any]:
+        _check_line(line)
         _, fs = await self._flowset()
         lines = set(fs.did_map) | set(fs.departments)
         if line not in lines:
@@ -984,8 +993,15 @@ class Ops:
 
     @_redis_errors
     async def failover_stop(self, line: str, *, by: str) -> dict[str, Any]:
-        if not isinstance(line, str) or not line or len(line) > 64:
-            raise OpsError(400, "give a DID or department id", "line")
+        """Stop the test on a line: 404 when the line is neither published nor under a test
+        (a published line without a test: ``stopped`` false)."""
+        _check_line(line)
+        if line not in await self.store.failover_tests():
+            live = await self.live_flows()
+            known = set(live[1].did_map) | set(live[1].departments) if live else set()
+            if line not in known:
+                raise OpsError(404, f"{line!r} is not a published DID or department and has "
+                               "no failover test", "line")
         stopped = await self.store.failover_test_stop(line, clean_by(by))
         return {"line": line, "stopped": stopped}
 
