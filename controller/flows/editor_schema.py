@@ -20,8 +20,9 @@ What the models alone would get wrong, and this module adds:
 
 Not expressible (left to ``callctl validate``): cross-references (unknown users, nodes,
 flows), ``start != end``, ``min_digits <= digits``, a time zone missing from this machine's
-tz database, causes listed under two outcomes. Quoted numbers (``ring_time: "15"``), which
-pydantic's lax mode accepts, are not mirrored: the schema asks for a number there.
+tz database, causes listed under two outcomes. Not mirrored on purpose: quoted numbers
+(``ring_time: "15"``) and other pydantic lax-mode coercions (the schema asks for a number),
+and ``from_`` (the Python name of a holiday's ``from``).
 """
 
 from __future__ import annotations
@@ -541,10 +542,8 @@ def flowset_json_schema() -> dict[str, Any]:
     defs: dict[str, Any] = raw.pop("$defs")
     defs["FlowSet"] = raw
     for name, model in defs.items():
-        fields = _FIELDS[name]  # KeyError: a new model needs its entries above
+        fields = _FIELDS.get(name, {})  # a test wants an entry for every field
         props = model["properties"]
-        unknown = set(fields) - set(props)
-        assert not unknown, f"{name}: no such fields {sorted(unknown)}"
         for field, prop in list(props.items()):
             spec = fields.get(field)
             if spec is not None:

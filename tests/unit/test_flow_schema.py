@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from controller.flows import commands
 from controller.flows.directory import Department, Failover, Sticky, User, Window
-from controller.flows.editor_schema import flowset_json_schema
+from controller.flows.editor_schema import _FIELDS, _MODELS, flowset_json_schema
 from controller.flows.loader import load, load_text
 from controller.flows.schema import NODE_ADAPTER, Flow
 
@@ -463,3 +463,11 @@ def test_every_field_is_described_in_plain_text_with_units() -> None:
                 assert "seconds" in desc.lower() or "30d" in desc, f"{name}.{field}: {desc}"
     for text in re.findall(r'"description": "((?:[^"\\]|\\.)*)"', SCHEMA_FILE.read_text()):
         assert not _RST.search(text), text
+
+
+def test_the_descriptions_name_only_existing_fields() -> None:
+    generated = {name: set(d["properties"]) for name, d in _DEFS.items()}
+    generated["FlowSet"] = set(flowset_json_schema()["properties"])
+    assert set(_MODELS) == set(generated)
+    for name, fields in _FIELDS.items():
+        assert set(fields) <= generated[name], (name, set(fields) - generated[name])
