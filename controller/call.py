@@ -16,7 +16,7 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from controller import engine, waits
+from controller import engine, prompts, waits
 from controller.ari.errors import AriError, AriUnavailable, NotFound
 from controller.ari.events import (
     ChannelDestroyed,
@@ -263,6 +263,9 @@ class Call:
             raise CallGone from None
         self.answered = True
         self.answered_at = self.answered_at or time.time()
+        if self.connected_leg is None:  # an agent's answer is logged once bridged (runtime)
+            log.info("call %s: answered by the controller for the flow (node %s)", self.id,
+                     self.ctx.path[-1] if self.ctx.path else "-")
 
     async def _indicate(self, _cmd: Indicate) -> None:
         # Ringback is sent once the first INVITE of the ring is on its way (_prepare), so it
@@ -282,6 +285,11 @@ class Call:
             except NotFound:
                 self.caller_up = False
                 raise CallGone from None
+            # which files Asterisk plays (controller.prompts): ops see it in `callctl call`
+            self.ctx.log("prompt", node=self.ctx.path[-1] if self.ctx.path else None,
+                         media=list(cmd.media),
+                         files=prompts.media_files(cmd.media, self.ctx.language),
+                         playback=pb_id)
         digits = ""
         if cmd.max_digits == 0 and not playing:
             return Digits("", "played")

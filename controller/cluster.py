@@ -75,6 +75,7 @@ from controller.ari.events import ChannelDestroyed, StasisEnd
 from controller.ari.stream import EventStream
 from controller.callerid import valid_did
 from controller.config import AriNode, Settings
+from controller.logs import call_context
 from controller.model import CallContext, DialTarget, TraceEntry
 from controller.ringrace import ANSWERED_ELSEWHERE
 from controller.store import StoreUnavailable
@@ -357,7 +358,7 @@ class Cluster:
         for call in calls:
             if not call_ok.get(call.id, True) and not call.abandoned:
                 log.warning("call %s: its lease is held by another controller: letting go",
-                            call.id)
+                            call.id, extra={"call_id": call.id})
                 self.abandon(call)
         if self._stopping:  # shutting down: only keep what we hold until close()
             return
@@ -541,7 +542,7 @@ class Cluster:
         for call in list(self.ctl.calls.values()):
             if call.node == node.name and not call.abandoned and call.result != "node_lost":
                 log.warning("call %s: node %s unreachable for %.0f s: ending the call",
-                            call.id, node.name, self.node_lost_s)
+                            call.id, node.name, self.node_lost_s, extra={"call_id": call.id})
                 call.result = "node_lost"
                 call.feed(StasisEnd.synthetic(call.id))
 
@@ -651,10 +652,11 @@ class Cluster:
                 continue
             n += 1
             self._leased.add(cid)
-            try:
-                await self._adopt(node, cid, state, channels, bridges)
-            except (AriError, StoreUnavailable) as e:
-                log.warning("call %s: adoption incomplete: %s", cid, e)
+            with call_context(cid):  # its lines and the jobs spawned for it carry its id
+                try:
+                    await self._adopt(node, cid, state, channels, bridges)
+                except (AriError, StoreUnavailable) as e:
+                    log.warning("call %s: adoption incomplete: %s", cid, e)
         return n
 
     async def _adopt(self, node: Node, cid: str, state: dict[str, str],

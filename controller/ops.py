@@ -395,6 +395,18 @@ def describe(t: Mapping[str, Any]) -> str:
         return f"end at {g('node')}: {g('reason')}"
     if k == "blocked":
         return f"caller blocked by {g('pattern')}: rejected with cause {g('cause')}"
+    if k == "no_flow":
+        cause = f": rejected with cause {g('cause')}" if g("cause") is not None else ""
+        return f"no published flow for DID {g('did')}{cause}"
+    if k == "prompt":  # each media item as the file(s) played, else as its URI
+        files = [str(f) for f in g("files") or []]
+        shown = []
+        for m in g("media") or []:
+            name = str(m).removeprefix("sound:").rsplit("/", 1)[-1]
+            mine = [f for f in files if f.rsplit("/", 1)[-1].rpartition(".")[0] == name]
+            shown.append(" | ".join(mine) if mine else str(m))
+        where = f" at {g('node')}" if g("node") else ""
+        return f"play{where}: {', '.join(shown)}"
     rest = " ".join(f"{a}={b}" for a, b in t.items() if a not in ("at", "kind"))
     return f"{k} {rest}".strip()
 

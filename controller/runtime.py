@@ -31,11 +31,12 @@ from controller.ari.events import (
 from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
 from controller.callerid import normalise, valid_did
-from controller.calllog import call_counts, counted_users, counter_updates, summarise
+from controller.calllog import build_record, call_counts, counted_users, counter_updates
 from controller.cluster import Cluster, Node
 from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
+from controller.logs import call_context
 from controller.model import CallContext, HttpResponse, UserFacts
 from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
@@ -268,6 +269,12 @@ class Controller:
             call.feed(ev)
 
     def _new_call(self, ev: StasisStart) -> None:
+        """A caller arrived: every line logged and job spawned about it carries its call_id
+        (controller.logs), rejected or not."""
+        with call_context(ev.channel.id):
+            self._arrive(ev)
+
+    def _arrive(self, ev: StasisStart) -> None:
         ch = ev.channel
         if ch.id in self.calls:
             # Already driven: the resync routed a caller whose StasisStart looked lost and
@@ -288,7 +295,8 @@ class Controller:
             log.warning("call %s: caller %s blocked by %s: rejected with cause %d", ch.id,
                         caller or "withheld", blocked_by, BLOCK_CAUSE)
             self.background(self._hangup_stray(ch.id, BLOCK_CAUSE))
-            self.background(self._log_rejected(ch.id, did, caller, blocked_by))
+            self.background(self._log_rejected(ch.id, did, caller, blocked_by=blocked_by,
+                                               **self._rejected_at()))
             return
         live = self.flows.current
         ctx = CallContext(call_id=ch.id, did=did, caller=caller,
@@ -300,13 +308,15 @@ class Controller:
             log.warning("call %s: no published flow for DID %s (caller %s): rejected with "
                         "cause 1", ch.id, did, caller or "withheld")
             self.background(self._hangup_stray(ch.id, 1))
-            self.background(self._log_rejected(ch.id, did, caller))
+            self.background(self._log_rejected(ch.id, did, caller, **self._rejected_at()))
             return
         call = Call(self, ch.id, ctx, live[0])
         self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
         call.answered = ch.state == "Up"
         self.calls[ch.id] = call
         self.calls_total += 1
+        log.info("call %s: started: DID %s from %s, flow version %d, node %s", ch.id, did,
+                 caller or "withheld", live[0], call.node)
         task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
         call.task = task
         self._call_tasks.add(task)
@@ -314,6 +324,12 @@ class Controller:
         self.background(self.cluster.start_call(call, {  # claims the call: lease + state
             "did": did, "caller": caller, "started": str(call.started),
             "flow_version": str(live[0])}))
+
+    def _rejected_at(self) -> dict[str, Any]:
+        """When, where and under which flow version a call was rejected on arrival."""
+        live = self.flows.current
+        return {"started": time.time(), "node": self.cluster.node(self._event_node).name,
+                "version": live[0] if live else None}
 
     def _hangup_stray(self, channel_id: str, cause: int | None = None) -> Awaitable[None]:
         ari = self.cluster.node(self._event_node).ari  # the node the event came from
@@ -326,17 +342,18 @@ class Controller:
 
         return hangup()
 
-    async def _log_rejected(self, call_id: str, did: str, caller: str,
+    async def _log_rejected(self, call_id: str, did: str, caller: str, *, started: float,
+                            node: str, version: int | None,
                             blocked_by: str | None = None) -> None:
-        now = time.time()
-        record: dict[str, Any] = {
-            "call_id": call_id, "did": did, "caller": caller, "started": now, "ended": now,
-            "result": "blocked" if blocked_by else "no_flow", "answered_by": None, "path": []}
-        trace: list[dict[str, Any]] = []
-        if blocked_by:
-            record["blocked_by"] = blocked_by
-            trace = [{"at": now, "kind": "blocked", "pattern": blocked_by,
-                      "cause": BLOCK_CAUSE}]
+        """The call log record of a call rejected before its flow: the same fields as any
+        other record (controller.calllog.build_record), with one trace entry saying why."""
+        trace = [{"at": started, "kind": "blocked", "pattern": blocked_by,
+                  "cause": BLOCK_CAUSE} if blocked_by else
+                 {"at": started, "kind": "no_flow", "did": did, "cause": 1}]
+        record = build_record(
+            call_id=call_id, did=did, caller=caller, flow_version=version, started=started,
+            ended=time.time(), result="blocked" if blocked_by else "no_flow", trace=trace,
+            node=node, blocked_by=blocked_by)
         self._notify({**record, "trace": trace})
         if blocked_by:
             await self.store.count_blocked(blocked_by)
@@ -360,7 +377,8 @@ class Controller:
             if call.node != n.name or call.abandoned:
                 continue
             if call.id not in alive:
-                log.info("call %s: gone while disconnected", call.id)
+                log.info("call %s: gone while disconnected", call.id,
+                         extra={"call_id": call.id})
                 call.feed(StasisEnd.synthetic(call.id))
                 continue
             for leg in list(call.legs):
@@ -408,7 +426,7 @@ class Controller:
         log.warning("call %s: %s %s ended without its %s event (lost; found by the %s): "
                     "going on", call.id, kind, ident,
                     "PlaybackFinished" if kind == "playback" else "RecordingFinished",
-                    found_by)
+                    found_by, extra={"call_id": call.id})
         call.ctx.log("media_event_lost", media=kind, id=ident, found_by=found_by)
         self.services.metrics.media_events_lost.inc(media=kind, found_by=found_by)
 
@@ -434,13 +452,13 @@ class Controller:
                 if cid in self.calls:  # its StasisStart arrived meanwhile
                     continue
                 log.warning("call %s: its StasisStart was lost with the websocket: routing it "
-                            "now", cid)
+                            "now", cid, extra={"call_id": cid})
             elif args[0] == "leg" and len(args) > 1 and ch.get("state") == "Up":
                 call = self.calls.get(args[1])
                 if call is None or cid in call.leg_starts or call.connected_leg is not None:
                     continue
                 log.warning("call %s: leg %s answered while the websocket was down", args[1],
-                            cid)
+                            cid, extra={"call_id": args[1]})
             else:
                 continue
             self.on_node_event(node, StasisStart(parse_channel(ch), tuple(args)))
@@ -469,17 +487,13 @@ class Controller:
     async def call_ended(self, call: Call) -> None:
         self.calls.pop(call.id, None)
         ended = time.time()
-        record = {
-            "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
-            "flow_version": call.version, "started": call.started, "ended": ended,
-            "answered_at": call.answered_at, "result": call.result,
-            "answered_by": call.ctx.answered_by, "path": call.ctx.path, "node": call.node,
-        }
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
         tested = [t["line"] for t in trace if t["kind"] == "failover_test"]
-        if tested:
-            record["failover_test"] = tested[0]
-        record.update(summarise(record, trace))  # who rang, durations, failovers, voicemail
+        record = build_record(  # who rang, durations, failovers, voicemail: controller.calllog
+            call_id=call.id, did=call.ctx.did, caller=call.ctx.caller,
+            flow_version=call.version, started=call.started, ended=ended,
+            answered_at=call.answered_at, result=call.result,
+            answered_by=call.ctx.answered_by, path=call.ctx.path, node=call.node, trace=trace)
         end = self._call_end(call, record, trace)
         try:
             # state, indexes, lease, busy marks, call log and counters: one atomic step
@@ -507,6 +521,12 @@ class Controller:
             counts=rows)
 
     def notify_live(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "answered":  # sent by the call's task once it is bridged
+            call = self.calls.get(str(event.get("call_id")))
+            waited = (event.get("answered_at") or time.time()) - call.started if call else 0.0
+            log.info("call %s: answered by %s (%s %s) after %.1f s", event.get("call_id"),
+                     event.get("user") or event.get("address"), event.get("role"),
+                     event.get("address"), waited)
         for obs in self.live_observers:
             try:
                 obs(event)

@@ -146,6 +146,7 @@ class Delivery:
     body: bytes
     id: str
     attempt: int = 0  # failed attempts so far
+    call_id: str | None = None  # the call it is about: its log lines carry it
 
 
 async def aiohttp_transport(session: aiohttp.ClientSession, url: str, body: bytes,
@@ -227,13 +228,15 @@ class Webhooks:
             did = uuid.uuid4().hex
             body = json.dumps({"event": event, "delivery": did, "sent_at": self.clock(),
                                **payload}, default=str, separators=(",", ":")).encode()
-            d = Delivery(event, url, body, did)
+            call = payload.get("call")
+            cid = (call if isinstance(call, Mapping) else payload).get("call_id")
+            d = Delivery(event, url, body, did, call_id=str(cid) if cid else None)
             try:
                 self.queue.put_nowait(d)
             except asyncio.QueueFull:
                 self.metrics.webhooks.inc(event=event, result="dropped")
                 log.warning("webhook %s to %s dropped: queue full (%d)", event, safe_url(url),
-                            self.config.queue_size)
+                            self.config.queue_size, extra={"call_id": d.call_id})
 
     # ------------------------------------------------------------------ delivery
 
@@ -263,7 +266,7 @@ class Webhooks:
             try:
                 await self.attempt(d)
             except Exception:
-                log.exception("webhook worker error")
+                log.exception("webhook worker error", extra={"call_id": d.call_id})
             finally:
                 self._inflight -= 1
                 self.queue.task_done()
@@ -283,12 +286,12 @@ class Webhooks:
         if should_retry(status) and d.attempt <= self.config.retries:
             delay = self.backoff.compute(d.attempt - 1)
             log.info("webhook %s to %s: %s; retry %d/%d in %.1f s", d.event, safe_url(d.url),
-                     what, d.attempt, self.config.retries, delay)
+                     what, d.attempt, self.config.retries, delay, extra={"call_id": d.call_id})
             self._schedule(d, delay)
             return
         self.metrics.webhooks.inc(event=d.event, result="failed")
         log.warning("webhook %s to %s failed after %d attempt(s): %s (delivery %s)", d.event,
-                    safe_url(d.url), d.attempt, what, d.id)
+                    safe_url(d.url), d.attempt, what, d.id, extra={"call_id": d.call_id})
 
     def _schedule(self, d: Delivery, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -301,7 +304,7 @@ class Webhooks:
             except asyncio.QueueFull:
                 self.metrics.webhooks.inc(event=d.event, result="dropped")
                 log.warning("webhook %s to %s dropped on retry: queue full", d.event,
-                            safe_url(d.url))
+                            safe_url(d.url), extra={"call_id": d.call_id})
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)

@@ -171,9 +171,12 @@ def test_callctl_run_says_so_in_one_line_and_exits_3(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "controller", "run"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 3, res.stderr
-    assert res.stderr.strip().splitlines() == [
-        "callctl: webhooks are configured but the webhook secret is empty: set "
-        "CALLCTL_WEBHOOK_SECRET (or WEBHOOK_SECRET in the run directory's secrets.env)"]
+    lines = res.stderr.strip().splitlines()  # not a terminal: the JSON log stream
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0])
+    assert line["level"] == "critical" and line["msg"] == (
+        "webhooks are configured but the webhook secret is empty: set "
+        "CALLCTL_WEBHOOK_SECRET (or WEBHOOK_SECRET in the run directory's secrets.env)")
 
 
 # ---------------------------------------------------------------------------- delivery
