@@ -3,7 +3,7 @@
 ASTERISK ?= $(CALLCTL_ASTERISK)
 ARGS ?=
 
-.PHONY: test test-ast22 install-ast22
+.PHONY: test test-ast22 install-ast22 lock
 
 test:
 	CALLCTL_ASTERISK=$(ASTERISK) bash scripts/test.sh $(ARGS)
@@ -13,3 +13,7 @@ test-ast22:
 
 install-ast22:
 	bash scripts/install-ast22.sh
+
+# Re-lock the Python dependencies after changing them in pyproject.toml (see scripts/lock.sh).
+lock:
+	bash scripts/lock.sh $(ARGS)

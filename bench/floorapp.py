@@ -61,9 +61,12 @@ class Floor:
     async def inbound(self, caller: str) -> None:
         leg = f"{caller}-L1"
         self.legs[leg] = caller
+        # the controller tags each leg with its target (controller.call: TARGET_VAR)
+        tag = None if self.lean else {
+            "CALLCTL_TARGET": '{"kind":"sip","address":"agent3","user":"floor","role":"primary"}'}
         await self.quiet(self.ari.originate("PJSIP/agent3", channel_id=leg, app=self.ari.app,
                                             app_args=f"leg,{caller}", caller_id="floor",
-                                            originator=caller, timeout=30))
+                                            originator=caller, timeout=30, variables=tag))
         if self.lean:
             if self.pool:
                 self.bridges[caller] = self.pool.pop()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 import time
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from controller import engine, waits
+from controller import engine, prompts, waits
 from controller.ari.errors import AriError, AriUnavailable, NotFound
 from controller.ari.events import (
     ChannelDestroyed,
@@ -34,6 +35,7 @@ from controller.logs import CURRENT_CALL
 from controller.model import (
     Answer,
     CallContext,
+    DialTarget,
     Digits,
     GetSticky,
     Hangup,
@@ -49,9 +51,10 @@ from controller.model import (
     RingResult,
     SetSticky,
     Stop,
+    TraceEntry,
     UserFacts,
 )
-from controller.ringrace import Cancel, Connect, Originate, RingRace
+from controller.ringrace import Cancel, Claim, Connect, Originate, RingRace
 from controller.store import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -60,11 +63,45 @@ if TYPE_CHECKING:
 log = logging.getLogger("callctl.call")
 
 DTMF = frozenset("0123456789*#ABCD")
+TARGET_VAR = "CALLCTL_TARGET"
+"""Channel variable set on every leg: whom it rings (``target_json``), so a controller that
+adopts the call knows who answered it (controller.cluster)."""
 MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+CANCEL_FIRST_S = 0.5
+"""How long the caller's answer waits for the losing legs' hangups to be confirmed."""
+
+
+def target_json(t: DialTarget) -> str:
+    return json.dumps({"kind": t.kind, "address": t.address, "user": t.user, "role": t.role},
+                      separators=(",", ":"))
+
+
+def target_from_json(raw: str | None) -> DialTarget | None:
+    """``target_json`` read back (None if missing or malformed)."""
+    try:
+        d = json.loads(raw or "")
+        kind, role, user = d["kind"], d.get("role") or "primary", d.get("user") or None
+        if kind not in ("sip", "pstn") or role not in ("primary", "alternate", "failover") \
+                or not (user is None or isinstance(user, str)):
+            return None
+        return DialTarget(kind, str(d["address"]), user=user, role=role)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 class CallGone(Exception):
     """The caller's channel is gone (hung up, or we hung it up)."""
+
+
+class Winner(NamedTuple):
+    """The leg that answered and is being (or was) connected: what its durable connected
+    state says (controller.cluster: ``connected_fields``)."""
+
+    leg: str
+    target: DialTarget
+    started: float  # the leg started ringing
+    at: float  # it answered
+    via_alternate: bool = False
 
 
 class Call:
@@ -97,6 +134,14 @@ class Call:
         self.legs: set[str] = set()  # leg channels that may still exist (for teardown)
         self.leg_starts: set[str] = set()  # legs whose StasisStart reached us (answered)
         self.connected_leg: str | None = None
+        """The leg claimed for the call (its user booked, the call recorded as connected)."""
+        self.winner: Winner | None = None
+        self.connecting = False
+        """A leg answered and the call is being connected (claim, answer, bridge): a stop
+        lets it finish (controller.cluster: ``hand_over``)."""
+        self._starts_queued = 0  # leg StasisStarts fed and not read yet
+        self._quiet = asyncio.Event()  # set while not ``answering``
+        self._quiet.set()
         self.bridge_id: str | None = None
         self._bridge_task: asyncio.Task[None] | None = None
         self._ring_pending = False
@@ -111,7 +156,31 @@ class Call:
     # ------------------------------------------------------------------ events
 
     def feed(self, ev: Event) -> None:
+        if isinstance(ev, StasisStart) and ev.channel.id != self.id:
+            self._starts_queued += 1
+            self._quiet.clear()
         self.inbox.put_nowait(ev)
+
+    @property
+    def answering(self) -> bool:
+        """A leg answered and the call is not connected with it yet: being connected, or
+        its StasisStart still waiting in the inbox (and the call is not ending)."""
+        return not self.ending and (self.connecting or self._starts_queued > 0)
+
+    def _set_connecting(self, on: bool) -> None:
+        self.connecting = on
+        self._note()
+
+    def _note(self) -> None:
+        if self.answering:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
+
+    async def settled(self) -> None:
+        """Until no leg is answering (see ``answering``)."""
+        while self.answering:
+            await self._quiet.wait()
 
     async def _event(self, deadline: float | None) -> Event | None:
         """The next event, or None at ``deadline`` (loop time). Raises CallGone on hangup."""
@@ -127,6 +196,9 @@ class Call:
                         ev = await self.inbox.get()
                 except TimeoutError:
                     return None
+            if isinstance(ev, StasisStart) and ev.channel.id != self.id:
+                self._starts_queued -= 1
+                self._note()
             if isinstance(ev, (StasisEnd, ChannelDestroyed, ChannelHangupRequest)):
                 cid = channel_id_of(ev)
                 if cid == self.id:
@@ -191,6 +263,9 @@ class Call:
             raise CallGone from None
         self.answered = True
         self.answered_at = self.answered_at or time.time()
+        if self.connected_leg is None:  # an agent's answer is logged once bridged (runtime)
+            log.info("call %s: answered by the controller for the flow (node %s)", self.id,
+                     self.ctx.path[-1] if self.ctx.path else "-")
 
     async def _indicate(self, _cmd: Indicate) -> None:
         # Ringback is sent once the first INVITE of the ring is on its way (_prepare), so it
@@ -210,6 +285,11 @@ class Call:
             except NotFound:
                 self.caller_up = False
                 raise CallGone from None
+            # which files Asterisk plays (controller.prompts): ops see it in `callctl call`
+            self.ctx.log("prompt", node=self.ctx.path[-1] if self.ctx.path else None,
+                         media=list(cmd.media),
+                         files=prompts.media_files(cmd.media, self.ctx.language),
+                         playback=pb_id)
         digits = ""
         if cmd.max_digits == 0 and not playing:
             return Digits("", "played")
@@ -414,11 +494,21 @@ class Call:
 
     async def _apply(self, race: RingRace, actions: list[Any]) -> None:
         originates = [a for a in actions if isinstance(a, Originate)]
+        connect = next((a for a in actions if isinstance(a, Connect)), None)
+        cancels = [asyncio.ensure_future(self._hangup_channel(a.leg_id, a.cause))
+                   for a in actions if isinstance(a, Cancel)]
+        for job in cancels:
+            self.ctl.background(job)
+        if connect is not None:
+            if cancels:
+                # The losers first (cause 26, answered elsewhere): their phones stop ringing
+                # before the caller is answered (an Asterisk slow to confirm: not for long).
+                await asyncio.wait(cancels, timeout=CANCEL_FIRST_S)
+            await self._connect(connect.leg_id, race)
         for a in actions:
-            if isinstance(a, Cancel):
-                self.ctl.background(self._hangup_channel(a.leg_id))
-            elif isinstance(a, Connect):
-                await self._connect(a.leg_id, race)
+            if isinstance(a, Claim):
+                won = await self._claim(a, race)
+                await self._apply(race, race.claimed(a.leg_id, won, time.time()))
         if originates:
             sending = asyncio.gather(*(self._originate(a) for a in originates))
             self._prepare()  # scheduled after the originates: never ahead of an INVITE
@@ -438,7 +528,8 @@ class Call:
             await self.ari.originate(endpoint, channel_id=a.leg_id, app=self.ctl.app,
                                      app_args=f"leg,{self.id}", caller_id=caller_id,
                                      originator=self.id,
-                                     timeout=int(a.timeout) + 10)
+                                     timeout=int(a.timeout) + 10,
+                                     variables={TARGET_VAR: target_json(t)})
             return True
         except AriError as e:
             if isinstance(e, AriUnavailable):
@@ -466,20 +557,68 @@ class Call:
         assert self.bridge_id
         await self.ari.create_bridge(self.bridge_id, type="mixing")
 
+    async def _claim(self, a: Claim, race: RingRace) -> bool:
+        """Book the answering leg's user for this call and record the call as connected, in
+        one Redis step, before the caller hears anything (so a controller that dies from
+        here on leaves a call its successor connects). Lost: the user is on another call.
+        Redis away: booked against this controller's own calls (degraded mode)."""
+        user = a.target.user
+        if user and user in self.ctl.local_busy() - self.busy_users:
+            log.info("call %s: %s answered but is on another call: hung up", self.id, user)
+            return False
+        leg = race.legs[a.leg_id]
+        self.winner = Winner(a.leg_id, a.target, leg.started, time.time(), leg.via_alternate)
+        self._set_connecting(True)
+        try:
+            won = await self.ctl.cluster.claim(self)
+        except StoreUnavailable as e:
+            log.warning("call %s: %s; %s booked against this controller's own calls", self.id,
+                        e, user or a.target.address)
+            self.ctl.store_failed()
+            won = not (user and user in self.ctl.local_busy() - self.busy_users)
+        except BaseException:
+            self._set_connecting(False)
+            raise
+        if not won:
+            self.winner = None
+            self._set_connecting(False)
+            log.info("call %s: %s answered but is on another call: hung up", self.id, user)
+            return False
+        self.connected_leg = a.leg_id
+        if user:
+            self.busy_users.add(user)
+        return True
+
     async def _connect(self, leg_id: str, race: RingRace) -> None:
         target = race.legs[leg_id].target
-        self.connected_leg = leg_id
+        try:
+            await self._join(leg_id)
+        finally:
+            self._set_connecting(False)
+        self.ctx.answered_by = target.user or target.address
+        self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
+        self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
+                              "caller": self.ctx.caller, "flow_version": self.version,
+                              "user": target.user, "address": target.address,
+                              "role": target.role, "answered_at": time.time()})
+
+    async def _join(self, leg_id: str, add: Sequence[str] | None = None) -> None:
+        """Answer the caller and put caller and leg in the call's bridge at once (one round
+        trip, not two); ``add``: only these channels (an adopter finishing a connect)."""
         self._prepare()
         assert self._bridge_task is not None
         await self._bridge_task
-        # Answer the caller and join the bridge at once (one round trip, not two).
+        channels = [self.id, leg_id] if add is None else list(add)
         adding = asyncio.ensure_future(
-            self.ari.add_to_bridge(self.bridge_id or "", [self.id, leg_id]))
+            self.ari.add_to_bridge(self.bridge_id or "", channels)) if channels else None
         try:
             await self._answer()
         except BaseException:
-            await asyncio.gather(adding, return_exceptions=True)
+            if adding is not None:
+                await asyncio.gather(adding, return_exceptions=True)
             raise
+        if adding is None:
+            return
         try:
             await adding
         except AriError as e:
@@ -488,15 +627,21 @@ class Call:
             if not (isinstance(e, NotFound) or "not found" in e.message.lower()):
                 raise
             log.info("call %s: leg %s or caller vanished while bridging", self.id, leg_id)
-        self.ctx.answered_by = target.user or target.address
-        self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
-        self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
-                              "caller": self.ctx.caller, "flow_version": self.version,
-                              "user": target.user, "address": target.address,
-                              "role": target.role, "answered_at": time.time()})
-        if target.user:
-            self.busy_users.add(target.user)
-        self.ctl.cluster.connected(self)  # busy marks + what a peer needs to adopt the call
+
+    def connect_entries(self) -> list[TraceEntry]:
+        """The trace entries a connect adds (the answer, the answering leg), for the durable
+        state written before they are logged (``Cluster.connected_fields``)."""
+        w = self.winner
+        if w is None:
+            return []
+        t = w.target
+        return [TraceEntry(w.at, "answer", {"user": t.user, "address": t.address,
+                                            "role": t.role}),
+                TraceEntry(w.at, "leg", {"user": t.user, "address": t.address,
+                                         "tech": t.kind, "role": t.role,
+                                         "outcome": "answered", "cause": None,
+                                         "via_alternate": w.via_alternate,
+                                         "started": w.started, "ended": w.at})]
 
     async def _while_connected(self) -> None:
         """Bridged: wait for either side to hang up."""
@@ -524,11 +669,16 @@ class Call:
             self.caller_up = False
             await self._hangup_channel(self.id, cause)
 
-    async def resume(self) -> None:
-        """Drive an adopted call that was already bridged (controller.cluster): wait for a
-        hangup, then tear down as usual."""
+    async def resume(self, add: Sequence[str] | None = None) -> None:
+        """Drive an adopted call that was already connected (controller.cluster): finish its
+        connect if the previous controller could not (``add``: the channels missing from the
+        bridge; the caller is answered unless it is up), wait for a hangup, then tear down
+        as usual."""
         CURRENT_CALL.set(self.id)
         try:
+            if add is not None or not self.answered:
+                await self._join(self.connected_leg or "", add=add or ())
+                log.info("call %s: connect finished after adoption", self.id)
             await self._while_connected()
         except CallGone:
             if self.result == "connected":
@@ -545,6 +695,7 @@ class Call:
                 del self.ctl.calls[self.id]
             return
         self.ending = True
+        self._note()
         jobs = [self._hangup_channel(leg) for leg in self.legs]
         if self.caller_up:
             self.caller_up = False

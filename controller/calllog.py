@@ -1,7 +1,9 @@
 """Call records and answered/missed counters: pure summaries of a finished call's trace.
 
-:func:`summarise` adds to a call record what ops ask about (who rang and how each leg ended,
-durations, failovers, voicemail); the runtime stores the result in the ``calllog`` stream.
+:func:`build_record` makes every call log record (answered, missed, blocked, ``no_flow``...):
+the same :data:`RECORD_FIELDS` whatever happened to the call, with what :func:`summarise`
+derives from the trace (who rang and how each leg ended, durations, failovers, voicemail);
+the runtime stores it in the ``calllog`` stream.
 :func:`call_counts` turns a trace into counter increments:
 
 * per agent (``stats:agent:<user>`` hash): ``answered``, ``missed`` (the leg rang and was not
@@ -19,14 +21,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger("callctl.calllog")
 
-__all__ = ["MISSED_OUTCOMES", "call_counts", "counted_users", "counter_updates", "iso",
-           "summarise"]
+__all__ = ["MISSED_OUTCOMES", "RECORD_FIELDS", "build_record", "call_counts", "counted_users",
+           "counter_updates", "iso", "summarise"]
 
 MISSED_OUTCOMES = frozenset({"no_answer", "rejected"})
 AGENT_FIELDS = ("answered", "missed", "busy", "unreachable")
@@ -38,10 +40,46 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="seconds")
 
 
+RECORD_FIELDS = (
+    "call_id", "did", "caller", "flow_version", "started", "ended", "answered_at", "result",
+    "answered_by", "path", "node", "blocked_by", "failover_test",
+    "origin", "from_user", "from_endpoint", "route",
+    "rang", "failovers", "voicemail", "duration", "wait", "talk",
+)
+"""The keys of every call record (:func:`build_record`), in order."""
+
+
+def build_record(*, call_id: str, did: str, caller: str, flow_version: int | None,
+                 started: float, ended: float, result: str,
+                 trace: Sequence[Mapping[str, Any]], answered_at: float | None = None,
+                 answered_by: str | None = None, path: Sequence[str] = (),
+                 node: str | None = None, blocked_by: str | None = None,
+                 origin: str = "carrier", from_user: str | None = None,
+                 from_endpoint: str | None = None, route: str | None = None,
+                 ) -> dict[str, Any]:
+    """The call log record of a finished call: the one place records are made, so a call
+    rejected before its flow (blocked, ``no_flow``) has the same fields as one that rang
+    (empty ``rang``, ``duration`` 0, ``wait``/``talk`` None). ``failover_test``: the line
+    under test the call went to failover for (the first ``failover_test`` trace entry).
+    ``origin``: ``carrier`` (a DID call) or ``internal`` (a registered phone's call, with
+    the calling ``from_user``, ``from_endpoint`` and ``route``: controller.internal)."""
+    tested = next((t.get("line") for t in trace if t.get("kind") == "failover_test"), None)
+    record: dict[str, Any] = {
+        "call_id": call_id, "did": did, "caller": caller, "flow_version": flow_version,
+        "started": started, "ended": ended, "answered_at": answered_at, "result": result,
+        "answered_by": answered_by, "path": list(path), "node": node,
+        "blocked_by": blocked_by, "failover_test": tested, "origin": origin,
+        "from_user": from_user, "from_endpoint": from_endpoint, "route": route,
+    }
+    record.update(summarise(record, trace))
+    return record
+
+
 def summarise(record: Mapping[str, Any], trace: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Fields derived from the trace: ``rang`` (each leg: user, address, role, outcome,
     cause), ``duration`` (s), ``talk`` (s after an agent/number answered), ``wait`` (s before
-    that), ``failovers`` and ``voicemail`` (mailbox, recording, seconds) or None."""
+    that; both None when nobody answered), ``failovers`` and ``voicemail`` (mailbox,
+    recording, seconds) or None."""
     trace = list(trace)
     rang: list[dict[str, Any]] = []
     failovers: list[dict[str, Any]] = []
@@ -64,7 +102,8 @@ def summarise(record: Mapping[str, Any], trace: Iterable[Mapping[str, Any]]) -> 
             voicemail["recording"] = t.get("name") or voicemail.get("recording")
             voicemail["seconds"] = t.get("duration")
     started, ended = record.get("started"), record.get("ended")
-    out: dict[str, Any] = {"rang": rang, "failovers": failovers, "voicemail": voicemail}
+    out: dict[str, Any] = {"rang": rang, "failovers": failovers, "voicemail": voicemail,
+                           "duration": None, "wait": None, "talk": None}
     if isinstance(started, int | float) and isinstance(ended, int | float):
         out["duration"] = round(ended - started, 3)
         if connected_at is not None:

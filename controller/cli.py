@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import difflib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -39,21 +40,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         # --publish-if-empty: only when nothing is published yet, so a restart keeps what ops
         # published since.
         paths = getattr(args, "publish", None) or getattr(args, "publish_if_empty", None)
-        if paths:
-            rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None))
+        if paths:  # its report goes to the log (JSON lines when the log is JSON)
+            out = logs.LineWriter("callctl.publish") if logs.json_enabled() else None
+            rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None),
+                                out=out)
             if rc != EXIT_OK:
                 return rc
-        # The admin API runs with the product unless CALLCTL_ADMIN=off.
-        ctl = Controller(replace(settings, admin="off" if settings.admin == "off" else "on"))
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
+            # The admin API runs with the product unless CALLCTL_ADMIN=off.
+            ctl = Controller(replace(settings, admin="off" if settings.admin == "off"
+                                     else "on"))
             await ctl.run()
         except StartupError as e:
-            print(f"callctl: {e}", file=sys.stderr)
+            if logs.json_enabled():
+                logging.getLogger("callctl").critical("%s", e)
+            else:
+                print(f"callctl: {e}", file=sys.stderr)
             return EXIT_UNAVAILABLE
         except asyncio.CancelledError:
             return EXIT_OK
@@ -186,12 +193,12 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _publish(paths: Sequence[str], settings: Settings, *, if_empty: bool = False,
-                   as_json: bool = False) -> int:
+                   as_json: bool = False, out: Any = None) -> int:
     from controller.flows import commands
 
     return await commands.publish_async([Path(p) for p in paths], settings.redis_url,
                                         prefix=settings.redis_prefix, if_empty=if_empty,
-                                        as_json=as_json)
+                                        as_json=as_json, out=out)
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:

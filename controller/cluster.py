@@ -12,8 +12,16 @@ the call ends. A controller that dies stops renewing; when its node lease lapses
 the same controller, restarted) takes the node, connects to its ARI and **adopts** the calls
 whose lease has lapsed, from the state in ``call:<id>``:
 
-- a call already bridged to someone is supervised again: when either side hangs up, the other
-  is hung up, the bridge destroyed, busy marks released and the call logged, as usual;
+- a call already connected to someone is supervised again: when either side hangs up, the
+  other is hung up, the bridge destroyed, busy marks released and the call logged, as usual.
+  Its connected state is written when a leg answers, *before* the caller is answered
+  (``Call._claim``), so its controller may have died half-way through connecting it: the
+  adopter finishes the connect (answers the caller, creates the bridge if missing, adds the
+  channels it lacks);
+- a call still in its flow with a leg that answered (up, waiting in the Stasis app: its
+  controller died before recording the answer) is connected with that leg, claimed as its
+  controller would have (the leg's target is in its ``CALLCTL_TARGET`` variable); the other
+  legs are hung up with cause 26;
 - a call still in its flow (a menu, ringing) restarts its flow: its ringing legs are hung up
   and the caller's channel is sent through the dialplan into the Stasis app again;
 - a call whose caller hung up meanwhile is cleaned up and logged.
@@ -26,7 +34,8 @@ primary.
 
 A controller that stops cleanly (SIGTERM/SIGINT) **hands its calls over** (``hand_over``;
 ``CALLCTL_ON_STOP=hangup`` tears them down instead): it stops hearing events, stops each
-call's task without touching its channels (no hangup, no bridge destroyed), makes sure the
+call's task without touching its channels (no hangup, no bridge destroyed) - first letting
+calls with an answering leg finish connecting (``SETTLE_S`` at most) - makes sure the
 call's state is in Redis (a bridged call's leg and bridge), releases the call's lease, then
 leaves (presence) and releases its node leases. Whoever takes the node next (a peer on its
 next tick, or this controller restarted) adopts the calls at once, as above, without waiting
@@ -66,9 +75,11 @@ from controller.ari.events import ChannelDestroyed, StasisEnd
 from controller.ari.stream import EventStream
 from controller.callerid import valid_did
 from controller.config import AriNode, Settings
-from controller.model import CallContext, TraceEntry
+from controller.logs import call_context
+from controller.model import CallContext, DialTarget, TraceEntry
+from controller.ringrace import ANSWERED_ELSEWHERE
 from controller.store import StoreUnavailable
-from controller.store.leases import GONE, CallEnd, Leases
+from controller.store.leases import CLAIMED_ELSEWHERE, GONE, CallEnd, Leases
 
 if TYPE_CHECKING:
     from controller.call import Call
@@ -90,10 +101,34 @@ def node_specs(settings: Settings) -> tuple[AriNode, ...]:
 
 
 def bridged(call: Any) -> bool:
-    """The call is bridged to someone: an adopter supervises it as it is (its ``call:<id>``
-    must say so: ``Cluster.save_connected``). Else it is still in its flow."""
-    return call.result == "connected" or (call.connected_leg is not None
-                                          and call.ctx.answered_by is not None)
+    """The call is connected to someone (its answering leg claimed: its ``call:<id>`` says
+    so, ``Cluster.claim``; perhaps not bridged yet): an adopter supervises it, finishing the
+    connect if need be. Else it is still in its flow."""
+    return call.result == "connected" or call.connected_leg is not None
+
+
+SETTLE_S = 2.0
+"""How long a handover waits for calls with an answering leg to finish connecting."""
+
+
+def answered_legs(cid: str, app: str, channels: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The legs of call ``cid`` that answered and wait in our Stasis app, oldest first."""
+    found: list[tuple[int, str]] = []
+    for ch_id, ch in channels.items():
+        head, sep, seq = ch_id.rpartition("-L")
+        if head != cid or not sep or not seq.isdigit() or ch.get("state") != "Up":
+            continue
+        dp = ch.get("dialplan") or {}
+        if dp.get("app_name") == "Stasis" and \
+                str(dp.get("app_data") or "").startswith(f"{app},leg,{cid}"):
+            found.append((int(seq), ch_id))
+    return [c for _, c in sorted(found)]
+
+
+def missing_from_bridge(channels: Collection[str], bridge: Mapping[str, Any] | None) -> list[str]:
+    """Which of ``channels`` are not in ``bridge`` (all of them if it does not exist)."""
+    inside = set((bridge or {}).get("channels") or ())
+    return [c for c in channels if c not in inside]
 
 
 def may_hand_over(call: Any) -> bool:
@@ -323,7 +358,7 @@ class Cluster:
         for call in calls:
             if not call_ok.get(call.id, True) and not call.abandoned:
                 log.warning("call %s: its lease is held by another controller: letting go",
-                            call.id)
+                            call.id, extra={"call_id": call.id})
                 self.abandon(call)
         if self._stopping:  # shutting down: only keep what we hold until close()
             return
@@ -440,6 +475,8 @@ class Cluster:
         their node adopts them at once (controller.cluster: adoption). Returns (calls handed
         over, how many of them were still in their flow). Redis away: logged; the leases
         lapse and the calls are adopted then."""
+        await self._settle(calls)
+        calls = [c for c in calls if may_hand_over(c) and self.ctl.calls.get(c.id) is c]
         unrecorded = {c.id for c in calls if c.id not in self._leased}
         for call in calls:
             call.abandoned = True  # its teardown now only forgets it
@@ -478,6 +515,19 @@ class Cluster:
         return len(calls), flow
 
     @staticmethod
+    async def _settle(calls: list[Call], timeout: float = SETTLE_S) -> None:
+        """Let the calls with an answering leg finish connecting (bounded): handed over half
+        way, the leg would have answered for nothing if the call's connected state is not
+        written yet; handed over once connected, they go on talking."""
+        try:
+            async with asyncio.timeout(timeout):
+                for call in calls:
+                    await call.settled()
+        except TimeoutError:
+            log.warning("handover: %d calls still connecting after %.1f s: handed over as "
+                        "they are", sum(1 for c in calls if c.answering), timeout)
+
+    @staticmethod
     def _state(call: Call) -> dict[str, str]:
         """A call's state as recorded when it arrived (``Controller._new_call``)."""
         return {"did": call.ctx.did, "caller": call.ctx.caller, "started": str(call.started),
@@ -492,7 +542,7 @@ class Cluster:
         for call in list(self.ctl.calls.values()):
             if call.node == node.name and not call.abandoned and call.result != "node_lost":
                 log.warning("call %s: node %s unreachable for %.0f s: ending the call",
-                            call.id, node.name, self.node_lost_s)
+                            call.id, node.name, self.node_lost_s, extra={"call_id": call.id})
                 call.result = "node_lost"
                 call.feed(StasisEnd.synthetic(call.id))
 
@@ -531,23 +581,45 @@ class Cluster:
         self._leased.discard(call.id)
         await self.leases.finish_call(call.id, call.node, end)
 
-    def connected(self, call: Call) -> None:
-        """The call is bridged: mark its users busy and save what a peer needs to
-        supervise it after adoption (off the call's path)."""
-        self.ctl.background(self.save_connected(call))
+    async def claim(self, call: Call) -> bool:
+        """``call.winner`` answered: book its user for the call and record the call as
+        connected, in one Lua step (CONNECTED), before the caller is answered. False: the
+        user is on another call (nothing written). Raises StoreUnavailable."""
+        if self.leases is None:
+            return True
+        assert call.winner is not None
+        user = call.winner.target.user
+        users = [user] if user else []
+        res = await self.leases.claim_connected(call.id, users,
+                                                self.connected_fields(call, users))
+        return res != CLAIMED_ELSEWHERE
 
     async def save_connected(self, call: Call) -> None:
+        """Write a connected call's state again (a handover, Redis back)."""
         if self.leases is None:
             return
-        trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
-        fields = {
-            "state": "connected", "leg": call.connected_leg or "",
-            "bridge": call.bridge_id or "", "answered_by": call.ctx.answered_by or "",
-            "answered_at": str(call.answered_at or time.time()),
-            "busy": ",".join(sorted(call.busy_users)), "path": json.dumps(call.ctx.path),
-            "trace": json.dumps(trace, default=str),
+        await self.leases.connected(call.id, sorted(call.busy_users),
+                                    self.connected_fields(call))
+
+    @staticmethod
+    def connected_fields(call: Call, users: Collection[str] = ()) -> dict[str, str]:
+        """What a peer needs to finish connecting ``call`` and supervise it (``call:<id>``).
+        Written before the answer is logged: the trace then gets the entries the connect
+        adds (``Call.connect_entries``)."""
+        w = call.winner
+        entries = list(call.ctx.trace)
+        if not any(t.kind == "answer" for t in entries):
+            entries += call.connect_entries()
+        trace = [{"at": t.at, "kind": t.kind, **t.data} for t in entries]
+        answered_by = call.ctx.answered_by or (
+            (w.target.user or w.target.address) if w is not None else "")
+        return {
+            "state": "connected", "leg": call.connected_leg or (w.leg if w else ""),
+            "bridge": call.bridge_id or f"{call.id}-B", "answered_by": answered_by,
+            "answered_at": str(call.answered_at or (w.at if w else time.time())),
+            "busy": ",".join(sorted(set(call.busy_users) | set(users))),
+            "path": json.dumps(call.ctx.path), "trace": json.dumps(trace, default=str),
         }
-        await self.leases.connected(call.id, sorted(call.busy_users), fields)
 
     # ------------------------------------------------------------------ adoption
 
@@ -565,6 +637,11 @@ class Cluster:
             except AriError as e:
                 log.warning("node %s: cannot list channels to adopt calls: %s", node.name, e)
                 return 0
+        try:
+            bridges = {b["id"]: b for b in await node.ari.list_bridges() or []}
+        except AriError as e:
+            log.warning("node %s: cannot list bridges to adopt calls: %s", node.name, e)
+            return 0
         n = 0
         for cid in ids:
             state = await self.leases.adopt(cid)
@@ -575,14 +652,16 @@ class Cluster:
                 continue
             n += 1
             self._leased.add(cid)
-            try:
-                await self._adopt(node, cid, state, channels)
-            except (AriError, StoreUnavailable) as e:
-                log.warning("call %s: adoption incomplete: %s", cid, e)
+            with call_context(cid):  # its lines and the jobs spawned for it carry its id
+                try:
+                    await self._adopt(node, cid, state, channels, bridges)
+                except (AriError, StoreUnavailable) as e:
+                    log.warning("call %s: adoption incomplete: %s", cid, e)
         return n
 
     async def _adopt(self, node: Node, cid: str, state: dict[str, str],
-                     channels: dict[str, dict[str, Any]]) -> None:
+                     channels: dict[str, dict[str, Any]],
+                     bridges: dict[str, dict[str, Any]]) -> None:
         before = state.get("owner", "?")
         legs = [c for c in channels if c.startswith(f"{cid}-L")]
         if state.get("state") == "connected":
@@ -590,19 +669,13 @@ class Cluster:
                      node.name, state.get("answered_by") or "-")
             call = self._restore(node, cid, state)
             call.ctx.log("adopted", node=node.name, controller=self.id, previous=before)
-            self.ctl.calls[cid] = call
-            task = asyncio.ensure_future(call.resume())
-            call.task = task
-            self.ctl._call_tasks.add(task)
-            task.add_done_callback(self.ctl._call_tasks.discard)
-            for leg in legs:  # any other leg left ringing by the dead controller
-                if leg != call.connected_leg:
-                    self.ctl.background(self._hangup(node, leg))
-            if cid not in channels:
-                call.feed(StasisEnd.synthetic(cid))
-            elif call.connected_leg and call.connected_leg not in channels:
-                call.feed(ChannelDestroyed.synthetic(call.connected_leg, 16))
+            self._supervise(node, call, channels, bridges, legs)
             return
+        if cid in channels:
+            for leg in answered_legs(cid, self.ctl.app, channels):
+                if await self._connect_answered(node, cid, state, leg, channels, bridges,
+                                                legs):
+                    return
         for leg in legs:
             await self._hangup(node, leg)
         did = state.get("did", "")
@@ -627,6 +700,90 @@ class Cluster:
         call.result = "caller_hangup"
         self.ctl.calls[cid] = call
         await call._teardown()
+
+    def _supervise(self, node: Node, call: Call, channels: dict[str, dict[str, Any]],
+                   bridges: dict[str, dict[str, Any]], legs: list[str]) -> None:
+        """Drive an adopted connected call: finish its connect if it was not finished (the
+        caller answered, both channels in the call's bridge), then wait for a hangup."""
+        cid, leg = call.id, call.connected_leg
+        self.ctl.calls[cid] = call
+        add: list[str] | None = None
+        if cid in channels and leg and leg in channels:
+            call.answered = channels[cid].get("state") == "Up"
+            bridge = bridges.get(call.bridge_id or "")
+            if bridge is None:
+                call._bridge_task = None  # created by the connect
+            add = missing_from_bridge((cid, leg), bridge)
+            if not add and call.answered:
+                add = None  # nothing to finish: bridged
+            else:
+                log.info("call %s: connected but not bridged (caller %s, missing from the "
+                         "bridge: %s): finishing the connect", cid,
+                         "up" if call.answered else "not answered", add or "-")
+        task = asyncio.ensure_future(call.resume(add))
+        call.task = task
+        self.ctl._call_tasks.add(task)
+        task.add_done_callback(self.ctl._call_tasks.discard)
+        for other in legs:  # any other leg left ringing by the dead controller
+            if other != leg:
+                self.ctl.background(self._hangup(node, other, ANSWERED_ELSEWHERE))
+        if cid not in channels:
+            call.feed(StasisEnd.synthetic(cid))
+        elif leg and leg not in channels:
+            call.feed(ChannelDestroyed.synthetic(leg, 16))
+
+    async def _connect_answered(self, node: Node, cid: str, state: dict[str, str], leg: str,
+                                channels: dict[str, dict[str, Any]],
+                                bridges: dict[str, dict[str, Any]], legs: list[str]) -> bool:
+        """A call in its flow whose ``leg`` answered before its controller recorded it:
+        claim it as that controller would have, then connect and supervise it. False: the
+        leg's user is on another call (the leg is hung up)."""
+        from controller.call import TARGET_VAR, Winner, target_from_json
+
+        try:
+            target = target_from_json(await node.ari.get_var(leg, TARGET_VAR))
+        except AriError:
+            return False  # gone meanwhile
+        if target is None:  # rung by a controller that did not tag its legs
+            name = str(channels[leg].get("name") or "")
+            try:
+                target = DialTarget("sip", name.partition("/")[2].rpartition("-")[0])
+            except ValueError:
+                return False
+        call = self._restore(node, cid, state)
+        now = time.time()
+        call.winner = Winner(leg, target, now, now, target.role == "alternate")
+        user = target.user
+        self.ctl.calls[cid] = call  # its events from now on (a tick's adoption: they flow)
+        try:
+            won = await self.claim(call)
+        except StoreUnavailable:
+            won = not (user and user in self.ctl.local_busy())
+        if not won:
+            log.info("call %s: leg %s answered, but %s is on another call: hung up", cid,
+                     leg, user)
+            if self.ctl.calls.get(cid) is call:
+                del self.ctl.calls[cid]
+            await self._hangup(node, leg)
+            return False
+        log.info("call %s: adopted from %s on node %s with leg %s answered (%s): "
+                 "connecting it", cid, state.get("owner", "?"), node.name, leg,
+                 user or target.address)
+        call.connected_leg, call.result = leg, "connected"
+        call.legs.add(leg)
+        if user:
+            call.busy_users.add(user)
+        call.ctx.answered_by = user or target.address
+        call.ctx.log("adopted", node=node.name, controller=self.id,
+                     previous=state.get("owner", "?"))
+        call.ctx.trace.extend(call.connect_entries())
+        call.bridge_id = f"{cid}-B"
+        if call.bridge_id in bridges:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            call._bridge_task = done  # type: ignore[assignment]
+        self._supervise(node, call, channels, bridges, legs)
+        return True
 
     def _restore(self, node: Node, cid: str, state: dict[str, str]) -> Call:
         from controller.call import Call
@@ -671,8 +828,8 @@ class Cluster:
             call.busy_users = {u for u in (state.get("busy") or "").split(",") if u}
         return call
 
-    async def _hangup(self, node: Node, channel_id: str) -> None:
+    async def _hangup(self, node: Node, channel_id: str, cause: int | None = None) -> None:
         try:
-            await node.ari.hangup(channel_id)
+            await node.ari.hangup(channel_id, reason_code=cause)
         except (AriError, AriUnavailable):
             pass

@@ -95,7 +95,8 @@ class DialTarget:
 class RingGroup:
     """Ring these targets at once for ``timeout`` s; first answer wins. -> RingResult
 
-    On the first answer the runtime cancels every other leg, answers the caller and bridges
+    On the first answer the runtime books the answering user for the call (controller.ringrace:
+    a lost claim rings on), cancels every other leg (cause 26), answers the caller and bridges
     the two; the flow is then over for the engine (it records and returns). ``caller_id`` is
     the number to present (already validated), None to keep the caller's own.
     """
@@ -195,6 +196,7 @@ class LegResult:
     started: float = 0.0  # epoch seconds: the leg started ringing
     ended: float = 0.0  # it stopped ringing: answered, cancelled, timed out or failed
     via_alternate: bool = False  # this leg was an alternate rung after its primary failed
+    claimed_elsewhere: bool = False  # answered, but its user was booked by another call: busy
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,14 @@ def parse_slots(slots: Sequence[str | Mapping[str, Any]],
     return windows
 
 
+def _check_line(line: Any) -> None:
+    """A failover test's line: a DID (``+`` and digits) or a department id, else 400."""
+    if not isinstance(line, str) or len(line) > 64 or not (
+            valid_did(line) or ID_RE.fullmatch(line)):
+        raise OpsError(400, f"{str(line)[:80]!r} is not a DID (+ and digits) or a "
+                       "department id", "line")
+
+
 def _clean_msg(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
@@ -391,6 +399,18 @@ def describe(t: Mapping[str, Any]) -> str:
         return f"end at {g('node')}: {g('reason')}"
     if k == "blocked":
         return f"caller blocked by {g('pattern')}: rejected with cause {g('cause')}"
+    if k == "no_flow":
+        cause = f": rejected with cause {g('cause')}" if g("cause") is not None else ""
+        return f"no published flow for DID {g('did')}{cause}"
+    if k == "prompt":  # each media item as the file(s) played, else as its URI
+        files = [str(f) for f in g("files") or []]
+        shown = []
+        for m in g("media") or []:
+            name = str(m).removeprefix("sound:").rsplit("/", 1)[-1]
+            mine = [f for f in files if f.rsplit("/", 1)[-1].rpartition(".")[0] == name]
+            shown.append(" | ".join(mine) if mine else str(m))
+        where = f" at {g('node')}" if g("node") else ""
+        return f"play{where}: {', '.join(shown)}"
     rest = " ".join(f"{a}={b}" for a, b in t.items() if a not in ("at", "kind"))
     return f"{k} {rest}".strip()
 
@@ -1012,6 +1032,7 @@ class Ops:
 
     @_redis_errors
     async def failover_start(self, line: str, seconds: int, *, by: str) -> dict[str, Any]:
+        _check_line(line)
         _, fs = await self._flowset()
         lines = set(fs.did_map) | set(fs.departments)
         if line not in lines:
@@ -1024,8 +1045,15 @@ class Ops:
 
     @_redis_errors
     async def failover_stop(self, line: str, *, by: str) -> dict[str, Any]:
-        if not isinstance(line, str) or not line or len(line) > 64:
-            raise OpsError(400, "give a DID or department id", "line")
+        """Stop the test on a line: 404 when the line is neither published nor under a test
+        (a published line without a test: ``stopped`` false)."""
+        _check_line(line)
+        if line not in await self.store.failover_tests():
+            live = await self.live_flows()
+            known = set(live[1].did_map) | set(live[1].departments) if live else set()
+            if line not in known:
+                raise OpsError(404, f"{line!r} is not a published DID or department and has "
+                               "no failover test", "line")
         stopped = await self.store.failover_test_stop(line, clean_by(by))
         return {"line": line, "stopped": stopped}
 

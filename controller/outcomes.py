@@ -4,12 +4,14 @@ A leg is classified from the flags the runtime sets first, then from its Q.850 c
 
 1. ``answered``                        -> ``answered``
 2. ``cancelled`` (another leg won)      -> ``cancelled``
-3. ``timed_out`` (we hit the ring time) -> ``no_answer``
-4. ``no_contact`` (never created)       -> ``unreachable``
-5. the cause, looked up in :class:`~controller.flows.directory.OutcomeMap`:
+3. ``claimed_elsewhere`` (it answered, but its user was booked by another call at that
+   instant: the same phone answered two calls) -> ``busy``
+4. ``timed_out`` (we hit the ring time) -> ``no_answer``
+5. ``no_contact`` (never created)       -> ``unreachable``
+6. the cause, looked up in :class:`~controller.flows.directory.OutcomeMap`:
    ``busy`` / ``unreachable`` / ``no_answer`` / ``rejected`` (``rejected`` reads as ``busy``
    when ``settings.rejected_is_busy``).
-6. a cause in no class, ``0`` or ``None`` -> ``unreachable``: the leg failed for a reason we
+7. a cause in no class, ``0`` or ``None`` -> ``unreachable``: the leg failed for a reason we
    cannot attribute to the person (a decline is 21, a busy phone 17), so it is reported
    against the line, not the agent. Note the runtime rings alternates only on *listed*
    causes: add a cause to ``unreachable`` to have alternates rung on it too.
@@ -90,6 +92,8 @@ def classify(leg: LegResult, omap: OutcomeMap, *, rejected_is_busy: bool = False
         return "answered"
     if leg.cancelled:
         return "cancelled"
+    if leg.claimed_elsewhere:
+        return "busy"
     if leg.timed_out:
         return "no_answer"
     if leg.no_contact:

@@ -35,6 +35,7 @@ __all__ = [
     "check_prompt_name",
     "clear_cache",
     "media",
+    "media_files",
     "prompt_exists",
     "prompt_file",
     "prompts_root",
@@ -52,7 +53,7 @@ STOCK_SOUNDS_DIR = Path("/usr/share/asterisk/sounds")
 CACHE_TTL = 30.0
 
 _lock = threading.Lock()
-_listings: dict[Path, tuple[float, frozenset[str]]] = {}
+_listings: dict[Path, tuple[float, dict[str, tuple[str, ...]]]] = {}
 
 
 def valid_prompt_name(name: object) -> bool:
@@ -85,21 +86,23 @@ def clear_cache() -> None:
         _listings.clear()
 
 
-def _stems(directory: Path) -> frozenset[str]:
-    """Names (without extension) of the playable files in ``directory``; cached."""
+def _stems(directory: Path) -> dict[str, tuple[str, ...]]:
+    """The playable files in ``directory``: name without extension -> its file names;
+    cached."""
     now = time.monotonic()
     with _lock:
         hit = _listings.get(directory)
     if hit is not None and now - hit[0] < CACHE_TTL:
         return hit[1]
     try:
-        names = os.listdir(directory)
+        names = sorted(os.listdir(directory))
     except OSError:
         names = []
-    stems = frozenset(
-        stem for stem, _, ext in (n.rpartition(".") for n in names)
-        if stem and ext.lower() in AUDIO_EXTENSIONS
-    )
+    stems: dict[str, tuple[str, ...]] = {}
+    for n in names:
+        stem, _, ext = n.rpartition(".")
+        if stem and ext.lower() in AUDIO_EXTENSIONS:
+            stems[stem] = (*stems.get(stem, ()), n)
     with _lock:
         _listings[directory] = (now, stems)
     return stems
@@ -152,6 +155,44 @@ def resolve_prompt(name: str, ctx: Any) -> str:
 def media(names: Iterable[str], ctx: Any) -> tuple[str, ...]:
     """Resolve several prompt names, in order."""
     return tuple(resolve_prompt(n, ctx) for n in names)
+
+
+def _asterisk_languages(language: str | None) -> list[str | None]:
+    """The languages Asterisk tries for a sound, in order (main/file.c ``fileexists_core``):
+    the channel's, without its ``_`` suffixes one by one, none, then ``en``."""
+    out: list[str | None] = []
+    lang = language or ""
+    while lang and LANGUAGE_RE.fullmatch(lang.split("_")[0]):
+        out.append(lang)
+        if "_" not in lang:
+            break
+        lang = lang.rsplit("_", 1)[0]
+    return [*out, None] + ([] if "en" in out else ["en"])
+
+
+def media_files(media: Iterable[str], language: str | None = None) -> list[str]:
+    """The files on this host that Asterisk plays for ``media`` (resolved URIs) on a channel
+    in ``language``, looked up the way it does: a ``sound:/abs/dir/name`` in
+    ``/abs/dir/<lang>/`` then ``/abs/dir/``, a stock ``sound:name`` in
+    :data:`STOCK_SOUNDS_DIR` (``<lang>/``, the root, ``en/``); the first place that has the
+    sound gives its files (each format present: Asterisk picks the one that suits the
+    channel). Nothing for ``digits:``/``tone:`` media, nor for sounds this host does not have
+    (Asterisk on another host, a missing prompt)."""
+    out: list[str] = []
+    for uri in media:
+        if not uri.startswith("sound:"):
+            continue
+        name = uri[len("sound:"):]
+        if not name or ".." in name.split("/"):
+            continue
+        base = Path(name) if name.startswith("/") else STOCK_SOUNDS_DIR / name
+        for lang in _asterisk_languages(language):
+            where = base.parent / lang if lang else base.parent
+            files = _stems(where).get(base.name)
+            if files:
+                out.extend(str(where / f) for f in files)
+                break
+    return out
 
 
 def prompt_exists(name: str, settings: Any, language: str | None = None) -> bool:

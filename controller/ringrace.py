@@ -1,12 +1,23 @@
 """The ring race: several legs ring, the first answer wins. Pure, no I/O.
 
 One ``RingRace`` per ``RingGroup`` command. The runtime feeds it what happened (originate
-failed, a leg answered, a leg was destroyed with a cause, the ring timeout) and executes the
-actions it returns. All ring-all decisions live here, in one place:
+failed, a leg answered, the claim of an answering leg's user won or lost, a leg was destroyed
+with a cause, the ring timeout) and executes the actions it returns. All ring-all decisions
+live here, in one place:
 
-- the first leg to answer wins; every other live leg is cancelled at once;
-- a leg answering after a winner exists is cancelled (two answers in the same instant never
-  both get the caller: events of one call are processed strictly in order);
+- a leg that answers is **claimed** first (``Claim``): its user booked for this call and the
+  call recorded as connected, in one atomic store step, before the caller is answered. The
+  runtime feeds the outcome back (``claimed``);
+- the claim won: that leg wins; every other live leg is cancelled with cause 26 (answered
+  elsewhere: phones stop ringing and log no missed call), *before* the caller is answered
+  and bridged (``Cancel``s come before the ``Connect``);
+- the claim lost (the user was booked by another call meanwhile, e.g. the same phone answered
+  two calls): that leg is hung up and counts as busy; the other legs ring on (when none is
+  left the race is over, unanswered: the flow goes on to the next member, as for a busy one;
+  no alternate rings: the person is on a call);
+- a leg answering while another one's claim is pending waits for it; a leg answering after a
+  winner exists is cancelled (two answers in the same instant never both get the caller:
+  events of one call are processed strictly in order);
 - a leg that fails with one of the group's alternate causes (or has no contact) rings its
   target's alternate immediately, sequentially (the primary is already gone);
 - at the timeout every live leg is cancelled (and, if the flow opted in, alternates ring).
@@ -27,19 +38,39 @@ class Originate:
     timeout: float
 
 
+ANSWERED_ELSEWHERE = 26
+"""Q.850 cause for the legs that lose to an answer (SIP ``Reason: Q.850;cause=26`` on their
+CANCEL): a phone shows no missed call."""
+CLAIMED_ELSEWHERE = 17
+"""Cause recorded for a leg whose user was claimed by another call when it answered."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cancel:
+    """Hang this leg up (CANCEL while it rings, BYE once answered), with ``cause`` (Q.850;
+    None: normal clearing, 16)."""
+
     leg_id: str
+    cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """This leg answered: book its user for the call and record the call as connected (one
+    atomic store step); feed the outcome back with ``RingRace.claimed``."""
+
+    leg_id: str
+    target: DialTarget
 
 
 @dataclass(frozen=True, slots=True)
 class Connect:
-    """Bridge this leg with the caller."""
+    """Answer the caller and bridge this (claimed) leg with it."""
 
     leg_id: str
 
 
-Action = Originate | Cancel | Connect
+Action = Originate | Cancel | Claim | Connect
 
 
 @dataclass(slots=True)
@@ -53,6 +84,7 @@ class _Leg:
     timed_out: bool = False
     cancelled: bool = False
     no_contact: bool = False
+    claimed_elsewhere: bool = False
     ended: float = 0.0
 
 
@@ -62,6 +94,10 @@ class RingRace:
     call_id: str
     legs: dict[str, _Leg] = field(default_factory=dict)
     winner: str | None = None
+    claiming: str | None = None
+    """The answered leg whose claim is pending."""
+    held: list[str] = field(default_factory=list)
+    """Legs that answered while a claim was pending: claimed in turn if it loses."""
     _seq: int = 0
 
     # ------------------------------------------------------------------ inputs
@@ -84,16 +120,42 @@ class RingRace:
         leg = self.legs.get(leg_id)
         if leg is None:
             return [Cancel(leg_id)]  # not ours (stale): make sure it does not linger
+        if leg_id in (self.winner, self.claiming) or leg_id in self.held:
+            return []  # the same answer again (a duplicated event)
         if self.winner is not None or not leg.live:
+            cause = ANSWERED_ELSEWHERE if self.winner is not None else None
             leg.live, leg.cancelled, leg.ended = False, True, leg.ended or now
-            return [Cancel(leg_id)]
-        self.winner = leg_id
-        leg.answered, leg.ended = True, now  # ``ended`` = ring stop: the answer
-        actions: list[Action] = [Connect(leg_id)]
-        for other_id, other in self.legs.items():
-            if other_id != leg_id and other.live:
-                other.live, other.cancelled, other.ended = False, True, now
-                actions.append(Cancel(other_id))
+            return [Cancel(leg_id, cause)]
+        leg.live, leg.ended = False, now  # ``ended`` = ring stop: the answer
+        if self.claiming is not None:
+            self.held.append(leg_id)
+            return []
+        self.claiming = leg_id
+        return [Claim(leg_id, leg.target)]
+
+    def claimed(self, leg_id: str, won: bool, now: float) -> list[Action]:
+        """The outcome of ``Claim(leg_id)``: ``won`` (the user is booked for this call, the
+        call recorded as connected) or lost (the user is booked by another call)."""
+        if leg_id != self.claiming:
+            return []
+        self.claiming = None
+        leg = self.legs[leg_id]
+        if won:
+            self.winner = leg_id
+            leg.answered = True
+            actions: list[Action] = []
+            for other_id, other in self.legs.items():
+                if other_id != leg_id and (other.live or other_id in self.held):
+                    other.live, other.cancelled = False, True
+                    other.ended = other.ended if other_id in self.held else now
+                    actions.append(Cancel(other_id, ANSWERED_ELSEWHERE))
+            self.held.clear()
+            return [*actions, Connect(leg_id)]  # the losers first: they stop ringing at once
+        leg.claimed_elsewhere, leg.cause = True, CLAIMED_ELSEWHERE
+        actions = [Cancel(leg_id)]
+        if self.held:
+            self.claiming = self.held.pop(0)
+            actions.append(Claim(self.claiming, self.legs[self.claiming].target))
         return actions
 
     def destroyed(self, leg_id: str, cause: int | None, now: float) -> list[Action]:
@@ -102,6 +164,10 @@ class RingRace:
             return []
         if leg.answered:
             return []  # the winner hung up later: the call's business, not the race's
+        if leg_id in self.held:  # answered, then hung up before its turn to be claimed
+            self.held.remove(leg_id)
+            leg.cause = cause
+            return []
         if not leg.live:
             if leg.cause is None and not leg.no_contact:
                 leg.cause = cause  # a cancelled leg's final cause, for the trace
@@ -133,7 +199,10 @@ class RingRace:
 
     @property
     def done(self) -> bool:
-        return self.winner is not None or not any(leg.live for leg in self.legs.values())
+        if self.winner is not None:
+            return True
+        return self.claiming is None and not self.held and \
+            not any(leg.live for leg in self.legs.values())
 
     @property
     def live_legs(self) -> list[str]:
@@ -144,7 +213,8 @@ class RingRace:
             LegResult(target=leg.target, answered=leg.answered, cause=leg.cause,
                       timed_out=leg.timed_out, cancelled=leg.cancelled,
                       no_contact=leg.no_contact, started=leg.started, ended=leg.ended,
-                      via_alternate=leg.via_alternate)
+                      via_alternate=leg.via_alternate,
+                      claimed_elsewhere=leg.claimed_elsewhere)
             for leg in self.legs.values()
         )
         answered = self.legs[self.winner].target if self.winner else None

@@ -31,11 +31,12 @@ from controller.ari.events import (
 from controller.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.call import Call
 from controller.callerid import normalise, valid_did
-from controller.calllog import call_counts, counted_users, counter_updates, summarise
+from controller.calllog import build_record, call_counts, counted_users, counter_updates
 from controller.cluster import Cluster, Node
 from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
+from controller.logs import call_context
 from controller.model import CallContext, HttpResponse, UserFacts, valid_endpoint
 from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
@@ -268,6 +269,12 @@ class Controller:
             call.feed(ev)
 
     def _new_call(self, ev: StasisStart) -> None:
+        """A caller arrived: every line logged and job spawned about it carries its call_id
+        (controller.logs), rejected or not."""
+        with call_context(ev.channel.id):
+            self._arrive(ev)
+
+    def _arrive(self, ev: StasisStart) -> None:
         ch = ev.channel
         if ch.id in self.calls:
             # Already driven: the resync routed a caller whose StasisStart looked lost and
@@ -291,7 +298,8 @@ class Controller:
             log.warning("call %s: caller %s blocked by %s: rejected with cause %d", ch.id,
                         caller or "withheld", blocked_by, BLOCK_CAUSE)
             self.background(self._hangup_stray(ch.id, BLOCK_CAUSE))
-            self.background(self._log_rejected(ch.id, did, caller, blocked_by))
+            self.background(self._log_rejected(ch.id, did, caller, blocked_by=blocked_by,
+                                               **self._rejected_at()))
             return
         live = self.flows.current
         ctx = CallContext(call_id=ch.id, did=did, caller=caller,
@@ -303,7 +311,7 @@ class Controller:
             log.warning("call %s: no published flow for DID %s (caller %s): rejected with "
                         "cause 1", ch.id, did, caller or "withheld")
             self.background(self._hangup_stray(ch.id, 1))
-            self.background(self._log_rejected(ch.id, did, caller))
+            self.background(self._log_rejected(ch.id, did, caller, **self._rejected_at()))
             return
         self._start_call(ev, ctx, live[0])
 
@@ -320,18 +328,17 @@ class Controller:
         fs = live[1] if live else None
         who = internal.caller_of(fs, endpoint)
         where = internal.route(fs, dialled)
-        extra: dict[str, Any] = {"origin": "internal", "from_endpoint": endpoint or None,
-                                 "from_user": who.user, "dialled": dialled,
-                                 "route": where.kind}
+        origin: dict[str, Any] = {"origin": "internal", "from_endpoint": endpoint or None,
+                                  "from_user": who.user, "route": where.kind}
         if where.rejected or live is None:
             cause = where.cause or internal.NO_ROUTE_CAUSE
             log.warning("call %s: phone %s dialled %s: %s: rejected with cause %d", ch.id,
                         endpoint or "?", dialled or "a malformed number",
                         where.result or "no_route", cause)
             self.background(self._hangup_stray(ch.id, cause))
-            self.background(self._log_rejected(ch.id, dialled, who.number,
-                                               result=where.result or "no_route",
-                                               extra={**extra, "cause": cause}))
+            self.background(self._log_rejected(
+                ch.id, dialled, who.number, **self._rejected_at(),
+                result=where.result or "no_route", cause=cause, origin=origin))
             return
         log.info("call %s: phone %s (%s) dialled %s: %s", ch.id, endpoint, who.user or "-",
                  dialled, where.kind)
@@ -339,8 +346,8 @@ class Controller:
                           caller=who.number, caller_name=who.name, flowset=live[1],
                           now=self.clock, failover_tests=self.flows.failover_tests,
                           target=None if where.kind == "did" else (where.kind, where.target),
-                          record=extra)
-        # The caller is on the phone: busy for departments once bridged (controller.cluster).
+                          record=origin)
+        # The caller is on the phone: busy for departments until the call ends.
         self._start_call(ev, ctx, live[0], busy=(who.user,) if who.user else ())
 
     def _start_call(self, ev: StasisStart, ctx: CallContext, version: int,
@@ -354,13 +361,32 @@ class Controller:
         call.answered = ch.state == "Up"
         self.calls[ch.id] = call
         self.calls_total += 1
+        log.info("call %s: started: DID %s from %s, flow version %d, node %s", ch.id, did,
+                 caller or "withheld", version, call.node)
         task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
         call.task = task
         self._call_tasks.add(task)
         task.add_done_callback(self._call_tasks.discard)
-        self.background(self.cluster.start_call(call, {  # claims the call: lease + state
+        self.background(self._claim_new(call, {  # claims the call: lease + state
             "did": did, "caller": caller, "started": str(call.started),
-            "flow_version": str(version)}))
+            "flow_version": str(version)}, busy))
+
+    async def _claim_new(self, call: Call, fields: dict[str, str],
+                         busy: tuple[str, ...]) -> None:
+        """The call's lease and state; then ``busy`` (a phone's calling user) marked busy
+        for it, only while its state exists (a call that already ended marks nobody) and
+        never over another call's mark; released with the call's end, like any."""
+        await self.cluster.start_call(call, fields)
+        leases = self.cluster.leases
+        if busy and leases is not None and call.id in self.cluster._leased and \
+                self._live(call):
+            await leases.connected(call.id, busy, {"busy": ",".join(busy)})
+
+    def _rejected_at(self) -> dict[str, Any]:
+        """When, where and under which flow version a call was rejected on arrival."""
+        live = self.flows.current
+        return {"started": time.time(), "node": self.cluster.node(self._event_node).name,
+                "version": live[0] if live else None}
 
     def _hangup_stray(self, channel_id: str, cause: int | None = None) -> Awaitable[None]:
         ari = self.cluster.node(self._event_node).ari  # the node the event came from
@@ -373,19 +399,21 @@ class Controller:
 
         return hangup()
 
-    async def _log_rejected(self, call_id: str, did: str, caller: str,
-                            blocked_by: str | None = None, *, result: str | None = None,
-                            extra: dict[str, Any] | None = None) -> None:
-        now = time.time()
-        record: dict[str, Any] = {
-            "call_id": call_id, "did": did, "caller": caller, "started": now, "ended": now,
-            "result": result or ("blocked" if blocked_by else "no_flow"), "answered_by": None,
-            "path": [], **(extra or {})}
-        trace: list[dict[str, Any]] = []
-        if blocked_by:
-            record["blocked_by"] = blocked_by
-            trace = [{"at": now, "kind": "blocked", "pattern": blocked_by,
-                      "cause": BLOCK_CAUSE}]
+    async def _log_rejected(self, call_id: str, did: str, caller: str, *, started: float,
+                            node: str, version: int | None,
+                            blocked_by: str | None = None, result: str | None = None,
+                            cause: int = 1, origin: dict[str, Any] | None = None) -> None:
+        """The call log record of a call rejected before its flow: the same fields as any
+        other record (controller.calllog.build_record), with one trace entry saying why
+        (``result``: a phone's call, ``no_route`` or ``external_refused``, with its
+        ``cause`` and ``origin`` fields)."""
+        trace = [{"at": started, "kind": "blocked", "pattern": blocked_by,
+                  "cause": BLOCK_CAUSE} if blocked_by else
+                 {"at": started, "kind": result or "no_flow", "did": did, "cause": cause}]
+        record = build_record(
+            call_id=call_id, did=did, caller=caller, flow_version=version, started=started,
+            ended=time.time(), result=result or ("blocked" if blocked_by else "no_flow"),
+            trace=trace, node=node, blocked_by=blocked_by, **(origin or {}))
         self._notify({**record, "trace": trace})
         if blocked_by:
             await self.store.count_blocked(blocked_by)
@@ -409,7 +437,8 @@ class Controller:
             if call.node != n.name or call.abandoned:
                 continue
             if call.id not in alive:
-                log.info("call %s: gone while disconnected", call.id)
+                log.info("call %s: gone while disconnected", call.id,
+                         extra={"call_id": call.id})
                 call.feed(StasisEnd.synthetic(call.id))
                 continue
             for leg in list(call.legs):
@@ -457,7 +486,7 @@ class Controller:
         log.warning("call %s: %s %s ended without its %s event (lost; found by the %s): "
                     "going on", call.id, kind, ident,
                     "PlaybackFinished" if kind == "playback" else "RecordingFinished",
-                    found_by)
+                    found_by, extra={"call_id": call.id})
         call.ctx.log("media_event_lost", media=kind, id=ident, found_by=found_by)
         self.services.metrics.media_events_lost.inc(media=kind, found_by=found_by)
 
@@ -484,13 +513,13 @@ class Controller:
                 if cid in self.calls:  # its StasisStart arrived meanwhile
                     continue
                 log.warning("call %s: its StasisStart was lost with the websocket: routing it "
-                            "now", cid)
+                            "now", cid, extra={"call_id": cid})
             elif args[0] == "leg" and len(args) > 1 and ch.get("state") == "Up":
                 call = self.calls.get(args[1])
                 if call is None or cid in call.leg_starts or call.connected_leg is not None:
                     continue
                 log.warning("call %s: leg %s answered while the websocket was down", args[1],
-                            cid)
+                            cid, extra={"call_id": args[1]})
             else:
                 continue
             self.on_node_event(node, StasisStart(parse_channel(ch), tuple(args)))
@@ -519,18 +548,14 @@ class Controller:
     async def call_ended(self, call: Call) -> None:
         self.calls.pop(call.id, None)
         ended = time.time()
-        record = {
-            "call_id": call.id, "did": call.ctx.did, "caller": call.ctx.caller,
-            "flow_version": call.version, "started": call.started, "ended": ended,
-            "answered_at": call.answered_at, "result": call.result,
-            "answered_by": call.ctx.answered_by, "path": call.ctx.path, "node": call.node,
-            **call.ctx.record,  # an internal call's origin, from, dialled, route
-        }
         trace = [{"at": t.at, "kind": t.kind, **t.data} for t in call.ctx.trace]
         tested = [t["line"] for t in trace if t["kind"] == "failover_test"]
-        if tested:
-            record["failover_test"] = tested[0]
-        record.update(summarise(record, trace))  # who rang, durations, failovers, voicemail
+        record = build_record(  # who rang, durations, failovers, voicemail: controller.calllog
+            call_id=call.id, did=call.ctx.did, caller=call.ctx.caller,
+            flow_version=call.version, started=call.started, ended=ended,
+            answered_at=call.answered_at, result=call.result,
+            answered_by=call.ctx.answered_by, path=call.ctx.path, node=call.node, trace=trace,
+            **call.ctx.record)  # a phone's call: origin, from_user, from_endpoint, route
         end = self._call_end(call, record, trace)
         try:
             # state, indexes, lease, busy marks, call log and counters: one atomic step
@@ -558,6 +583,12 @@ class Controller:
             counts=rows)
 
     def notify_live(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "answered":  # sent by the call's task once it is bridged
+            call = self.calls.get(str(event.get("call_id")))
+            waited = (event.get("answered_at") or time.time()) - call.started if call else 0.0
+            log.info("call %s: answered by %s (%s %s) after %.1f s", event.get("call_id"),
+                     event.get("user") or event.get("address"), event.get("role"),
+                     event.get("address"), waited)
         for obs in self.live_observers:
             try:
                 obs(event)

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from controller.metrics import LoopLag, Metrics
-from controller.webhooks import WebhookConfig, Webhooks
+from controller.webhooks import WebhookConfig, Webhooks, WebhookSecretError
 
 if TYPE_CHECKING:
     from controller.admin.server import AdminServer
@@ -62,11 +62,16 @@ class Services:
             from controller.config import ensure_secrets  # generated on first use
 
             secret = ensure_secrets(s.secrets_path)["WEBHOOK_SECRET"]
-        self.webhooks = Webhooks(
-            WebhookConfig(after_call=s.webhook_after_call, in_call=s.webhook_in_call,
-                          secret=secret, timeout=s.webhook_timeout,
-                          retries=s.webhook_retries),
-            self.metrics)
+        try:
+            self.webhooks = Webhooks(
+                WebhookConfig(after_call=s.webhook_after_call, in_call=s.webhook_in_call,
+                              secret=secret, timeout=s.webhook_timeout,
+                              retries=s.webhook_retries),
+                self.metrics)
+        except WebhookSecretError as e:  # blank: set on purpose, never replaced silently
+            from controller.runtime import StartupError
+
+            raise StartupError(f"webhooks are configured but {e}") from None
         self.admin: AdminServer | None = None
         ctl.observers.append(self.metrics.observe)
         ctl.observers.append(self.webhooks.on_call_ended)

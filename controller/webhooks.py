@@ -16,7 +16,8 @@ Each request carries ``Content-Type: application/json`` and:
 * ``X-Callctl-Timestamp``: Unix seconds when the request was signed;
 * ``X-Callctl-Signature: sha256=<hex>``: HMAC-SHA256 with the webhook secret over
   ``<timestamp>.<raw body>``. Verify it with a constant-time compare and reject old timestamps
-  (replays). :func:`verify` is a reference implementation.
+  (replays). :func:`verify` is a reference implementation; it refuses (raises) an empty
+  secret, which would make any signature "valid" for whoever knows the algorithm.
 
 Delivery: a 2xx answer is success. Network errors, timeouts, 408, 425, 429 and 5xx are retried
 with exponential backoff (jittered, capped); other answers are final failures. Requests wait in
@@ -28,7 +29,8 @@ drops are logged (the URL without its query string) and counted in ``/metrics``
 Settings (env): ``CALLCTL_WEBHOOK_AFTER_CALL_URLS`` and ``CALLCTL_WEBHOOK_IN_CALL_URLS``
 (whitespace- or comma-separated http(s) URLs), ``CALLCTL_WEBHOOK_SECRET`` (default: generated
 into ``<run dir>/secrets.env``), ``CALLCTL_WEBHOOK_TIMEOUT`` (s, default 5),
-``CALLCTL_WEBHOOK_RETRIES`` (retries after the first attempt, default 5).
+``CALLCTL_WEBHOOK_RETRIES`` (retries after the first attempt, default 5). With URLs configured
+and a blank secret, the sender refuses to start (:class:`WebhookSecretError`).
 """
 
 from __future__ import annotations
@@ -65,15 +67,29 @@ Transport = Callable[[str, bytes, dict[str, str], float], Awaitable[int]]
 """``(url, body, headers, timeout) -> HTTP status`` (raises on network errors)."""
 
 
+class WebhookSecretError(ValueError):
+    """An empty (or blank) webhook secret: nothing signed with it proves anything."""
+
+
+def _check_secret(secret: str) -> None:
+    if not isinstance(secret, str) or not secret.strip():
+        raise WebhookSecretError("the webhook secret is empty: set CALLCTL_WEBHOOK_SECRET "
+                                 "(or WEBHOOK_SECRET in the run directory's secrets.env)")
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header value: ``sha256=<hex HMAC-SHA256(secret, ts + "." + body)>``."""
+    """The signature header value: ``sha256=<hex HMAC-SHA256(secret, ts + "." + body)>``.
+    Raises WebhookSecretError for an empty secret."""
+    _check_secret(secret)
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, *, max_age: float = 300.0,
            now: float | None = None) -> bool:
-    """Receiver side: is this request signed with ``secret`` and recent? Constant-time."""
+    """Receiver side: is this request signed with ``secret`` and recent? Constant-time.
+    Raises WebhookSecretError for an empty secret (a receiver without its secret set)."""
+    _check_secret(secret)
     ts = headers.get(TIMESTAMP_HEADER, "")
     got = headers.get(SIGNATURE_HEADER, "")
     if not ts.isdigit() or not got:
@@ -130,6 +146,7 @@ class Delivery:
     body: bytes
     id: str
     attempt: int = 0  # failed attempts so far
+    call_id: str | None = None  # the call it is about: its log lines carry it
 
 
 async def aiohttp_transport(session: aiohttp.ClientSession, url: str, body: bytes,
@@ -150,8 +167,8 @@ class Webhooks:
     def __init__(self, config: WebhookConfig, metrics: Metrics | None = None, *,
                  transport: Transport | None = None, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        if config.enabled and not config.secret:
-            raise ValueError("webhooks need a secret (CALLCTL_WEBHOOK_SECRET or secrets.env)")
+        if config.enabled:
+            _check_secret(config.secret)
         self.config = config
         self.metrics = metrics or Metrics()
         self.backoff: Backoff = backoff or ExponentialBackoff(1.0, 60.0, mode="equal")
@@ -211,13 +228,15 @@ class Webhooks:
             did = uuid.uuid4().hex
             body = json.dumps({"event": event, "delivery": did, "sent_at": self.clock(),
                                **payload}, default=str, separators=(",", ":")).encode()
-            d = Delivery(event, url, body, did)
+            call = payload.get("call")
+            cid = (call if isinstance(call, Mapping) else payload).get("call_id")
+            d = Delivery(event, url, body, did, call_id=str(cid) if cid else None)
             try:
                 self.queue.put_nowait(d)
             except asyncio.QueueFull:
                 self.metrics.webhooks.inc(event=event, result="dropped")
                 log.warning("webhook %s to %s dropped: queue full (%d)", event, safe_url(url),
-                            self.config.queue_size)
+                            self.config.queue_size, extra={"call_id": d.call_id})
 
     # ------------------------------------------------------------------ delivery
 
@@ -247,7 +266,7 @@ class Webhooks:
             try:
                 await self.attempt(d)
             except Exception:
-                log.exception("webhook worker error")
+                log.exception("webhook worker error", extra={"call_id": d.call_id})
             finally:
                 self._inflight -= 1
                 self.queue.task_done()
@@ -267,12 +286,12 @@ class Webhooks:
         if should_retry(status) and d.attempt <= self.config.retries:
             delay = self.backoff.compute(d.attempt - 1)
             log.info("webhook %s to %s: %s; retry %d/%d in %.1f s", d.event, safe_url(d.url),
-                     what, d.attempt, self.config.retries, delay)
+                     what, d.attempt, self.config.retries, delay, extra={"call_id": d.call_id})
             self._schedule(d, delay)
             return
         self.metrics.webhooks.inc(event=d.event, result="failed")
         log.warning("webhook %s to %s failed after %d attempt(s): %s (delivery %s)", d.event,
-                    safe_url(d.url), d.attempt, what, d.id)
+                    safe_url(d.url), d.attempt, what, d.id, extra={"call_id": d.call_id})
 
     def _schedule(self, d: Delivery, delay: float) -> None:
         loop = asyncio.get_running_loop()
@@ -285,7 +304,7 @@ class Webhooks:
             except asyncio.QueueFull:
                 self.metrics.webhooks.inc(event=d.event, result="dropped")
                 log.warning("webhook %s to %s dropped on retry: queue full", d.event,
-                            safe_url(d.url))
+                            safe_url(d.url), extra={"call_id": d.call_id})
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)

@@ -3,7 +3,10 @@
 #   - Asterisk 16.28 from Debian's bullseye + bullseye-security suites, pinned low so that
 #     only what bookworm lacks comes from there;
 #   - redis-server and SIPp (sip-tester) from bookworm;
-#   - a venv at .venv with the project installed editable with its test extras.
+#   - a venv at .venv with exactly the versions in requirements.lock (runtime + test extras,
+#     pip --require-hashes; regenerate with scripts/lock.sh), then the project itself editable
+#     (--no-deps). CALLCTL_INSTALL_PROJECT=0 stops before the project (the Docker image's
+#     dependency layer, built before the source is copied in).
 # The archive addresses are read from this machine's own apt sources: none is written here.
 # A second run does no network work unless something is missing, and takes seconds.
 set -euo pipefail
@@ -57,9 +60,12 @@ command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
 "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Test-only (scripts/test.sh sets CALLCTL_TEST_DEPS=1): headless Chromium from bookworm for the
-# flow diagram page's screenshot test (~10 s to install; that test is skipped without it).
+# flow diagram page's screenshot test (~10 s to install; that test is skipped without it), and
+# docker-compose (Compose v1 from bookworm) whose `config` checks docker-compose.yml (no Docker
+# engine is needed for that; that test is skipped without it).
 if [ "${CALLCTL_TEST_DEPS:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+    command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -112,10 +118,23 @@ if [ ! -x "$VENV/bin/python" ]; then
     log "creating venv at $VENV"
     "$PY" -m venv "$VENV"
 fi
+# The locked dependencies, again only when requirements.lock changed (its hash is the stamp).
+lock="$ROOT/requirements.lock"
+lock_stamp="$VENV/.callctl-lock"
+[ -f "$lock" ] || die "no $lock (scripts/lock.sh makes it)"
+lock_sum=$(sha256sum "$lock" | awk '{print $1}')
+if [ "$(cat "$lock_stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    log "pip install --require-hashes -r requirements.lock"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$lock"
+    printf '%s\n' "$lock_sum" >"$lock_stamp"
+fi
+# The project itself: no dependencies (all locked above), built with the locked setuptools.
 stamp="$VENV/.callctl-installed"
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    log "pip install -e '.[test]'"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
+if [ "${CALLCTL_INSTALL_PROJECT:-1}" = 1 ] && { [ ! -f "$stamp" ] \
+        || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$lock_stamp" -nt "$stamp" ]; }; then
+    log "pip install --no-deps -e ."
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation \
+        -e "$ROOT"
     touch "$stamp"
 fi
 # Test-only: promtool (checks deploy/prometheus/alerts.yml) from Debian's `prometheus` package:

@@ -3,6 +3,36 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from controller.flows import loader as _loader
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(autouse=True)
+def _loaded_flows_fit_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every flow file a test loads and the loader accepts must be valid against the shipped
+    JSON Schema too, in the loader's and an editor's YAML reading (tests/flowschema.py). The
+    loader runs unchanged: its result is only checked on the way out."""
+    import flowschema
+
+    bad: list[str] = []
+    original = _loader._load_texts
+
+    def checked(texts: dict[str, str], problems: list[_loader.Problem]) -> _loader.LoadResult:
+        result = original(texts, problems)
+        if result.ok:
+            for name, text in texts.items():
+                if errors := flowschema.schema_errors(text):
+                    bad.append(f"{name}: {errors}")
+        return result
+
+    monkeypatch.setattr(_loader, "_load_texts", checked)
+    yield
+    if bad:
+        pytest.fail("the loader accepted flows that flows/examples/flow.schema.json rejects:\n"
+                    + "\n".join(bad), pytrace=False)

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -324,6 +325,47 @@ Content-Length: [len]
 """ + after + """  <label id="end"/>
 </scenario>
 """
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    """One message of a SIPp message trace (``-trace_msg``): when SIPp logged it, whether it
+    was received, its first line and headers (lower-case names; repeated ones joined)."""
+
+    at: datetime
+    received: bool
+    first: str
+    headers: dict[str, list[str]]
+
+    def header(self, name: str) -> list[str]:
+        return self.headers.get(name.lower(), [])
+
+    @property
+    def cseq_method(self) -> str:
+        return (self.header("cseq") or [" "])[0].split()[-1]
+
+
+def sip_messages(trace: str) -> list[SipMessage]:
+    """Parse a SIPp message trace: its blocks start with a dashed line and a timestamp."""
+    out: list[SipMessage] = []
+    for block in trace.split("-----------------------------------------------")[1:]:
+        lines = block.splitlines()
+        try:
+            at = datetime.strptime(lines[0].strip(), "%Y-%m-%d %H:%M:%S.%f")
+        except (ValueError, IndexError):
+            continue
+        if len(lines) < 2 or "message" not in lines[1]:
+            continue
+        body = [ln for ln in lines[2:] if ln.strip()]
+        if not body:
+            continue
+        headers: dict[str, list[str]] = {}
+        for ln in body[1:]:
+            name, sep, value = ln.partition(":")
+            if sep and not ln.startswith(" "):
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
+        out.append(SipMessage(at, "received" in lines[1], body[0], headers))
+    return out
 
 
 @dataclass

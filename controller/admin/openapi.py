@@ -20,14 +20,16 @@ ERROR_SCHEMA = {
         "field": {"type": ["string", "null"],
                   "description": "path of the bad input, e.g. windows[0].start"},
         "status": {"type": "integer"},
+        "value": {"description": "the bad value, when there is one"},
         "errors": {"type": "array", "items": {"type": "object"},
-                   "description": "every validation problem (field, message)"},
+                   "description": "every validation problem (field, message, value)"},
         "problems": {"type": "array", "items": {"type": "object"},
                      "description": "flow file problems (file, line, column, field, message)"},
     },
 }
 STATUS_TEXT = {400: "Bad input (the field is named)", 401: "Missing or wrong bearer token",
-               404: "Not found", 409: "No flows published", 422: "Flow files with errors",
+               404: "Not found", 409: "No flows published",
+               413: "Too big (the limit is named)", 422: "Flow files with errors",
                503: "Redis or ARI unavailable"}
 
 

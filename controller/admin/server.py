@@ -9,8 +9,14 @@ time, and a request without it gets 401 before anything is read or changed.
 The routes are the CLI's operations (:class:`controller.ops.Ops`) as JSON, described by the
 table :data:`ROUTES`, from which ``/openapi.json`` is generated too. Errors are
 ``{"error": message, "field": path-of-the-bad-input, "status": code}``: 400 malformed or
-invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 422 flow files
-with errors, 503 Redis/ARI unavailable.
+invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 413 too big,
+422 flow files with errors, 503 Redis/ARI unavailable (or the flow worker busy).
+
+Input is strict: bodies are pydantic models in strict mode (``"yes"`` is not a boolean,
+``"900"`` not a number; unknown fields refused), query parameters are the route's own
+(others refused), and names in paths are checked before use (400 when malformed, 404 when
+unknown). Flow files are loaded in a worker process (:mod:`controller.admin.flowworker`), off
+the event loop, under the loader's limits (:mod:`controller.flows.loader`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller.admin import diagram
+from controller.admin.flowworker import FlowWorker, WorkerBusy
 from controller.flows import loader, publish
 from controller.flows.schema import FLOW_VAR
 from controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -49,7 +56,7 @@ HEALTH_TIMEOUT = 2.0
 # ---------------------------------------------------------------------------- request bodies
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class OptOutBody(_Body):
@@ -101,7 +108,8 @@ class SimulateBody(_Body):
     flows: str | None = Field(None, max_length=MAX_BODY,
                               description="a draft flow file (YAML) to walk instead of the "
                                           "published flows")
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              populate_by_name=True)
 
 
 class RollbackBody(_Body):
@@ -181,14 +189,14 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/failover/tests", "failover_start", "Start a failover test on a line",
           "failover", body=FailoverTestBody, statuses=(404,)),
     Route("DELETE", "/failover/tests/{line}", "failover_stop", "Stop a failover test",
-          "failover", params=(Param("line", where="path"),)),
+          "failover", params=(Param("line", where="path"),), statuses=(404,)),
     Route("POST", "/simulate", "simulate", "Dry-run a call through the flows", "simulate",
-          body=SimulateBody),
+          body=SimulateBody, statuses=(413, 422)),
     Route("GET", "/flows/versions", "versions", "Published flow versions", "flows"),
     Route("POST", "/flows/validate", "validate", "Validate flow files (nothing changes)",
-          "flows", body=FlowFilesBody, yaml_body=True, statuses=(422,)),
+          "flows", body=FlowFilesBody, yaml_body=True, statuses=(413, 422)),
     Route("POST", "/flows/publish", "publish", "Validate and publish flow files", "flows",
-          body=FlowFilesBody, yaml_body=True, statuses=(422,)),
+          body=FlowFilesBody, yaml_body=True, statuses=(413, 422)),
     Route("POST", "/flows/rollback", "rollback", "Make an earlier version live", "flows",
           body=RollbackBody, statuses=(404,)),
     Route("GET", "/flows/graph", "graph", "The published flows as graphs", "flows"),
@@ -241,8 +249,8 @@ def _int_query(request: web.Request, name: str, default: int | None) -> int | No
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise BadRequest(400, f"{raw!r} is not a whole number", name)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise BadRequest(400, f"{raw[:40]!r} is not a whole number from 1", name, value=raw[:80])
     return int(raw)
 
 
@@ -252,7 +260,32 @@ def _bool_query(request: web.Request, name: str) -> bool:
         return False
     if raw in ("1", "true", "yes"):
         return True
-    raise BadRequest(400, f"{raw!r} is not a boolean (true/false)", name)
+    raise BadRequest(400, f"{raw[:40]!r} is not a boolean (true/false)", name, value=raw[:80])
+
+
+def check_query(request: web.Request, route: Route | None) -> None:
+    """Only the route's own query parameters, each at most once (a typo is not ignored).
+    Public routes (``/health``...) take any: probes add cache-busting parameters."""
+    if route is not None and route.public:
+        return
+    known = {p.name for p in route.params if p.where == "query"} if route else set()
+    for name in request.query:
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise BadRequest(400, f"unknown query parameter {name[:40]!r} (allowed: "
+                             f"{allowed})", name[:80])
+        if len(request.query.getall(name)) > 1:
+            raise BadRequest(400, f"query parameter {name!r} given more than once", name)
+
+
+def _shown(value: Any) -> Any:
+    """A bad input value for the error body: JSON scalars as they are, the rest cut."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "..."
+    text = json.dumps(value, default=str)
+    return value if len(text) <= 80 else text[:77] + "..."
 
 
 def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
@@ -272,8 +305,17 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        errs = [{"field": field_path(x["loc"]), "message": x["msg"]} for x in e.errors()]
-        raise BadRequest(400, errs[0]["message"], errs[0]["field"], errors=errs) from None
+        errs: list[dict[str, Any]] = []
+        for x in e.errors(include_url=False):
+            err: dict[str, Any] = {"field": field_path(x["loc"]), "message": x["msg"]}
+            if x["type"] != "missing":
+                err["value"] = _shown(x.get("input"))
+                err["message"] += f" (got {json.dumps(err['value'], default=str)})"
+            errs.append(err)
+        first = errs[0]
+        raise BadRequest(400, f"{first['field']}: {first['message']}", first["field"],
+                         errors=errs, **({"value": first["value"]} if "value" in first
+                                         else {})) from None
 
 
 # ---------------------------------------------------------------------------- the server
@@ -287,6 +329,8 @@ class AdminServer:
         self.port = s.admin_port if port is None else port
         self.token = token if token is not None else s.admin_token
         self.ops = Ops(ctl.store, s, controller=ctl)
+        self.flow_worker = FlowWorker()
+        self._routes = {(r.method, r.path): r for r in ROUTES}
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
 
@@ -296,7 +340,7 @@ class AdminServer:
         return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth],
+        app = web.Application(middlewares=[self._errors, self._auth, self._query],
                               client_max_size=MAX_BODY)
         for r in ROUTES:
             app.router.add_route(r.method, r.path, getattr(self, "h_" + r.handler))
@@ -338,6 +382,7 @@ class AdminServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.flow_worker.close()
 
     # ------------------------------------------------------------------ middleware
 
@@ -352,6 +397,16 @@ class AdminServer:
                          "token>, see ADMIN_TOKEN in the run directory's secrets.env)")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="callctl"'
             return resp
+        return await handler(request)
+
+    @web.middleware
+    async def _query(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        if resource is not None:  # a route of ours (not a 404/405)
+            method = "GET" if request.method == "HEAD" else request.method
+            check_query(request, self._routes.get((method, resource.canonical)))
         return await handler(request)
 
     @web.middleware
@@ -509,8 +564,13 @@ class AdminServer:
         return _json(await self.ops.block(b.number, reason=b.reason, by=self.who(request)))
 
     async def h_unblock(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.unblock(request.match_info["pattern"],
-                                            by=self.who(request)))
+        try:
+            return _json(await self.ops.unblock(request.match_info["pattern"],
+                                                by=self.who(request)))
+        except OpsError as e:  # the CLI's argument is the number; here the path's pattern
+            if e.field == "number":
+                e.field = "pattern"
+            raise
 
     async def h_failover_status(self, request: web.Request) -> web.Response:
         return _json(await self.ops.failover_status(_int_query(request, "limit", 20) or 20))
@@ -527,7 +587,7 @@ class AdminServer:
         b: SimulateBody = await self.body(request, SimulateBody)
         draft = None
         if b.flows is not None:
-            res = loader.load_text(b.flows, "flows")
+            res = await self.load_flows({"flows": b.flows}, "flows")
             if res.errors or res.flowset is None:
                 raise BadRequest(422, f"the draft flows have {len(res.errors)} error(s)",
                                  _problem_field(res.errors[0], "flows") if res.errors
@@ -538,24 +598,36 @@ class AdminServer:
 
     # ------------------------------------------------------------------ flows
 
+    async def load_flows(self, texts: dict[str, str], fld: str) -> loader.LoadResult:
+        """Load flow files in the worker process. Input the loader refuses (a limit, the
+        encoding, a control character) is 413/400 naming ``fld`` and the position."""
+        try:
+            res = await self.flow_worker.load(texts)
+        except WorkerBusy as e:
+            raise OpsError(503, str(e), fld) from None
+        if res.refused:
+            raise _refusal(res.refused[0], fld, res)
+        return res
+
     async def _flow_files(self, request: web.Request) -> loader.LoadResult:
         ctype = request.content_type
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
                      "text/plain"):
             raw = await request.read()
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadRequest(400, "the body is not UTF-8", "(body)") from None
+                text = loader.decode(raw, "flows.yaml")
+            except loader.FlowInputError as e:
+                raise _refusal(e.problem(), "(body)") from None
             if not text.strip():
                 raise BadRequest(400, "an empty flow file", "(body)")
-            return loader.load_text(text, "flows.yaml")
+            return await self.load_flows({"flows.yaml": text}, "(body)")
         b: FlowFilesBody = await self.body(request, FlowFilesBody)
         for name in b.files:
-            if not name or len(name) > 128 or "/" in name or name.startswith("."):
-                raise BadRequest(400, f"{name!r} is not a plain file name",
-                                 f"files.{name}")
-        return loader.load_texts(b.files)
+            if (not name or len(name) > 128 or "/" in name or "\\" in name
+                    or name.startswith(".") or not name.isprintable()):
+                raise BadRequest(400, f"{name[:80]!r} is not a plain file name",
+                                 f"files.{name[:80]}")
+        return await self.load_flows(dict(b.files), "files")
 
     async def h_validate(self, request: web.Request) -> web.Response:
         res = await self._flow_files(request)
@@ -655,17 +727,29 @@ class AdminServer:
                                      "Referrer-Policy": "no-referrer"})
 
 
+def _refusal(p: loader.Problem, fld: str, res: loader.LoadResult | None = None) -> BadRequest:
+    """Refused flow input: 413 for a size limit, else 400; ``fld`` names the body part
+    (``(body)``, ``files.<name>``, ``flows``), the message its position."""
+    status = 413 if p.code in loader.SIZE_CODES else 400
+    where = f"files.{p.file}" if fld == "files" else fld
+    return BadRequest(status, str(p), where, file=p.file, line=p.line, column=p.col,
+                      code=p.code, problems=_problems(res) if res else [_problem(p)])
+
+
 def _problem_field(p: loader.Problem, root: str = "") -> str:
     where = f"{p.file}:{p.line}:{p.col}"
     path = p.path or "(top)"
     return f"{root + ': ' if root else ''}{path} ({where})"
 
 
+def _problem(p: loader.Problem) -> dict[str, Any]:
+    return {"file": p.file, "line": p.line, "column": p.col, "field": p.path or "(top)",
+            "message": p.message, "severity": p.severity, "code": p.code or None,
+            "value": None if p.value is loader.MISSING else repr(p.value)[:200]}
+
+
 def _problems(res: loader.LoadResult) -> list[dict[str, Any]]:
-    return [{"file": p.file, "line": p.line, "column": p.col, "field": p.path or "(top)",
-             "message": p.message, "severity": p.severity,
-             "value": None if p.value is loader.MISSING else repr(p.value)[:200]}
-            for p in res.problems]
+    return [_problem(p) for p in res.problems]
 
 
 def _validation(res: loader.LoadResult) -> dict[str, Any]:

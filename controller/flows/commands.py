@@ -1,10 +1,11 @@
 """What ``callctl validate|publish|rollback|schema`` do: plain functions returning exit codes.
 
-Exit codes (as the CLI's): 0 ok, 1 failed (flow errors, unknown version), 3 Redis unavailable.
-Problems are printed one per line, ``file:line:col: path: message (value: ...)``, then a
-summary line. With ``as_json`` one JSON document is printed instead (:func:`problem_json`
+Exit codes (as the CLI's): 0 ok, 1 failed (flow errors, unknown version), 2 a file refused as
+input (over a limit, not UTF-8, control characters: see ``loader.INPUT_CODES``), 3 Redis
+unavailable. Problems are printed one per line, ``file:line:col: path: message (value: ...)``,
+then a summary line. With ``as_json`` one JSON document is printed instead (:func:`problem_json`
 for each problem: ``file``, ``line``, ``col``, ``field``, ``message``, ``value``,
-``severity``), for CI and editors; the exit codes are the same.
+``severity``, ``code``), for CI and editors; the exit codes are the same.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "EXIT_FAIL",
     "EXIT_OK",
     "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
     "problem_json",
     "publish",
     "publish_async",
@@ -39,7 +41,11 @@ __all__ = [
     "versions_async",
 ]
 
-EXIT_OK, EXIT_FAIL, EXIT_UNAVAILABLE = 0, 1, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def _failed(result: LoadResult) -> int:
+    return EXIT_USAGE if result.refused else EXIT_FAIL
 
 
 def _report(result: LoadResult, out: TextIO) -> None:
@@ -64,7 +70,8 @@ def problem_json(p: Problem) -> dict[str, object]:
     except (TypeError, ValueError):
         value = repr(value)
     return {"file": p.file, "line": p.line, "col": p.col, "field": p.path,
-            "message": p.message, "value": value, "severity": p.severity}
+            "message": p.message, "value": value, "severity": p.severity,
+            "code": p.code}
 
 
 def _result_json(result: LoadResult) -> dict[str, object]:
@@ -91,7 +98,7 @@ def validate(paths: Sequence[str | Path], *, out: TextIO | None = None,
         _dump(_result_json(result), out or sys.stdout)
     else:
         _report(result, out or sys.stdout)
-    return EXIT_FAIL if result.errors else EXIT_OK
+    return _failed(result) if result.errors else EXIT_OK
 
 
 def _client(redis_url: str) -> aioredis.Redis:
@@ -122,7 +129,7 @@ async def publish_async(
             _dump(doc, out)
         else:
             print("not published: fix the errors above", file=out)
-        return EXIT_FAIL
+        return _failed(result)
     client = _client(redis_url)
     try:
         done = await store.publish_flows(client, result, prefix=prefix, if_empty=if_empty)

@@ -283,11 +283,9 @@ class User(BaseModel):
     """Defaults to the user id."""
     extension: Annotated[
         str | None, BeforeValidator(_extension_str, json_schema_input_type=str | int | None)
-    ] = Field(None, description="the number a registered phone dials to reach this user: "
-              "2 to 6 digits, unique, not a DID nor an emergency number; e.g. \"101\"")
+    ] = None
     """The number a registered phone dials to reach this user (2-6 digits, unique)."""
-    voicemail: bool = Field(True, description="false: a caller who cannot reach this user "
-                            "hears busy (486) or unavailable (480) instead of the voicemail")
+    voicemail: bool = True
     """False: a call that reaches this user's fallback ``failover`` (an extension node's,
     or a direct extension call's) is not recorded: the caller hears busy (486) or
     unavailable (480)."""
@@ -549,14 +547,10 @@ class Settings(BaseModel):
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")
     prompts_dir: str = "prompts"
     max_simultaneous: int = Field(default=MAX_SIMULTANEOUS, ge=1, le=MAX_SIMULTANEOUS)
-    phones_external: bool = Field(False, description="registered phones may call external "
-                                  "numbers (+E164, or more than 6 digits) through the PSTN "
-                                  "trunk; false: refused with 403 and logged")
+    phones_external: bool = False
     """Registered phones may dial external numbers (``+E164``, or more than 6 digits) out
     through the PSTN trunk. Off: such calls are refused with 403 (cause 21) and logged."""
-    phones_caller_id: str | None = Field(None, description="number shown on phones' external "
-                                         "calls, e.g. \"+15550100\"; null: the caller's "
-                                         "extension and name")
+    phones_caller_id: str | None = None
     """The number presented on a phone's external calls (``+E164``); None: the calling
     user's extension and name."""
 

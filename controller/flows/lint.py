@@ -15,7 +15,7 @@ a prompts directory, and :func:`department_warnings` / :func:`duplicate_endpoint
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from controller.flows.directory import (
@@ -48,6 +48,9 @@ __all__ = ["EXIT_TYPES", "lint"]
 
 EXIT_TYPES = frozenset({"department", "extension", "voicemail", "hangup"})
 """Node types that take the call out of the IVR: a person, voicemail, or the end."""
+HINT_COMPARISONS = 100_000
+"""Names compared for 'did you mean' hints in one run (about half a second); once spent, the
+other unknown names get no hint (thousands of typos in a big flow would take minutes)."""
 _UNSET: Any = object()
 Key = tuple[str, str]  # (flow id, node id)
 
@@ -89,6 +92,8 @@ class _Linter:
             if b[0] == "flows" and len(b) == 4:
                 self.broken_nodes.setdefault(b[1], set()).add(b[3])
         self._seen_prompts: set[str] = set()
+        self._nodes: dict[str, set[str]] = {}  # nodes_of, once per flow (big flows)
+        self._hints = 0
 
     # ----------------------------------------------------------------------------- helpers
 
@@ -115,11 +120,18 @@ class _Linter:
         self.add(loc, message, value, severity="warning")
 
     def nodes_of(self, fid: str) -> set[str]:
-        flow = self.fs.flows.get(fid)
-        return (set(flow.nodes) if flow else set()) | self.broken_nodes.get(fid, set())
+        if fid not in self._nodes:
+            flow = self.fs.flows.get(fid)
+            self._nodes[fid] = ((set(flow.nodes) if flow else set())
+                                | self.broken_nodes.get(fid, set()))
+        return self._nodes[fid]
 
-    @staticmethod
-    def hint(name: str, known: Iterable[str]) -> str:
+    def hint(self, name: str, known: Iterable[str]) -> str:
+        """`` (did you mean 'x'?)`` while HINT_COMPARISONS lasts (difflib is slow)."""
+        known = known if isinstance(known, Collection) else list(known)
+        self._hints += len(known)
+        if self._hints > HINT_COMPARISONS or len(name) > 64:
+            return ""
         close = difflib.get_close_matches(name, sorted(known), n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -184,8 +196,8 @@ class _Linter:
             return
         if name in self._seen_prompts:
             return
+        self._seen_prompts.add(name)  # checked once (warned once when missing)
         if not prompt_exists(name, self.fs.settings):
-            self._seen_prompts.add(name)
             lang = self.fs.settings.language
             self.warn(loc, f"prompt {name!r} not found: no {self.fs.settings.prompts_dir}/"
                       f"{lang}/{name}.wav and no Asterisk sound of that name",

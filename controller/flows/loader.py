@@ -11,12 +11,24 @@ YAML gotchas handled here:
 * a plain scalar made of digits with a leading ``+`` or ``0`` stays a string (``+15550100``
   would otherwise be the int 15550100 and ``0123`` the octal int 83);
 * ``1:`` keys are ints to YAML: the models turn them back into strings.
+
+Hostile input is refused before anything is built from it, with its position and the limit
+(a :class:`Problem` whose ``code`` is in :data:`INPUT_CODES`): a document over
+:data:`MAX_FILE_BYTES`, control characters, invalid UTF-8, nesting deeper than
+:data:`MAX_DEPTH`, more than :data:`MAX_YAML_NODES` nodes, more than :data:`MAX_ALIASES`
+aliases or more than :data:`MAX_ALIAS_NODES` nodes built through aliases (an alias bomb), more
+than :data:`MAX_FLOW_NODES` flow nodes. Nothing is validated or linted then (the other
+problems would only be noise). Loading never raises for what a file contains.
+
+The YAML events come from libyaml when PyYAML has it (about 7x faster than the pure-Python
+scanner and parser); the node tree is composed here either way, under the limits above.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +36,25 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from controller.flows.directory import Department, Settings, User
 from controller.flows.schema import NODE_ADAPTER, NODE_TYPES, Flow, FlowSet, with_id
 
 __all__ = [
+    "INPUT_CODES",
+    "MAX_ALIASES",
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_FLOW_NODES",
+    "MAX_YAML_NODES",
     "SECTIONS",
+    "FlowInputError",
     "LoadResult",
     "Location",
     "Problem",
@@ -38,13 +62,35 @@ __all__ = [
     "format_path",
     "load",
     "load_text",
+    "load_texts",
     "parse_path",
 ]
 
 SECTIONS = ("settings", "users", "departments", "flows")
 _SINGULAR = {"users": "user", "departments": "department", "flows": "flow"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_MAX_DEPTH = 64
+
+MAX_FILE_BYTES = 1 << 20
+"""Bytes of one flow document (a file, or one file of an admin API request)."""
+MAX_DEPTH = 64
+"""Nesting of mappings and lists (a real flow file needs about 8)."""
+MAX_YAML_NODES = 200_000
+"""YAML nodes (mappings, lists, values) in one document, aliases not expanded."""
+MAX_ALIASES = 1_000
+"""Aliases (``*name``, ``<<: *name``) in one document."""
+MAX_ALIAS_NODES = 10_000
+"""Nodes built through aliases in one document, counted expanded (an alias of a list of
+100 values counts 101): the "billion laughs" guard."""
+MAX_FLOW_NODES = 10_000
+"""Nodes of all flows together in one flow set."""
+
+INPUT_CODES = frozenset({
+    "too_big", "not_utf8", "control_character", "too_deep", "too_many_nodes",
+    "alias_limit", "alias_expansion", "too_many_flow_nodes",
+})
+"""``Problem.code`` of input refused before it is read as flows (exit 2, HTTP 400/413)."""
+SIZE_CODES = frozenset({"too_big", "too_many_nodes", "too_many_flow_nodes"})
+"""The refusals that are about size (HTTP 413)."""
 Severity = Literal["error", "warning"]
 Loc = tuple[str | int, ...]
 
@@ -52,6 +98,9 @@ Loc = tuple[str | int, ...]
 class _Missing:
     def __repr__(self) -> str:
         return "missing"
+
+    def __reduce__(self) -> str:
+        return "MISSING"  # unpickled as the one MISSING (results come from a worker process)
 
 
 MISSING: Any = _Missing()
@@ -69,14 +118,24 @@ class Problem:
     value: Any
     message: str
     severity: Severity = "error"
+    code: str = ""
+    """Empty for flow problems; one of :data:`INPUT_CODES` for refused input."""
+
+    def __post_init__(self) -> None:
+        for name, keep in (("message", 400), ("path", 200)):  # a hostile name can be a
+            text = getattr(self, name)                        # megabyte: keep both ends
+            if len(text) > keep:
+                cut = text[:keep * 3 // 5] + " ... " + text[-keep * 2 // 5:]
+                object.__setattr__(self, name, cut)
 
     def __str__(self) -> str:
         value = repr(self.value)
         if len(value) > 80:
             value = value[:77] + "..."
         kind = "warning: " if self.severity == "warning" else ""
+        shown = "" if self.code and self.value is MISSING else f" (value: {value})"
         return (f"{self.file}:{self.line}:{self.col}: {self.path or '(top)'}: {kind}"
-                f"{self.message} (value: {value})")
+                f"{self.message}{shown}")
 
 
 @dataclass
@@ -93,6 +152,11 @@ class LoadResult:
     @property
     def ok(self) -> bool:
         return not self.errors and self.flowset is not None
+
+    @property
+    def refused(self) -> list[Problem]:
+        """The errors that refused input before it was read as flows (limits, encoding)."""
+        return [p for p in self.errors if p.code in INPUT_CODES]
 
     @property
     def problems(self) -> list[Problem]:
@@ -238,7 +302,18 @@ def _walk(
     return node, point_key, matched, True
 
 
+_KEYS: weakref.WeakKeyDictionary[MappingNode, dict[str, tuple[Node, Node]]] = (
+    weakref.WeakKeyDictionary())
+"""Big mappings' keys, indexed once (a flow's thousands of nodes are looked up per problem)."""
+
+
 def _find_key(node: MappingNode, key: str) -> tuple[Node, Node] | None:
+    if len(node.value) > 16:
+        index = _KEYS.get(node)
+        if index is None:  # the last one wins, as in the data
+            index = _KEYS[node] = {k.value: (k, v) for k, v in node.value
+                                   if isinstance(k, ScalarNode)}
+        return index.get(key)
     found = None
     for k, v in node.value:
         if isinstance(k, ScalarNode) and k.value == key:
@@ -260,8 +335,128 @@ def _scalar(node: Node) -> Any:
 # YAML -> data.
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps ``+1555...`` and ``0123`` as strings (phone numbers, DIDs)."""
+class FlowInputError(ValueError):
+    """Input the loader refuses to read as flows (a limit, the encoding, a control
+    character), at ``file:line:col``. Loading catches it and reports it as a Problem."""
+
+    def __init__(self, file: str, line: int, col: int, code: str, message: str) -> None:
+        super().__init__(f"{file}:{line}:{col}: {message}")
+        self.file, self.line, self.col, self.code, self.message = file, line, col, code, message
+
+    def problem(self) -> Problem:
+        return Problem(self.file, self.line, self.col, "", MISSING, self.message, code=self.code)
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of ``text[index]``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+# What YAML allows in a stream (PyYAML's and libyaml's check): tab, line breaks, printable.
+_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def check_text(text: str, file: str) -> None:
+    """Raise FlowInputError for a document over MAX_FILE_BYTES or with a character YAML
+    does not allow (NUL and other control characters, lone surrogates)."""
+    size = len(text) if len(text) > MAX_FILE_BYTES else len(
+        text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
+        raise FlowInputError(file, 1, 1, "too_big", f"the document is {size} bytes, over the "
+                             f"limit of {MAX_FILE_BYTES} bytes")
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        line, col = _position(text, bad.start())
+        ch = ord(bad.group())
+        what = "a lone surrogate" if 0xD800 <= ch <= 0xDFFF else "a control character"
+        raise FlowInputError(file, line, col, "control_character",
+                             f"{what} (U+{ch:04X}) is not allowed in a flow file (tabs and "
+                             "line breaks are; write it as \\x.. in a double-quoted string)")
+
+
+def decode(data: bytes, file: str) -> str:
+    """UTF-8 bytes -> text (a leading BOM dropped), or FlowInputError at the first bad byte."""
+    if len(data) > MAX_FILE_BYTES:
+        raise FlowInputError(file, 1, 1, "too_big", f"the document is {len(data)} bytes, "
+                             f"over the limit of {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        head = data[:e.start]
+        line = head.count(b"\n") + 1
+        col = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise FlowInputError(file, line, col, "not_utf8", f"not UTF-8: byte "
+                             f"0x{data[e.start]:02x} cannot start or continue a character "
+                             "(save the file as UTF-8)") from None
+
+
+try:  # libyaml's scanner and parser (C), with the composer below (Python, with limits)
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
+
+if _CParser is not None:
+    class _Base(Composer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+else:  # pragma: no cover
+    _Base = yaml.SafeLoader  # type: ignore[assignment,misc]
+
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
+    """Keeps ``+1555...`` and ``0123`` as strings (phone numbers, DIDs), and composes under
+    the limits (depth, node count, aliases and what they expand to)."""
+
+    def __init__(self, stream: str, file: str = "<flows>") -> None:
+        super().__init__(stream)
+        self.file = file
+        self.depth = 0
+        self.nodes = 0
+        self.aliases = 0
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}  # id(collection node) -> its size, aliases expanded
+
+    def _refuse(self, mark: Any, code: str, message: str) -> FlowInputError:
+        return FlowInputError(self.file, mark.line + 1, mark.column + 1, code, message)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        mark = event.start_mark
+        if isinstance(event, AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise self._refuse(mark, "alias_limit", f"more than the limit of "
+                                   f"{MAX_ALIASES} aliases in one document")
+            node: Node = super().compose_node(parent, index)
+            self.expanded += self.sizes.get(id(node), 1)  # a recursive alias: 1 (see _Build)
+            if self.expanded > MAX_ALIAS_NODES:
+                raise self._refuse(mark, "alias_expansion", f"alias *{event.anchor} makes more "
+                                   f"than the limit of {MAX_ALIAS_NODES} nodes built through "
+                                   "aliases in one document (an alias bomb?)")
+            return node
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise self._refuse(mark, "too_many_nodes", f"more than the limit of "
+                               f"{MAX_YAML_NODES} YAML nodes in one document")
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self._refuse(mark, "too_deep", f"nested deeper than the limit of "
+                               f"{MAX_DEPTH} levels")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if isinstance(node, SequenceNode):
+            self.sizes[id(node)] = 1 + sum(self.sizes.get(id(v), 1) for v in node.value)
+        elif isinstance(node, MappingNode):
+            self.sizes[id(node)] = 1 + sum(self.sizes.get(id(k), 1) + self.sizes.get(id(v), 1)
+                                           for k, v in node.value)
+        return node
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -282,6 +477,7 @@ class _Build:
         self.file = file
         self.problems = problems
         self.bad: set[int] = set()  # id() of nodes already reported
+        self.open: set[int] = set()  # id() of the collections being built (recursion)
 
     def error(self, node: Node, path: Loc, message: str, value: Any) -> None:
         self.bad.add(id(node))
@@ -291,19 +487,23 @@ class _Build:
         )
 
     def value(self, node: Node, path: Loc, depth: int = 0) -> Any:
-        if depth > _MAX_DEPTH:
-            self.error(node, path, "nesting too deep (a recursive alias?)", "...")
-            return None
         if isinstance(node, ScalarNode):
             try:
                 return self.loader.construct_object(node)
             except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
                 self.error(node, path, f"cannot read this value: {e}", node.value)
                 return None
-        if isinstance(node, SequenceNode):
-            return [self.value(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
-        if isinstance(node, MappingNode):
-            return self.mapping(node, path, depth)
+        if id(node) in self.open or depth > MAX_DEPTH:
+            self.error(node, path, "a recursive alias: this value contains itself", "...")
+            return None
+        self.open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.value(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path, depth)
+        finally:
+            self.open.discard(id(node))
         return None
 
     def pairs(self, node: MappingNode, path: Loc) -> list[tuple[str | int, Node, Node]]:
@@ -344,16 +544,28 @@ class _Build:
 
 
 def _compose(text: str, file: str, problems: list[Problem]) -> tuple[Node | None, _Loader]:
-    loader = _Loader(text)
+    """The node tree of one document (None when it is refused or not YAML: the problem is
+    added). Raises FlowInputError for refused input (see :func:`check_text`, _Loader)."""
+    check_text(text, file)
+    loader = _Loader(text, file)
     try:
         return loader.get_single_node(), loader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if "maximum nesting depth" in str(e.problem):  # libyaml's own limit (1000 levels)
+            raise FlowInputError(file, line, col, "too_deep", f"nested deeper than the limit "
+                                 f"of {MAX_DEPTH} levels") from None
         msg = " ".join(str(x) for x in (e.context, e.problem) if x) or "invalid YAML"
         problems.append(Problem(file, line, col, "", MISSING, f"YAML syntax error: {msg}"))
+    except yaml.reader.ReaderError as e:  # check_text finds these first
+        line, col = _position(text, min(max(e.position, 0), len(text)))
+        raise FlowInputError(file, line, col, "control_character",
+                             f"character not allowed in YAML: {e.reason}") from None
     except yaml.YAMLError as e:
         problems.append(Problem(file, 1, 1, "", MISSING, f"YAML error: {e}"))
+    except RecursionError:  # MAX_DEPTH keeps the composer far below Python's limit
+        raise FlowInputError(file, 1, 1, "too_deep", "nested too deep") from None
     finally:
         loader.dispose()
     return None, loader
@@ -395,6 +607,12 @@ def _model_args(annotation: Any) -> Iterable[type[BaseModel]]:
 _FIELDS: list[str] = []
 
 
+def _short(name: Any) -> str:
+    """``repr(name)``, cut to 60 characters (a hostile key can be a megabyte)."""
+    text = repr(name)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _message(err: dict[str, Any]) -> str:
     kind = err.get("type", "")
     loc = err.get("loc", ())
@@ -404,8 +622,9 @@ def _message(err: dict[str, Any]) -> str:
         name = str(loc[-1]) if loc else "?"
         if not _FIELDS:
             _FIELDS.extend(_field_names())
-        close = difflib.get_close_matches(name, _FIELDS, n=1)
-        return f"unknown field {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        close = difflib.get_close_matches(name, _FIELDS, n=1) if len(name) <= 64 else []
+        return f"unknown field {_short(name)}" + (
+            f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "union_tag_invalid":
         tag = (err.get("ctx") or {}).get("tag", "?")
         close = difflib.get_close_matches(str(tag), NODE_TYPES, n=1)
@@ -477,8 +696,11 @@ def load(paths: Iterable[str | Path]) -> LoadResult:
     texts: dict[str, str] = {}
     for f in _files(paths, problems):
         try:
-            texts[str(f)] = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+            with f.open("rb") as fh:  # never more than the limit into memory
+                texts[str(f)] = decode(fh.read(MAX_FILE_BYTES + 1), str(f))
+        except FlowInputError as e:
+            problems.append(e.problem())
+        except OSError as e:
             problems.append(Problem(str(f), 1, 1, "", MISSING, f"cannot read: {e}"))
     return _load_texts(texts, problems)
 
@@ -501,7 +723,11 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
     bad: set[int] = set()
     for file, text in texts.items():
         smap.files.append(file)
-        root, loader = _compose(text, file, problems)
+        try:
+            root, loader = _compose(text, file, problems)
+        except FlowInputError as e:
+            problems.append(e.problem())
+            continue
         if root is None:
             continue
         smap.roots[file] = root
@@ -512,9 +738,9 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
             continue
         for section, k, v in build.pairs(root, ()):
             if section not in SECTIONS:
-                close = difflib.get_close_matches(str(section), SECTIONS, n=1)
+                close = difflib.get_close_matches(str(section)[:64], SECTIONS, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                build.error(k, (section,), f"unknown top-level key {section!r}{hint}: use "
+                build.error(k, (section,), f"unknown top-level key {_short(section)}{hint}: use "
                             f"{', '.join(SECTIONS)}", section)
                 continue
             if section == "settings":
@@ -541,6 +767,11 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
                 smap.entries[(str(section), eid)] = _Src(file, ek, ev)
                 data[section][eid] = build.value(ev, (section, eid))
         bad |= build.bad
+    _check_flow_nodes(data["flows"], smap, problems)
+    if any(p.code in INPUT_CODES for p in problems):  # refused: the rest would be noise
+        problems.sort(key=_order(smap))
+        return LoadResult(flowset=None, errors=[p for p in problems if p.severity == "error"],
+                          warnings=[], sources=texts, source_map=smap)
 
     schema_problems: list[Problem] = []
     broken: set[tuple[str, ...]] = set()
@@ -615,6 +846,21 @@ def _load_texts(texts: dict[str, str], problems: list[Problem]) -> LoadResult:
         sources=texts,
         source_map=smap,
     )
+
+
+def _check_flow_nodes(flows: dict[str, Any], smap: SourceMap, problems: list[Problem]) -> None:
+    """Refuse a flow set with more than MAX_FLOW_NODES nodes (at the flow that crosses it)."""
+    total = 0
+    for fid, body in flows.items():
+        nodes = body.get("nodes") if isinstance(body, dict) else None
+        total += len(nodes) if isinstance(nodes, dict) else 0
+        if total > MAX_FLOW_NODES:
+            where = smap.locate(("flows", fid, "nodes"))
+            problems.append(Problem(
+                where.file, where.line, where.col, where.path, MISSING,
+                f"more than the limit of {MAX_FLOW_NODES} flow nodes in the flow set",
+                code="too_many_flow_nodes"))
+            return
 
 
 def _salvage_node(nid: str, body: Any) -> Any:

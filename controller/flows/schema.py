@@ -788,39 +788,11 @@ def current_flow(ctx: Any) -> Flow | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# JSON Schema (for editors: yaml-language-server).
-
-SCHEMA_ID = "https://callctl.invalid/flow.schema.json"
-
-
-def _relax(node: Any) -> None:
-    """Editor-friendly tweaks: ids come from keys; YAML 1.1 reads ``9:30`` and ``+1555`` as
-    ints, which the models accept."""
-    if isinstance(node, dict):
-        req = node.get("required")
-        if isinstance(req, list) and "id" in req:
-            req.remove("id")
-            if not req:
-                del node["required"]
-        for value in node.values():
-            _relax(value)
-    elif isinstance(node, list):
-        for value in node:
-            _relax(value)
+# JSON Schema (for editors: yaml-language-server): made in controller.flows.editor_schema.
 
 
 def flowset_json_schema() -> dict[str, Any]:
-    """JSON Schema of a flow file (every top-level section optional)."""
-    schema = FlowSet.model_json_schema()
-    _relax(schema)
-    defs = schema.get("$defs", {})
-    window = defs.get("Window", {}).get("properties", {})
-    for key in ("start", "end"):
-        if key in window:
-            window[key] = {"anyOf": [{"type": "string"}, {"type": "integer"}], "title": key}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "callctl flow file",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
+    """JSON Schema of a flow file (see :mod:`controller.flows.editor_schema`)."""
+    from controller.flows.editor_schema import flowset_json_schema as export
+
+    return export()

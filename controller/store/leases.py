@@ -159,19 +159,45 @@ return 1
 """
 
 # KEYS[1] call:<id>, then busy:<user> keys   ARGV[1] call id  ARGV[2] busy ttl s
-# ARGV[3..] field/value pairs.   The call is bridged: mark its users busy and save what a
-# peer needs to adopt it, only while the call is live (its state exists): a late write never
-# marks anyone busy for a call that already ended.
+# ARGV[3] "1": claim, "0": save   ARGV[4..] field/value pairs.
+# Claim (a leg answered, before the caller is answered or bridged): its users must be free
+# or already this call's, else nothing is written and 0 is returned (booked by another
+# call). Then their busy marks and the call's connected state (what a peer needs to finish
+# the connect and supervise the call) in the same step: 1; 2 if the call's state does not
+# exist (not written yet: its marks are set, its state is written later).
+# Save (the state of a bridged call written again: a handover, Redis back): only while the
+# call is live (its state exists; else 0), so a late write never marks anyone busy for a
+# call that already ended; a busy mark held by another call is left alone.
 CONNECTED = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local claim = ARGV[3] == '1'
+local free = true
+for i = 2, #KEYS do
+  local cur = redis.call('GET', KEYS[i])
+  if cur and cur ~= ARGV[1] then
+    free = false
+  end
+end
+if claim and not free then
+  return 0
+end
+local live = redis.call('EXISTS', KEYS[1]) == 1
+if not (claim or live) then
   return 0
 end
 for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
+  local cur = redis.call('GET', KEYS[i])
+  if (not cur) or cur == ARGV[1] then
+    redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
+  end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if not live then
+  return 2
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 return 1
 """
+CLAIMED, CLAIMED_ELSEWHERE, CLAIMED_NO_STATE = 1, 0, 2
+"""CONNECTED's answers to a claim."""
 
 # KEYS[1] lease:call:<id>  KEYS[2] call:<id>   ARGV[1] my token  ARGV[2] "<my id>/"
 # ARGV[3] ttl ms.   Adopt an orphan: claim its lease (free or our previous life's) and
@@ -367,12 +393,24 @@ class Leases:
 
     async def connected(self, call_id: str, busy: Sequence[str],
                         fields: dict[str, str]) -> bool:
-        """The call is bridged: busy marks and adoption state in one step (CONNECTED).
-        False: the call already ended (nothing written)."""
-        args: list[Any] = [call_id, BUSY_TTL]
+        """Save a bridged call's state again (busy marks + adoption state, one step:
+        CONNECTED). False: the call already ended (nothing written)."""
+        return await self._connected_step(call_id, busy, fields, claim=False) == CLAIMED
+
+    async def claim_connected(self, call_id: str, busy: Sequence[str],
+                              fields: dict[str, str]) -> int:
+        """A leg answered: book ``busy`` for this call and record it as connected, in one
+        atomic step, before the caller is answered (CONNECTED). ``CLAIMED``;
+        ``CLAIMED_ELSEWHERE`` (a user is on another call: nothing written);
+        ``CLAIMED_NO_STATE`` (booked, but the call's state is not in Redis yet)."""
+        return await self._connected_step(call_id, busy, fields, claim=True)
+
+    async def _connected_step(self, call_id: str, busy: Sequence[str], fields: dict[str, str],
+                              *, claim: bool) -> int:
+        args: list[Any] = [call_id, BUSY_TTL, "1" if claim else "0"]
         for k, v in fields.items():
             args += [k, v]
-        return bool(await self._do(self.mux.evalsha(self._connected,
+        return int(await self._do(self.mux.evalsha(self._connected,
             keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
             args=args)))
 

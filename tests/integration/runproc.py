@@ -1,6 +1,6 @@
 """``callctl run`` as a real process for the fault tests (test_resilience, test_scaleout):
-started, crashed (``kill -9``), stopped cleanly (SIGTERM) or stopped whatever it takes, and
-its JSON log read back."""
+started, frozen (SIGSTOP: a stalled process), crashed (``kill -9``), stopped cleanly (SIGTERM)
+or stopped whatever it takes, and its JSON log read back."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ class RunProcess:
                                          stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
+    def freeze(self) -> None:
+        """Stall it (SIGSTOP), as a starved or paused process: events and answers pile up
+        unread. ``kill9`` or ``term`` (which resumes it first) end it."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
     def kill9(self) -> None:
         """Die at once, like a crash: no cleanup, no lease released."""
         assert self.proc is not None
@@ -54,6 +60,7 @@ class RunProcess:
         exited by itself (fails the test after ``timeout`` s; ``stop`` then kills it)."""
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGTERM)
+        os.killpg(self.proc.pid, signal.SIGCONT)  # a frozen one wakes up with the SIGTERM
         rc = self.proc.wait(timeout)
         self.proc = None
         return rc
@@ -64,6 +71,7 @@ class RunProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGCONT)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:

@@ -9,6 +9,7 @@ headless Chromium (skipped, with the reason, when Debian's ``chromium`` is not i
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import shutil
@@ -22,8 +23,11 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.exceptions import RedisError
+from yarl import URL
 
 from controller import stack
+from controller.admin.openapi import document
+from controller.admin.server import MAX_BODY
 from controller.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
 from controller.runtime import Controller
@@ -113,9 +117,11 @@ class Api:
         self.token = token
         self.session = aiohttp.ClientSession()
 
-    async def req(self, method: str, path: str, *, body: Any = None, data: bytes | None = None,
-                  token: str | None = None, headers: dict[str, str] | None = None
-                  ) -> tuple[int, Any]:
+    async def req(self, method: str, path: str, *, body: Any = None,
+                  data: bytes | io.BytesIO | None = None,
+                  token: str | None = None, headers: dict[str, str] | None = None,
+                  raw: bool = False) -> tuple[int, Any]:
+        """``raw``: send ``path`` as it is (``%2E%2E`` is not turned into ``..``)."""
         h = {"Authorization": f"Bearer {self.token if token is None else token}"}
         if token == "":
             h = {}
@@ -125,7 +131,8 @@ class Api:
             kw["json"] = body
         if data is not None:
             kw["data"] = data
-        async with self.session.request(method, self.base + path, **kw) as resp:
+        url = URL(self.base + path, encoded=True) if raw else self.base + path
+        async with self.session.request(method, url, **kw) as resp:
             text = await resp.text()
             if resp.content_type == "application/json":
                 return resp.status, json.loads(text)
@@ -333,7 +340,7 @@ async def test_api_round_trips_same_ops_as_cli(
     status, resp = await api.req("DELETE", "/blocklist/%2B1800*")
     assert status == 200 and resp["unblocked"], resp
     status, resp = await api.req("DELETE", "/blocklist/%2B1800*")
-    assert status == 404 and resp["field"] == "number"
+    assert status == 404 and resp["field"] == "pattern"
 
     # failover tests
     status, resp = await api.req("POST", "/failover/tests", body={"line": "sales",
@@ -624,3 +631,285 @@ async def test_diagram_page_draws_flows_and_highlights_live_call_in_chromium(
     rx0, ry0, rx1, ry1 = ring[0]
     assert rx0 < menu[0] and ry0 < menu[1] and rx1 > menu[2] and ry1 > menu[3], (ring, menu)
     await until(lambda: nothing_live(harness, ari), 5, "nothing live")
+
+
+# ------------------------------------------------------------------------------ strict input
+# Issue 13 item 15: every route of /openapi.json refuses bad input with a 400 naming the field
+# (and the value), unknown names get 404, and nothing changes.
+
+DOC = document()
+ROUTE_IDS = [(path, method) for path, ops in DOC["paths"].items() for method in ops]
+GOOD_BODY = {"opt_out": {"opted_out": True}, "availability": {"mode": "always"},
+             "alternate": {"alternate": None}}
+"""Valid bodies for the routes with a name in their path (the name is what is tested)."""
+BAD_NAMES = ["..%2F..%2Fx", "%2E%2E", "x%00y", "a%20b", "%0D%0Aset", "%2Fetc%2Fpasswd"]
+LONG_NAME = "a" * 300
+"""Well-formed for a user id (no length limit: 404), too long for the other names (400)."""
+UNKNOWN_NAME = {"user": "nobody", "call_id": "nosuchcall1", "pattern": "%2B15559999999",
+                "line": "%2B19999999999"}
+FIELD_OF = {"pattern": "pattern"}
+
+
+def wrong_value(schema: dict[str, Any]) -> Any:
+    """A value of the wrong JSON type for ``schema`` (strict: no coercion from strings)."""
+    if "anyOf" in schema:
+        schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
+    kind = "enum" if "enum" in schema else schema.get("type")
+    return {"boolean": "yes", "integer": "900", "string": 12345, "array": "x",
+            "object": "x", "enum": "sometimes"}[kind]
+
+
+def right_type(schema: dict[str, Any]) -> Any:
+    """A value of the right JSON type (it may still be refused later, by the operation)."""
+    if "anyOf" in schema:
+        return None
+    return {"boolean": True, "integer": 60, "string": "x", "array": [],
+            "object": {}}[schema.get("type", "string")]
+
+
+def body_schema(op: dict[str, Any]) -> dict[str, Any] | None:
+    if "requestBody" not in op:
+        return None
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return DOC["components"]["schemas"][ref.rsplit("/", 1)[1]]  # type: ignore[no-any-return]
+
+
+async def redis_state(harness: Harness) -> dict[str, Any]:
+    """Every key of the test's prefix with its content, but the leases and presence."""
+    skip = tuple(harness.prefix + p for p in ("lease:", "controller"))
+    out: dict[str, Any] = {}
+    async for k in harness.redis.scan_iter(match=f"{harness.prefix}*"):
+        if k.startswith(skip):
+            continue
+        kind = await harness.redis.type(k)
+        out[k] = (kind, await harness.redis.dump(k))
+    return out
+
+
+@pytest.mark.parametrize(("path", "method"), ROUTE_IDS, ids=[f"{m.upper()} {p}"
+                                                              for p, m in ROUTE_IDS])
+async def test_every_route_refuses_bad_input_naming_the_field(
+        harness: Harness, apis: list[Api], tmp_path: Path, path: str, method: str) -> None:
+    _ctl, api = await start_api(harness, tmp_path)
+    apis.append(api)
+    status, served = await api.get("/openapi.json", token="")
+    assert status == 200 and served["paths"][path][method] == json.loads(
+        json.dumps(DOC["paths"][path][method])), "the served document is the tested one"
+    op = DOC["paths"][path][method]
+    verb = method.upper()
+    public = op["security"] == []
+    params = op.get("parameters", [])
+    handler = op["operationId"]
+    before = await redis_state(harness)
+    tried = 0
+
+    async def expect(status_want: int, field: str | None, url: str, *, body: Any = None,
+                     data: bytes | None = None, headers: dict[str, str] | None = None,
+                     value: Any = ..., anywhere: bool = False) -> dict[str, Any]:
+        """``anywhere``: ``field`` may be any of the errors, not the first."""
+        nonlocal tried
+        tried += 1
+        got, resp = await api.req(verb, url, body=body, data=data, headers=headers, raw=True)
+        what = (verb, url, body if data is None else data[:60])
+        assert got == status_want, (what, got, resp)
+        assert isinstance(resp, dict) and resp["status"] == got and resp["error"], (what, resp)
+        if field is not None and not anywhere:
+            assert resp["field"] == field, (what, resp)
+        if value is not ...:
+            errs = resp.get("errors") or [resp]
+            assert any(e.get("field") == field and e.get("value") == value
+                       for e in errs), (what, resp)
+        return resp  # type: ignore[no-any-return]
+
+    def url_with(name: str | None = None) -> str:
+        url = path
+        for p in params:
+            if p["in"] == "path":
+                url = url.replace("{" + p["name"] + "}", name or "alice")
+        return url
+
+    base = url_with()
+    good = GOOD_BODY.get(handler)
+
+    # the body: wrong types, missing and unknown fields, not an object, not JSON
+    schema = body_schema(op)
+    if schema is not None:
+        props = schema["properties"]
+        typed = {k: right_type(props[k]) for k in schema.get("required", [])}
+        for prop, sub in props.items():
+            bad = wrong_value(sub)
+            await expect(400, prop, base, body={**typed, prop: bad}, value=bad)
+        if schema.get("required"):
+            resp = await expect(400, schema["required"][0], base, body={})
+            missing = {e["field"] for e in resp["errors"] if "value" not in e}
+            assert missing == set(schema["required"]), resp
+        await expect(400, "zz_extra", base, body={**typed, "zz_extra": 1}, value=1,
+                     anywhere=True)
+        for raw in (b"[]", b'"x"', b"null", b"{", b"\xff\xfe"):
+            await expect(400, "(body)", base, data=raw,
+                         headers={"Content-Type": "application/json"})
+        if "application/yaml" in op["requestBody"]["content"]:
+            resp = await expect(400, "(body)", base, data=b"flows:\n  x: \xff\n",
+                                headers={"Content-Type": "application/yaml"})
+            assert (resp["line"], resp["column"]) == (2, 6), resp
+
+    # names in the path: malformed (traversal, NUL, spaces, CR/LF, too long) and unknown
+    for p in (p for p in params if p["in"] == "path"):
+        field = FIELD_OF.get(p["name"], p["name"])
+        for name in BAD_NAMES:
+            await expect(400, field, url_with(name), body=good)
+        await expect(404 if p["name"] == "user" else 400, field, url_with(LONG_NAME),
+                     body=good)
+        await expect(404, field, url_with(UNKNOWN_NAME[p["name"]]), body=good)
+
+    # query parameters: wrong types and values, unknown ones (public routes take any)
+    for p in (p for p in params if p["in"] == "query"):
+        bad_values = {"integer": ["abc", "0", "-1", "1.5", "9" * 12],
+                      "boolean": ["maybe", "2"]}.get(p["schema"]["type"], [])
+        bad_values += {"since": ["yesterday-ish"], "format": ["xml"]}.get(p["name"], [])
+        for bad in bad_values:
+            await expect(400, p["name"], f"{base}?{p['name']}={bad}",
+                         value=bad if p["schema"]["type"] in ("integer", "boolean") else ...)
+    if public:
+        got, _ = await api.req(verb, f"{base}?zz_probe=1", token="", raw=True)
+        assert got == 200
+    else:
+        resp = await expect(400, "zz_extra", f"{base}?zz_extra=1")
+        assert "unknown query parameter" in resp["error"]
+
+    assert tried or public or (schema is None and not params), "nothing was tried"
+    assert await redis_state(harness) == before  # no key written, created or removed
+
+
+# ------------------------------------------------------------------------------ hostile flows
+# Issue 13 items 10-12 over the API: refused with 400/413 naming the body part, the position
+# and the limit, off the event loop; a refused flow never replaces the live one.
+
+YAML = {"Content-Type": "application/yaml"}
+
+
+def big_flow(n: int) -> str:
+    nodes = "".join(f"      n{i}: {{type: message, prompt: beep, next: n{i + 1}}}\n"
+                    for i in range(n - 1))
+    return ("settings: {timezone: UTC}\nflows:\n  big:\n    dids: [\"+15558100\"]\n"
+            f"    entry: n0\n    nodes:\n{nodes}      n{n - 1}: {{type: hangup}}\n")
+
+
+def alias_bomb(levels: int = 8, fan: int = 9) -> str:
+    lines = ["    a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * fan) + "]"
+              for i in range(1, levels + 1)]
+    return "flows:\n  main:\n    description: bomb\n" + "\n".join(lines) + "\n"
+
+
+def at(text: str, marker: str) -> tuple[int, int]:
+    """1-based line and column of ``marker`` in ``text``."""
+    i = text.index(marker)
+    return text.count("\n", 0, i) + 1, i - text.rfind("\n", 0, i)
+
+
+NUL = FLOW.replace("name: Bob", "name: Bo\x00b")
+ESC = FLOW.replace("timezone: UTC", "timezone: UTC\x1b[2J")
+HOSTILE = {  # name: (YAML text, status, code, line, column)
+    "nul": (NUL, 400, "control_character", *at(NUL, "\x00")),
+    "escape": (ESC, 400, "control_character", *at(ESC, "\x1b")),
+    "brackets": ("[" * 50_000, 400, "too_deep", 1, 1001),
+    "alias bomb": (alias_bomb(), 400, "alias_expansion", 8, 14),
+    "10001 nodes": (big_flow(10_001), 413, "too_many_flow_nodes", 7, 7),
+}
+
+
+async def test_hostile_flows_are_refused_with_their_position_and_the_live_flows_stay(
+        harness: Harness, apis: list[Api], tmp_path: Path) -> None:
+    ctl, api = await start_api(harness, tmp_path)
+    apis.append(api)
+    p = harness.prefix
+
+    async def live() -> tuple[Any, Any]:
+        return (await harness.redis.get(f"{p}flows:live"),
+                await harness.redis.get(f"{p}flows:version"))
+
+    before = await live()
+    assert before == ("1", "1")
+
+    async def refused(path: str, want: tuple[str, int, str, int, int], fld: str, *,
+                      body: Any = None, data: bytes | None = None) -> None:
+        _text, status_want, code, line, col = want
+        status, resp = await api.req("POST", path, body=body, data=data,
+                                     headers=YAML if data is not None else None)
+        assert status == status_want, (path, fld, resp)
+        assert (resp["field"], resp["code"], resp["line"], resp["column"]) == (
+            fld, code, line, col), resp
+        assert resp["error"].startswith(f"{resp['file']}:{line}:{col}: "), resp
+        assert "limit" in resp["error"] or code == "control_character", resp
+        (problem,) = resp["problems"]
+        assert (problem["line"], problem["column"], problem["code"]) == (line, col, code)
+
+    for name, want in HOSTILE.items():
+        text = want[0]
+        for path in ("/flows/validate", "/flows/publish"):
+            await refused(path, want, "(body)", data=text.encode())
+            await refused(path, want, "files.a.yaml", body={"files": {"a.yaml": text}})
+        await refused("/simulate", want, "flows", body={"did": DID, "flows": text})
+        assert await live() == before, name  # nothing published, no version used
+
+    # not UTF-8 (a YAML body), and a body over the 1 MiB limit
+    text = FLOW.replace("name: Bob", "name: José")
+    latin1 = text.encode("latin-1")
+    for path in ("/flows/validate", "/flows/publish"):
+        status, resp = await api.req("POST", path, data=latin1, headers=YAML)
+        assert status == 400 and resp["field"] == "(body)", resp
+        assert (resp["line"], resp["column"], resp["code"]) == (*at(text, "é"),
+                                                                "not_utf8"), resp
+        status, resp = await api.req("POST", path, data=io.BytesIO(b"#" * (MAX_BODY + 1)),
+                                     headers=YAML)
+        assert status == 413 and resp["field"] == "(body)" and str(MAX_BODY) in resp["error"]
+    assert await live() == before
+    assert ctl.flows.current is not None and ctl.flows.current[0] == 1
+    # and the API still works: the draft that is fine simulates, the published flow routes
+    status, sim = await api.req("POST", "/simulate", body={"did": DID, "flows": FLOW})
+    assert status == 200 and sim["path"][:2] == ["hello", "sales"], sim
+
+
+async def test_the_event_loop_stays_responsive_while_a_big_flow_validates(
+        harness: Harness, apis: list[Api], tmp_path: Path) -> None:
+    ctl, api = await start_api(harness, tmp_path)
+    apis.append(api)
+    big = big_flow(10_000).encode()  # MAX_FLOW_NODES: loads in about 1 s
+    done = asyncio.Event()
+    lags: list[float] = []
+    health: list[tuple[int, float]] = []
+
+    async def probe() -> None:  # this loop is the controller's (it runs in the test)
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - t - 0.01)
+
+    async def poll_health() -> None:
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            t = loop.time()
+            status, _ = await api.get("/health", token="")
+            health.append((status, loop.time() - t))
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(probe()), asyncio.create_task(poll_health())]
+    try:
+        status, res = await api.req("POST", "/flows/validate", data=big, headers=YAML)
+    finally:
+        done.set()
+        await asyncio.gather(*tasks)
+    assert status == 200 and res["ok"] and res["summary"]["flows"] == 1, res
+    assert len(lags) >= 20 and len(health) >= 3, (len(lags), health)  # all along the load
+    assert max(lags) < 0.2, f"event loop stalled {max(lags):.3f} s during the validate"
+    assert all(s == 200 for s, _ in health) and max(t for _, t in health) < 1.0, health
+
+    # publish it the same way (off the loop): the controller routes on 10,000 nodes
+    status, res = await api.req("POST", "/flows/publish", body={"files": {"big.yaml":
+                                                                          big.decode()}})
+    assert status == 200 and res["published"] == 2, res
+    await until(lambda: ctl.flows.current is not None and ctl.flows.current[0] == 2, 10,
+                "controller on version 2")
+    assert len(ctl.flows.current[1].flows["big"].nodes) == 10_000

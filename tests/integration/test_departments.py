@@ -25,6 +25,7 @@ from controller.flows import loader
 from controller.runtime import EVENT_TYPES, Controller
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
+from sippctl import SipMessage, sip_messages
 
 USERS = """
 settings:
@@ -214,7 +215,7 @@ async def test_simultaneous_given_b_answers_then_a_and_c_cancelled_and_nobody_ri
     await until(lambda: _channels_are(ari, 2), 1.0, "only caller and agent2 left")
     chans = await _channels(ari)
     assert [n.split("-")[0] for n in _names(chans)].count("PJSIP/agent2") == 1, _names(chans)
-    await call
+    result = await call
     rec = await harness.record()
 
     assert rec["answered_by"] == "bob", _dump(rec)
@@ -232,7 +233,24 @@ async def test_simultaneous_given_b_answers_then_a_and_c_cancelled_and_nobody_ri
     await until(lambda: _received(a, "CANCEL") == 1 and _received(c, "CANCEL") == 1, 5,
                 "agent1 and agent3 saw a CANCEL")
     assert _received(b, "CANCEL") == 0
+    # The losers' CANCELs say "answered elsewhere" (no missed call on the phones) and reach
+    # them before the caller is answered (they stop ringing first). One clock: one host.
+    answered = _first(sip_messages(result.trace), True, "SIP/2.0 200", "INVITE")
+    for phone in (a, c):
+        cancel = _first(sip_messages(phone.messages()), True, "CANCEL ", "CANCEL")
+        assert "Q.850;cause=26" in cancel.header("reason"), cancel
+        assert cancel.at < answered.at, (cancel, answered)
+        print(f"{phone.name}: CANCEL {(answered.at - cancel.at).total_seconds() * 1000:.1f} ms "
+              "before the caller's 200 OK")
     await until(lambda: _nothing_live(harness, ari), 5, "no channel, bridge or live call")
+
+
+def _first(msgs: list[SipMessage], received: bool, first: str, cseq: str) -> SipMessage:
+    """The first message received (or sent) starting with ``first`` for a CSeq method."""
+    found = [m for m in msgs if m.received == received and m.first.startswith(first)
+             and m.cseq_method == cseq]
+    assert found, [(m.first, m.cseq_method) for m in msgs]
+    return found[0]
 
 
 async def _ringing(ari: AriClient, endpoints: set[str]) -> bool:
@@ -557,6 +575,61 @@ async def test_availability_and_busy_given_skips_then_reasons_in_trace(
     assert "user=alice reason=outside_window" in out, out
     assert "user=bob reason=busy" in out, out
     assert "user=carol" in out and "outcome=answered" in out, out
+
+
+ONE_AGENT = _flow("""
+departments:
+  solo: {strategy: serial, members: [alice], ring_time: 5}
+  backup: {strategy: serial, members: [bob], ring_time: 5}
+flows:
+  main:
+    dids: ["+15550255"]
+    entry: solo
+    nodes:
+      solo: {type: department, department: solo, fallback: backup}
+      backup: {type: department, department: backup, fallback: bye}
+      bye: {type: hangup}
+""")
+
+
+async def test_busy_given_two_calls_answered_by_one_agent_at_once_then_one_books_her(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
+    """Both calls find alice free and ring her phone, which answers both (a phone with two
+    lines): she is booked atomically when a leg answers, so only one call gets her; the
+    other's leg is hung up at once and that call goes on to its next member (bob)."""
+    a = await phones.start("agent1", "answer", ring_ms=800)
+    b = await phones.start("agent2", "answer", ring_ms=300)
+    await harness.publish(ONE_AGENT, tmp_path)
+    ctl = await harness.start()
+
+    calls = [asyncio.create_task(harness.call("+15550255", caller=f"+1555123000{i}",
+                                              hold_ms=3000)) for i in (1, 2)]
+    await until(lambda: a.invites() == 2, 5, "both calls ring alice's phone")
+
+    async def one_each() -> bool:
+        names = [n.split("-")[0] for n in _names(await _channels(ari))]
+        return names.count("PJSIP/agent1") == 1 and names.count("PJSIP/agent2") == 1 and \
+            len([b for b in await ari.list_bridges() or [] if len(b["channels"]) == 2]) == 2
+
+    await until(one_each, 10, "one call bridged with alice, the other with bob")
+    alice_calls = [c.id for c in ctl.calls.values() if c.ctx.answered_by == "alice"]
+    assert len(alice_calls) == 1, [(c.id, c.ctx.answered_by) for c in ctl.calls.values()]
+    assert await harness.redis.get(f"{harness.prefix}busy:alice") == alice_calls[0]
+    # her phone answered both calls; the call that lost her hung its leg up (a BYE) at once
+    assert _answered_invites(a) == 2
+    assert _received(a, "BYE") == 1
+    results = await asyncio.gather(*calls)
+    assert [r.final_status() for r in results] == [200, 200]
+    recs = [await harness.record(), await harness.record()]
+    by = {r["answered_by"]: r for r in recs}
+    assert set(by) == {"alice", "bob"}, [_dump(r) for r in recs]
+    assert [(t["user"], t["outcome"]) for t in _legs(by["bob"])] == [
+        ("alice", "busy"), ("bob", "answered")], _dump(by["bob"])
+    assert [(t["user"], t["outcome"]) for t in _legs(by["alice"])] == [
+        ("alice", "answered")], _dump(by["alice"])
+    assert b.invites() == 1
+    await until(lambda: _nothing_live(harness, ari), 5, "nothing left")
+    assert await harness.redis.get(f"{harness.prefix}busy:alice") is None
 
 
 def _call_on(ctl: Any, did: str) -> str:

@@ -11,7 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from controller.config import Settings
-from controller.store.leases import GONE, CallEnd, Leases
+from controller.store.leases import (
+    CLAIMED,
+    CLAIMED_ELSEWHERE,
+    CLAIMED_NO_STATE,
+    GONE,
+    CallEnd,
+    Leases,
+)
 
 TTL = 600  # ms
 END = CallEnd(ended=2.0, record_json="{}", trace_json="[]")
@@ -155,6 +162,33 @@ async def test_a_bridged_call_marks_its_users_busy_with_its_state(
     assert await r[0].get(f"{r[1]}busy:ann") == "b1"
     assert 0 < await r[0].ttl(f"{r[1]}busy:bob") <= 4 * 3600
     assert await r[0].hget(f"{r[1]}call:b1", "leg") == "L"
+
+
+async def test_an_answering_leg_books_its_user_for_one_call_only_with_the_state(
+        r: tuple[aioredis.Redis, str]) -> None:
+    c1, c2 = leases(r, "c1"), leases(r, "c2")  # two controllers, one call each
+    await c1.start_call("x", "a", {"started": "1"})
+    await c2.start_call("y", "b", {"started": "1"})
+    ann = f"{r[1]}busy:ann"
+    got = await asyncio.gather(c1.claim_connected("x", ["ann"], {"state": "connected"}),
+                               c2.claim_connected("y", ["ann"], {"state": "connected"}))
+    assert sorted(got) == [CLAIMED_ELSEWHERE, CLAIMED]  # atomic: one of the two
+    won, lost = ("x", "y") if got[0] == CLAIMED else ("y", "x")
+    assert await r[0].get(ann) == won
+    assert await r[0].hget(f"{r[1]}call:{won}", "state") == "connected"
+    assert await r[0].hget(f"{r[1]}call:{lost}", "state") is None  # nothing written
+    winner = c1 if won == "x" else c2
+    assert await winner.claim_connected(won, ["ann"], {"state": "connected"}) == CLAIMED
+    # a save (handover, Redis back) of the other call never takes her from the winner
+    loser = c2 if won == "x" else c1
+    assert await loser.connected(lost, ["ann"], {"state": "connected"})
+    assert await r[0].get(ann) == won
+    # a call whose state is not written yet (Redis was away when it came) still books
+    assert await c1.claim_connected("z", ["bob"], {"state": "connected"}) == CLAIMED_NO_STATE
+    assert await r[0].get(f"{r[1]}busy:bob") == "z"
+    assert not await r[0].exists(f"{r[1]}call:z")
+    # no user (a failover number): the state alone
+    assert await c1.claim_connected("x", [], {"leg": "L9"}) == CLAIMED
 
 
 async def test_finish_call_is_one_step_for_state_busy_marks_log_and_counters(

@@ -1,11 +1,15 @@
 """Issue 7: resilience under real faults, on the real stack (loopback only, bounded, each
 test stops by itself and leaves nothing behind).
 
-- ``kill -9`` of a real ``callctl run`` with calls bridged and calls ringing: bridged calls
-  keep talking (media never passes through the controller); the restarted controller adopts
-  the live calls from ARI + Redis (controller.cluster): bridged ones are supervised again,
-  ringing ones re-run their flow and are answered within 2 s; nothing is left afterwards.
-  How many: ``CALLCTL_RES_BRIDGED`` (default 50) and ``CALLCTL_RES_RINGING`` (default 10).
+- ``kill -9`` of a real ``callctl run`` right at the answers of its calls (it is frozen as
+  they come in, a third of them bridged, and killed once every agent answered) and with calls
+  ringing: bridged calls keep talking (media never passes through the controller) and no
+  agent who answered is hung up; the restarted controller adopts the live calls from ARI +
+  Redis (controller.cluster): bridged ones are supervised again, half-connected or
+  answered-but-unrecorded ones are connected, ringing ones re-run their flow and are answered
+  within 2 s; nothing is left afterwards. How many: ``CALLCTL_RES_BRIDGED`` (default 50) and
+  ``CALLCTL_RES_RINGING`` (default 10).
+- SIGTERM the same way (right at the answers): the calls are handed over, all kept.
 - The ARI websocket cut during load: reconnect + resync within 1 s, every call completes.
 - Redis stopped during load: calls keep being routed from memory (round-robin continues
   locally), ringback is heard; Redis back -> the state written meanwhile is re-synced.
@@ -47,8 +51,10 @@ from sippctl import (
     SIPP,
     UAC_EARLY,
     UAC_OK_TO_BYE,
+    Phone,
     _media_ports,
     free_udp_port,
+    sip_messages,
     uac_failures,
     uac_request,
 )
@@ -231,10 +237,11 @@ async def nothing_left(h: Harness, ari: AriClient) -> bool:
 # ---------------------------------------------------------------------------- kill -9
 
 async def _controller_up(harness: Harness, phones: PhoneBank, tmp_path: Path, nb: int,
-                         nr: int, on_stop: str = "handover") -> CtlProcess:
-    """agent1 answers (the ``nb`` bridged lines), agent2 never does (the ``nr`` ringing
-    ones); a ``callctl run`` process started on them."""
-    await phones.start("agent1", "answer", ring_ms=100)
+                         nr: int, on_stop: str = "handover",
+                         ring_ms: int = 100) -> CtlProcess:
+    """agent1 answers after ``ring_ms`` (the ``nb`` bridged lines), agent2 never does (the
+    ``nr`` ringing ones); a ``callctl run`` process started on them."""
+    await phones.start("agent1", "answer", ring_ms=ring_ms)
     await phones.start("agent2", "noanswer")
     await harness.publish(many_lines(nb, nr), tmp_path)
     ctl = CtlProcess(harness.prefix, tmp_path)
@@ -257,24 +264,58 @@ async def _bridged_and_ringing(ctl: CtlProcess, ari: AriClient, group: list[Call
     await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
 
 
+async def agent_legs(ari: AriClient, endpoint: str, *, answered: bool = False) -> int:
+    """``endpoint``'s legs (``answered``: only those up and waiting in the Stasis app)."""
+    return sum(1 for c in await ari.list_channels() or []
+               if "-L" in c["id"] and c["name"].startswith(f"PJSIP/{endpoint}-")
+               and (not answered or (c["state"] == "Up" and
+                                     (c.get("dialplan") or {}).get("app_name") == "Stasis")))
+
+
+async def _answered_while_frozen(ctl: CtlProcess, ari: AriClient, group: list[Callers],
+                                 nb: int, nr: int, hold_ms: int) -> int:
+    """``nr`` calls left ringing (agent2), then ``nb`` calls that agent1 answers 2.5 s after
+    it is rung: the controller is frozen (SIGSTOP) as the answers come in, once a third of the
+    calls are bridged, and stays frozen until each of the ``nb`` agent legs has answered and
+    waits in the app (its StasisStart unread). Hence calls in every stage of their connect:
+    bridged, half-way (claimed, the caller answered or not, in the bridge or not) and
+    answered with nothing recorded. Returns how many were bridged at the freeze. The callers
+    trace their messages; ``group`` holds them (the caller's cleanup kills them)."""
+    await until(lambda: ctl.said("ARI events: connected"), 20, "controller connected")
+    group.append(await callers([(did(RINGING_DID, n), "") for n in range(nr)], rate=20,
+                               hold_ms=3000, answer_ms=60_000, trace=True))
+    await until(lambda: _eq(ringing_legs(ari), nr), 10, f"{nr} legs ringing")
+    group.append(await callers([(did(BRIDGED_DID, n), "") for n in range(nb)], rate=25,
+                               hold_ms=hold_ms, trace=True))
+
+    async def answering() -> bool:
+        return await agent_legs(ari, "agent1") == nb and await bridged_pairs(ari) >= nb // 3
+
+    await until(answering, 20, f"{nb} agent legs, a third of them bridged")
+    ctl.freeze()
+    at_freeze = await bridged_pairs(ari)
+    await until(lambda: _eq(agent_legs(ari, "agent1", answered=True), nb), 15,
+                f"the {nb} agent legs answered, waiting in the app")
+    return at_freeze
+
+
 async def test_given_controller_killed_with_calls_bridged_and_ringing_then_restart_adopts_them(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
     nb, nr = N_BRIDGED, N_RINGING
-    ctl = await _controller_up(harness, phones, tmp_path, nb, nr)
+    ctl = await _controller_up(harness, phones, tmp_path, nb, nr, ring_ms=2500)
     group: list[Callers] = []
     try:
         # held long enough to outlive the kill, the restart and the checks below
-        await _bridged_and_ringing(ctl, ari, group, nb, nr, hold_ms=30_000)
+        at_freeze = await _answered_while_frozen(ctl, ari, group, nb, nr, hold_ms=30_000)
 
-        ctl.kill9()
+        ctl.kill9()  # right at the answers: some calls bridged, others half-way or unrecorded
         killed = time.monotonic()
-        # Nobody drives the calls now. The bridged ones go on talking in Asterisk: every
-        # bridge still holds its caller and agent, both up, and nobody was sent a BYE.
+        # Nobody drives the calls now. The bridged ones go on talking in Asterisk, and every
+        # agent who answered is still on the line, waiting: nobody was sent a BYE.
         await asyncio.sleep(1.0)
-        assert await bridged_pairs(ari) == nb
-        up = [c for c in await ari.list_channels() or [] if c["state"] == "Up"]
-        assert len(up) == 2 * nb, len(up)
-        assert "BYE sip:" not in phones.phones["agent1"].messages()
+        assert await agent_legs(ari, "agent1", answered=True) == nb
+        assert await bridged_pairs(ari) >= at_freeze
+        assert byes(phones.phones["agent1"]) == 0
 
         # The agents of the ringing calls will answer the next time they are rung.
         await phones.start("agent2", "answer", ring_ms=200)
@@ -282,27 +323,49 @@ async def test_given_controller_killed_with_calls_bridged_and_ringing_then_resta
         await until(lambda: ctl.said("ARI events: connected"), 20, "controller back")
         back = time.monotonic()
         await until(lambda: _eq(bridged_pairs(ari), nb + nr), 2.0,
-                    f"the {nr} ringing calls answered within 2 s of the restart")
-        print(f"down {back - killed:.1f} s; ringing calls bridged "
-              f"{time.monotonic() - back:.2f} s after the restart")
+                    f"the {nb - at_freeze} half-connected calls connected and the {nr} "
+                    "ringing calls answered within 2 s of the restart")
+        print(f"{at_freeze}/{nb} bridged at the freeze; down {back - killed:.1f} s; all "
+              f"{nb + nr} bridged {time.monotonic() - back:.2f} s after the restart")
         assert ctl.said("adopted from resilience/"), ctl.log.read_text()[-3000:]
+        # no agent who answered was hung up, no caller of theirs got a BYE: none restarted
+        assert byes(phones.phones["agent1"]) == 0
+        assert group[1].received("BYE") == 0
+        assert _restarted(ctl) == nr, ctl.log.read_text()[-3000:]  # only the ringing ones
 
-        ok, failed, errors = await group[0].wait(90)
+        ok, failed, errors = await group[1].wait(90)
         assert (ok, failed) == (nb, 0), errors
-        ok, failed, errors = await group[1].wait(60)
+        ok, failed, errors = await group[0].wait(60)
         assert (ok, failed) == (nr, 0), errors
+        assert group[1].received("BYE") == 0  # each bridged caller hung up by itself
         # every agent leg is hung up by the adopted calls' teardown (its BYE follows the
         # caller's by a few ms)
-        await until(lambda: phones.phones["agent1"].messages().count("BYE sip:") >= nb, 5,
+        await until(lambda: byes(phones.phones["agent1"]) == nb, 5,
                     f"a BYE to each of the {nb} bridged agent legs")
         await until(lambda: nothing_left(harness, ari), 15,
                     "no channel, bridge or call state left")
         recs = await _records(harness, nb + nr)
         assert Counter(r["result"] for r in recs)["completed"] == nb + nr, recs[:3]
+        assert sum(1 for r in recs if r["answered_by"] and r["answered_by"].startswith("b"))\
+            == nb, recs[:3]
     finally:
         for g in group:
             g.kill()
         ctl.stop()
+
+
+def byes(phone: Phone) -> int:
+    """Dialogs of this phone's own calls it received a BYE in (a BYE retransmitted to its
+    port for a call of an earlier test does not count)."""
+    ours = set(phone.calls())
+    return len({m.header("call-id")[0] for m in sip_messages(phone.messages())
+                if m.received and m.first.startswith("BYE ") and m.header("call-id")
+                and m.header("call-id")[0] in ours})
+
+
+def _restarted(ctl: CtlProcess) -> int:
+    """Calls the (restarted) controller adopted in their flow and sent through it again."""
+    return sum(1 for r in ctl.lines() if "mid-flow: restarting its flow" in str(r.get("msg")))
 
 
 async def _eq(aw: Any, want: int) -> bool:
@@ -332,20 +395,22 @@ async def _keys(h: Harness, pattern: str) -> list[str]:
 
 async def test_given_controller_stopped_with_calls_bridged_and_ringing_then_restart_adopts_them(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path) -> None:
-    """SIGTERM (a restart, a deploy) hands the calls over: nothing is hung up, the state is in
-    Redis and every lease released, and the restarted controller adopts them at once."""
+    """SIGTERM (a restart, a deploy) right at the answers hands the calls over: the calls
+    whose agent answered finish connecting first, nothing is hung up, the state is in Redis
+    and every lease released, and the restarted controller adopts them at once."""
     nb, nr = N_HANDOVER, 3
-    ctl = await _controller_up(harness, phones, tmp_path, nb, nr)
+    ctl = await _controller_up(harness, phones, tmp_path, nb, nr, ring_ms=2500)
     group: list[Callers] = []
     try:
-        await _bridged_and_ringing(ctl, ari, group, nb, nr, hold_ms=20_000, trace=True)
+        at_freeze = await _answered_while_frozen(ctl, ari, group, nb, nr, hold_ms=20_000)
         (old,) = [await harness.redis.get(k) for k in await _keys(harness, "lease:node:*")]
 
         t0 = time.monotonic()
-        assert ctl.term() == 0  # a clean stop, by itself
+        assert ctl.term() == 0  # a clean stop, by itself (it wakes up with the SIGTERM)
         stop_s = time.monotonic() - t0
-        # Handed over: the calls' state is in Redis (the bridged ones with their leg and
-        # bridge), and no lease nor presence is left to wait for.
+        # Handed over: the calls whose agent answered were connected first (their
+        # StasisStarts were waiting), so they count as bridged; the calls' state is in Redis
+        # (the bridged ones with their leg and bridge), and no lease nor presence is left.
         assert ctl.said(f"stop: {nb + nr} calls handed over ({nb} bridged, {nr} in their "
                         "flow)"), ctl.log.read_text()[-3000:]
         live = await harness.redis.zrange(f"{harness.prefix}calls:live", 0, -1)
@@ -359,9 +424,8 @@ async def test_given_controller_stopped_with_calls_bridged_and_ringing_then_rest
         # holds its caller and agent, both up, and nobody was sent a BYE.
         await asyncio.sleep(1.0)
         assert await bridged_pairs(ari) == nb
-        up = [c for c in await ari.list_channels() or [] if c["state"] == "Up"]
-        assert len(up) == 2 * nb, len(up)
-        assert "BYE sip:" not in phones.phones["agent1"].messages()
+        assert await agent_legs(ari, "agent1", answered=True) == nb
+        assert byes(phones.phones["agent1"]) == 0
         assert group[0].received("BYE") == 0 and group[1].received("BYE") == 0
 
         await phones.start("agent2", "answer", ring_ms=200)  # rung again, they answer
@@ -377,19 +441,21 @@ async def test_given_controller_stopped_with_calls_bridged_and_ringing_then_rest
         await until(lambda: ctl.said("ARI events: connected"), 5, "controller connected")
         await until(lambda: _eq(bridged_pairs(ari), nb + nr), 10,
                     f"the {nr} ringing calls answered after the restart")
-        print(f"SIGTERM handover: the stop took {stop_s:.2f} s; "
-              f"{nb + nr} calls adopted {took:.2f} s after the restart "
+        print(f"SIGTERM handover ({at_freeze}/{nb} bridged at the freeze): the stop took "
+              f"{stop_s:.2f} s; {nb + nr} calls adopted {took:.2f} s after the restart "
               f"(process start included); ringing ones bridged "
               f"{time.monotonic() - restarted:.2f} s after it; lease time 5 s")
         assert ctl.said("adopted from resilience/"), ctl.log.read_text()[-3000:]
+        assert _restarted(ctl) == nr  # only the ringing ones ran their flow again
+        assert byes(phones.phones["agent1"]) == 0
 
-        ok, failed, errors = await group[0].wait(60)
-        assert (ok, failed) == (nb, 0), errors
         ok, failed, errors = await group[1].wait(60)
+        assert (ok, failed) == (nb, 0), errors
+        ok, failed, errors = await group[0].wait(60)
         assert (ok, failed) == (nr, 0), errors
         # every bridged call lasted until its caller hung up: no caller ever got a BYE
-        assert group[0].received("BYE") == 0
-        await until(lambda: phones.phones["agent1"].messages().count("BYE sip:") >= nb, 5,
+        assert group[1].received("BYE") == 0
+        await until(lambda: byes(phones.phones["agent1"]) == nb, 5,
                     f"a BYE to each of the {nb} bridged agent legs")
         await until(lambda: nothing_left(harness, ari), 15,
                     "no channel, bridge or call state left")

@@ -761,7 +761,7 @@ def _received(trace: str, method: str) -> int:
 async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_around_it(
         env: Env) -> None:
     sc = env.sc
-    await env.phones.start("agent1", ring_ms=100)
+    await env.phones.start("agent1", "agent2", ring_ms=100)
     await env.publish(BALANCED)
     await env.start_controllers()
     try:
@@ -769,10 +769,12 @@ async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_arou
         lost = asyncio.create_task(env.call("+15550602", via="b", hold_ms=60000,
                                             caller="+15551237001"))
 
-        async def alice_busy() -> bool:
-            return await env.redis.get(f"{env.prefix}busy:alice") is not None
+        async def alice_bridged() -> bool:  # booked when she answers, then bridged
+            async with env.sc.ari("b") as ari:
+                bridged = any(len(b["channels"]) == 2 for b in await ari.list_bridges() or [])
+            return bridged and await env.redis.get(f"{env.prefix}busy:alice") is not None
 
-        await until(alice_busy, 10, "alice bridged on node b")
+        await until(alice_bridged, 10, "alice bridged on node b")
         sc.kill_node("b")
         killed = time.monotonic()
 
@@ -796,12 +798,13 @@ async def test_a_killed_node_loses_only_its_calls_and_the_dispatcher_routes_arou
         assert [r["answered_by"] for r in recs[1:]] == ["alice"] * 4
 
         # a node that answers probes but fails calls (503): of two calls at once, the one
-        # the dispatcher sends there moves on to node a
+        # the dispatcher sends there moves on to node a (to alice then bob: an agent takes
+        # one call at a time)
         broken = f"sip:127.0.0.1:{BROKEN_PORT}"
         with broken_node(env.logdir) as trace:
             await asyncio.to_thread(dispatcher.kamcmd, sc.ds, "dispatcher.add", "1", broken)
             try:
-                both = await asyncio.gather(*(env.call("+15550602", hold_ms=500,
+                both = await asyncio.gather(*(env.call("+15550601", hold_ms=500,
                                                        caller=f"+15551237{i}10")
                                               for i in range(2)))
             finally:

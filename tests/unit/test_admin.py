@@ -18,10 +18,16 @@ from controller.admin.server import (
     PUBLIC_PATHS,
     ROUTES,
     AdminServer,
+    AlternateBody,
     AvailabilityBody,
     BadRequest,
+    BlockBody,
+    FailoverTestBody,
+    FlowFilesBody,
     OptOutBody,
+    RollbackBody,
     SimulateBody,
+    check_query,
     field_path,
     parse_body,
     token_ok,
@@ -117,6 +123,56 @@ def test_bad_bodies_name_the_field(raw: bytes, field: str, text: str) -> None:
         parse_body(raw, OptOutBody)
     assert err.value.status == 400 and err.value.field == field
     assert text in err.value.message
+
+
+@pytest.mark.parametrize(("model", "raw", "field", "value"), [
+    (OptOutBody, b'{"opted_out": "yes"}', "opted_out", "yes"),  # issue 13 item 15
+    (OptOutBody, b'{"opted_out": 1}', "opted_out", 1),
+    (OptOutBody, b'{"opted_out": "true"}', "opted_out", "true"),
+    (FailoverTestBody, b'{"line": "sales", "seconds": "900"}', "seconds", "900"),
+    (FailoverTestBody, b'{"line": "sales", "seconds": 900.0}', "seconds", 900.0),
+    (FailoverTestBody, b'{"line": "sales", "seconds": true}', "seconds", True),
+    (FailoverTestBody, b'{"line": 15550100, "seconds": 60}', "line", 15550100),
+    (AlternateBody, b'{"alternate": null, "reset": "no"}', "reset", "no"),
+    (RollbackBody, b'{"version": "2"}', "version", "2"),
+    (BlockBody, b'{"number": ["+1555"]}', "number", ["+1555"]),
+    (FlowFilesBody, b'{"files": {"a.yaml": 5}}', "files.a.yaml", 5),
+    (FlowFilesBody, b'{"files": [["a.yaml", "x"]]}', "files", [["a.yaml", "x"]]),
+    (SimulateBody, b'{"did": "+1555", "digits": "12"}', "digits", "12"),
+    (SimulateBody, b'{"did": 1555}', "did", 1555),
+    (AvailabilityBody, b'{"windows": "mon-fri 09:00-17:00"}', "windows",
+     "mon-fri 09:00-17:00"),
+])
+def test_bodies_are_strict_and_the_error_names_field_and_value(
+        model: type[Any], raw: bytes, field: str, value: Any) -> None:
+    with pytest.raises(BadRequest) as err:
+        parse_body(raw, model)
+    e = err.value
+    assert (e.status, e.field, e.extra["value"]) == (400, field, value)
+    assert e.message.startswith(f"{field}: ") and json.dumps(value) in e.message
+    assert e.extra["errors"][0] == {"field": field, "value": value,
+                                    "message": e.message.split(": ", 1)[1]}
+
+
+def test_a_huge_bad_value_is_cut_in_the_error() -> None:
+    with pytest.raises(BadRequest) as err:
+        parse_body(b'{"opted_out": "' + b"y" * 10_000 + b'"}', OptOutBody)
+    assert len(err.value.extra["value"]) == 80 and len(err.value.message) < 200
+
+
+@pytest.mark.parametrize(("path", "field", "text"), [
+    ("/calls?limt=5", "limt", "unknown query parameter 'limt' (allowed: limit, live, since)"),
+    ("/users?x=1", "x", "allowed: none"),
+    ("/calls?limit=5&limit=6", "limit", "more than once"),
+])
+def test_unknown_or_repeated_query_parameters_are_refused(path: str, field: str,
+                                                          text: str) -> None:
+    srv = server()
+    req = make_mocked_request("GET", path, app=srv.app())
+    route = srv._routes[("GET", path.split("?")[0])]
+    with pytest.raises(BadRequest) as err:
+        check_query(req, route)
+    assert err.value.status == 400 and err.value.field == field and text in err.value.message
 
 
 def test_good_bodies_parse() -> None:

@@ -99,7 +99,8 @@ def test_validate_json_errors_name_file_line_col_field(
     assert t["message"].startswith("unknown node type 'manu' (did you mean 'menu'?)")
     f = next(e for e in doc["errors"] if e["message"].startswith("unknown field 'cuase'"))
     assert (f["line"], f["col"]) == (9, 9) and "did you mean 'cause'" in f["message"]
-    assert set(t) == {"file", "line", "col", "field", "message", "value", "severity"}
+    assert set(t) == {"file", "line", "col", "field", "message", "value", "severity",
+                      "code"}
 
 
 # ---------------------------------------------------------------------------- stack secrets

@@ -9,8 +9,17 @@ from typing import Any
 
 import pytest
 
-from controller.cluster import bridged, give_back, give_back_now, may_hand_over
+from controller.call import target_from_json, target_json
+from controller.cluster import (
+    answered_legs,
+    bridged,
+    give_back,
+    give_back_now,
+    may_hand_over,
+    missing_from_bridge,
+)
 from controller.config import ConfigError, load_settings
+from controller.model import DialTarget
 
 # ------------------------------------------------------------------ CALLCTL_ON_STOP
 
@@ -38,13 +47,56 @@ def call(result: str = "unknown", leg: str | None = None, answered_by: str | Non
                            ending=ending, ctx=SimpleNamespace(answered_by=answered_by))
 
 
-def test_a_call_is_bridged_once_its_leg_is_in_the_bridge_and_someone_answered() -> None:
+def test_a_call_counts_as_connected_once_its_answering_leg_is_claimed() -> None:
     assert bridged(call("connected", "x-L1", "alice"))
     # bridged, the engine not yet back with its Stop("connected")
     assert bridged(call("unknown", "x-L1", "alice"))
-    # a leg answered, still being bridged: in its flow (the adopter runs it again)
-    assert not bridged(call("unknown", "x-L1", None))
-    assert not bridged(call())  # a menu, ringing
+    # claimed (its connected state written), the caller not answered nor bridged yet: the
+    # adopter finishes the connect, it does not run the flow again
+    assert bridged(call("unknown", "x-L1", None))
+    assert not bridged(call())  # a menu, ringing, or a leg answered but not claimed yet
+
+
+# ------------------------------------------------------------------ finishing a connect
+
+APP = "callctl"
+
+
+def chan(state: str = "Up", app: str = "Stasis", data: str = "callctl,leg,c1") -> Any:
+    return {"state": state, "dialplan": {"app_name": app, "app_data": data}}
+
+
+def test_an_adopter_connects_the_legs_that_answered_and_wait_in_the_app_oldest_first() -> None:
+    channels = {
+        "c1": chan(data="callctl,inbound,+1555"),
+        "c1-L10": chan(),
+        "c1-L2": chan(),
+        "c1-L3": chan("Ringing"),  # still ringing
+        "c1-L4": chan(app="AppDial"),  # up, but not in the app (Stasis refused it)
+        "c1-L5": chan(data="other,leg,c1"),  # another application's
+        "c2-L1": chan(data="callctl,leg,c2"),  # another call's
+        "c1-Lx": chan(),
+    }
+    assert answered_legs("c1", APP, channels) == ["c1-L2", "c1-L10"]
+    assert answered_legs("c3", APP, channels) == []
+
+
+def test_what_a_half_done_connect_still_needs_in_the_bridge() -> None:
+    assert missing_from_bridge(("c1", "c1-L1"), None) == ["c1", "c1-L1"]  # no bridge yet
+    assert missing_from_bridge(("c1", "c1-L1"), {"channels": []}) == ["c1", "c1-L1"]
+    assert missing_from_bridge(("c1", "c1-L1"), {"channels": ["c1-L1"]}) == ["c1"]
+    assert missing_from_bridge(("c1", "c1-L1"), {"channels": ["c1", "c1-L1"]}) == []
+
+
+def test_a_leg_s_target_survives_its_channel_variable_and_bad_values_are_refused() -> None:
+    for t in (DialTarget("sip", "agent1", user="alice"),
+              DialTarget("pstn", "+15557770001", user="bob", role="alternate"),
+              DialTarget("sip", "agent9")):
+        assert target_from_json(target_json(t)) == t
+    for raw in (None, "", "x", "[]", '{"kind": "sip"}', '{"kind": "tel", "address": "a"}',
+                '{"kind": "sip", "address": "a;b"}', '{"kind": "sip", "address": "a", '
+                '"role": "boss"}', '{"kind": "sip", "address": "a", "user": 3}'):
+        assert target_from_json(raw) is None, raw
 
 
 def test_calls_tearing_down_or_already_let_go_of_are_not_handed_over() -> None:

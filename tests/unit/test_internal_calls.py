@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from drive import Clock, Driver, trace
+from flowschema import schema_errors
 from pydantic import ValidationError
 
 from controller import engine
 from controller.callerid import display_name, presentable
+from controller.calllog import RECORD_FIELDS, build_record
 from controller.flows import loader
 from controller.flows.directory import User
+from controller.flows.loader import load_text
 from controller.flows.schema import FlowSet
 from controller.internal import Route, caller_of, route
 from controller.model import CallContext, Hangup, Record, RingGroup, Stop, UserFacts
@@ -72,6 +75,28 @@ def test_lint_rejects_an_extension_used_twice_or_equal_to_a_did(tmp_path: Path) 
     assert ("users.b.extension", 3, "extension 101 is also 'a''s") in errs, errs
     assert ("users.c.extension", 4, "extension 301 is also a DID of a flow") in errs
     assert len(res.errors) == 2
+
+
+@pytest.mark.parametrize(("ext", "ok"), [
+    ('"101"', True), ("101", True), ('"0101"', True), ("0101", True), ("999999", True),
+    ('"1"', False), ("7", False), ("1234567", False), ('"12a"', False), ("112", False),
+    ('"911"', False), ('"000"', False), ("000", False), ("null", True),
+])
+def test_the_editor_schema_agrees_with_validate_on_extensions(ext: str, ok: bool) -> None:
+    text = f"users:\n  a: {{endpoint: agent1, extension: {ext}}}\n"
+    assert (not load_text(text).errors) is ok, load_text(text).errors
+    assert (schema_errors(text) == []) is ok, schema_errors(text)
+
+
+def test_a_phones_record_has_the_fields_of_every_record() -> None:
+    rec = build_record(call_id="c", did="205", caller="201", flow_version=1, started=1.0,
+                       ended=2.0, result="completed", trace=[], origin="internal",
+                       from_user="alice", from_endpoint="phone1", route="extension")
+    carrier = build_record(call_id="c", did="+15550100", caller="", flow_version=1,
+                           started=1.0, ended=2.0, result="completed", trace=[])
+    assert list(rec) == list(carrier) == list(RECORD_FIELDS)
+    assert (rec["origin"], rec["from_user"], rec["route"]) == ("internal", "alice", "extension")
+    assert (carrier["origin"], carrier["from_user"], carrier["route"]) == ("carrier", None, None)
 
 
 # -------------------------------------------------------------------------------- routing

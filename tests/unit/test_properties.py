@@ -25,7 +25,8 @@ from controller.call import Call
 from controller.callerid import normalise, presentable, valid_did
 from controller.flows.schema import FlowSet
 from controller.model import CallContext, DialTarget, HttpResponse, RingGroup, UserFacts
-from controller.ringrace import Cancel, Connect, Originate, RingRace
+from controller.ringrace import ANSWERED_ELSEWHERE, Cancel, Claim, Connect, Originate, RingRace
+from controller.store import StoreUnavailable
 
 # ---------------------------------------------------------------------------- ring race (pure)
 
@@ -44,6 +45,7 @@ def _group(n: int, with_alt: list[bool], timeout: float) -> RingGroup:
 
 race_steps = st.lists(st.one_of(
     st.tuples(st.just("answer"), st.integers(0, 9)),
+    st.tuples(st.just("claimed"), st.booleans()),
     st.tuples(st.just("destroyed"), st.integers(0, 9), CAUSES),
     st.tuples(st.just("failed"), st.integers(0, 9)),
     st.tuples(st.just("expire"), st.floats(0, 40)),
@@ -60,33 +62,52 @@ def test_ring_race_any_ordering_has_at_most_one_winner_and_ends(
     actions = race.start(now)
     originated = [a.leg_id for a in actions if isinstance(a, Originate)]
     connects: list[str] = []
+    asked: list[str] = []  # claims asked for, outcome not fed back yet
+
+    def check(out: list[Any], via_claim_won: bool) -> None:
+        for a in out:
+            if isinstance(a, Originate):
+                assert race.winner is None  # nothing new rings once someone answered
+                originated.append(a.leg_id)
+            elif isinstance(a, Claim):
+                asked.append(a.leg_id)
+            elif isinstance(a, Connect):
+                assert via_claim_won  # only a won claim connects
+                connects.append(a.leg_id)
+        if any(isinstance(a, Connect) for a in out):
+            # the losers are cancelled first, as answered elsewhere
+            assert isinstance(out[-1], Connect)
+            assert all(isinstance(a, Cancel) and a.cause == ANSWERED_ELSEWHERE
+                       for a in out[:-1])
+        assert len(asked) <= 1  # one claim at a time
+
     for step in steps:
-        kind = step[0]
+        kind, won = step[0], False
         if kind == "expire":
             now += step[1]
             out = race.expire(now)
         elif kind == "stale_answer":
             out = race.answered(f"c-L{900 + step[1]}", now)  # a leg that is not ours
             assert out == [Cancel(f"c-L{900 + step[1]}")]
+        elif kind == "claimed":
+            won = step[1]
+            out = race.claimed(asked.pop(), won, now) if asked else []
         else:
             leg = originated[step[1] % len(originated)]
             if kind == "answer":
                 out = race.answered(leg, now)
                 if connects and leg not in connects:  # answer after the race is won
-                    assert Cancel(leg) in out
+                    assert Cancel(leg, ANSWERED_ELSEWHERE) in out
             elif kind == "destroyed":
                 out = race.destroyed(leg, step[2], now)
             else:
                 out = race.originate_failed(leg, now)
-        for a in out:
-            if isinstance(a, Originate):
-                assert race.winner is None  # nothing new rings once someone answered
-                originated.append(a.leg_id)
-            elif isinstance(a, Connect):
-                connects.append(a.leg_id)
+        check(out, won)
     assert len(connects) <= 1
     if connects:
         assert race.winner == connects[0] and race.done
+    while asked:  # the store answers the pending claims (lost: the others get theirs)
+        check(race.claimed(asked.pop(), False, now), False)
     race.expire(now + 1000)  # the ring time runs out for whatever still rings
     assert race.done and set(race.live_legs) <= {race.winner}  # only the winner stays up
     res = race.result()
@@ -130,6 +151,9 @@ class World:
     bridges: dict[str, set[str]] = field(default_factory=dict)
     originated: list[str] = field(default_factory=list)
     fail_next: str | None = None  # "unavailable" | "bad"
+    ops: list[tuple[Any, ...]] = field(default_factory=list)  # hangups, answers, bridging
+    booked: set[str] = field(default_factory=set)  # users on another call (claims lose)
+    store_down: bool = False  # claims raise StoreUnavailable (degraded mode)
 
     def gone(self, cid: str, cause: int = 16) -> None:
         """A channel ends: Asterisk tells the app (in this order)."""
@@ -163,11 +187,13 @@ class FakeAri:
         return {"id": channel_id}
 
     async def hangup(self, cid: str, reason_code: int | None = None, **kw: Any) -> None:
+        self.w.ops.append(("hangup", cid, reason_code))
         await asyncio.sleep(0)
         self._need(cid)
         self.w.gone(cid, reason_code or 16)
 
     async def answer(self, cid: str) -> None:
+        self.w.ops.append(("answer", cid))
         await asyncio.sleep(0)
         self._need(cid)
         self.w.channels[cid] = "Up"
@@ -189,6 +215,7 @@ class FakeAri:
         self.w.bridges[bid] = set()
 
     async def add_to_bridge(self, bid: str, channels: Any) -> None:
+        self.w.ops.append(("add", bid, tuple(channels)))
         await asyncio.sleep(0)
         if bid not in self.w.bridges:
             raise NotFound(404, "POST", f"/bridges/{bid}/addChannel", "Bridge not found")
@@ -227,6 +254,7 @@ class FakeCtl:
     trunk = "pstn"
 
     def __init__(self, world: World) -> None:
+        self.world = world
         self.ari = FakeAri(world)
         self.store = FakeStore()
         self.calls: dict[str, Call] = {}
@@ -235,8 +263,12 @@ class FakeCtl:
         self.ended = 0
         self.cluster = self
 
-    def connected(self, call: Call) -> None:
-        return None
+    async def claim(self, call: Call) -> bool:
+        await asyncio.sleep(0)
+        if self.world.store_down:
+            raise StoreUnavailable("redis: ConnectionError")
+        assert call.winner is not None
+        return call.winner.target.user not in self.world.booked
 
     def background(self, aw: Any) -> None:
         t = asyncio.ensure_future(aw)
@@ -272,6 +304,8 @@ call_steps = st.lists(st.one_of(
     st.tuples(st.just("duplicate"), st.integers(0, 20)),
     st.tuples(st.just("originate_error"), st.sampled_from(["unavailable", "bad"])),
     st.tuples(st.just("tick"), st.integers(1, 5)),
+    st.tuples(st.just("booked_elsewhere"), st.sampled_from(["alice", "bob"])),
+    st.tuples(st.just("store_down")),
 ), max_size=25)
 
 
@@ -325,6 +359,10 @@ async def _play(did: str, steps: list[tuple[Any, ...]]) -> tuple[World, FakeCtl,
             call.feed(fed[step[1] % len(fed)])
         elif kind == "originate_error":
             w.fail_next = step[1]
+        elif kind == "booked_elsewhere":  # the user's claim is lost from now on
+            w.booked.add(step[1])
+        elif kind == "store_down":
+            w.store_down = True
         await spin(step[1] if kind == "tick" else 3)
     if w.channels.pop(CALLER, None) is not None:  # the caller always hangs up in the end
         call.feed(_ev("StasisEnd", CALLER))
@@ -350,6 +388,9 @@ async def _play(did: str, steps: list[tuple[Any, ...]]) -> tuple[World, FakeCtl,
                                   ("tick", 5)])  # an alternate's originate times out
 @example(did="+15550200", steps=[("leg_answers", 0), ("agent_hangs_up",),
                                   ("duplicate", 3), ("leg_answers", 1)])
+@example(did="+15550200", steps=[("booked_elsewhere", "alice"), ("leg_answers", 0),
+                                  ("leg_answers", 1)])  # a lost claim, then the next answer
+@example(did="+15550200", steps=[("store_down",), ("leg_answers", 1)])  # degraded claim
 def test_any_event_ordering_ends_the_call_once_and_leaks_nothing(
         did: str, steps: list[tuple[Any, ...]]) -> None:
     w, ctl, call = asyncio.run(_play(did, steps))
@@ -357,6 +398,46 @@ def test_any_event_ordering_ends_the_call_once_and_leaks_nothing(
     assert ctl.ended == 1
     assert not [c for c in w.channels if c.startswith(f"{CALLER}-L")], (w.channels, steps)
     assert not w.bridges, (w.bridges, steps)
+
+
+def _legs(call: Call) -> dict[str, str]:
+    return {t.data["user"]: t.data["outcome"] for t in call.ctx.trace if t.kind == "leg"}
+
+
+def test_the_losing_legs_are_cancelled_as_answered_elsewhere_before_the_caller_is_answered(
+        ) -> None:
+    w, _, call = asyncio.run(_play("+15550200", [("leg_answers", 1), ("tick", 5)]))
+    loser, winner = f"{CALLER}-L1", f"{CALLER}-L2"
+    assert call.ctx.answered_by == "bob" and _legs(call) == {"alice": "cancelled",
+                                                             "bob": "answered"}
+    cancel = w.ops.index(("hangup", loser, 26))
+    assert cancel < w.ops.index(("answer", CALLER))
+    assert cancel < w.ops.index(("add", f"{CALLER}-B", (CALLER, winner)))
+
+
+def test_a_leg_whose_user_is_booked_elsewhere_is_hung_up_and_the_race_goes_on() -> None:
+    w, _, call = asyncio.run(_play("+15550200", [
+        ("booked_elsewhere", "alice"), ("leg_answers", 0), ("tick", 5), ("leg_answers", 1),
+        ("tick", 5)]))
+    assert ("hangup", f"{CALLER}-L1", None) in w.ops  # a BYE, not "answered elsewhere"
+    assert ("answer", CALLER) in w.ops and call.ctx.answered_by == "bob"
+    assert _legs(call) == {"alice": "busy", "bob": "answered"}
+    assert call.busy_users == {"bob"}
+
+
+def test_a_user_booked_by_every_leg_that_answers_leaves_the_call_unanswered() -> None:
+    w, _, call = asyncio.run(_play("+15550200", [
+        ("booked_elsewhere", "alice"), ("booked_elsewhere", "bob"), ("leg_answers", 0),
+        ("tick", 5), ("leg_answers", 1), ("tick", 5)]))
+    assert ("answer", CALLER) not in w.ops and call.ctx.answered_by is None
+    assert _legs(call) == {"alice": "busy", "bob": "busy"}  # then its fallback: hang up
+
+
+def test_with_redis_away_a_call_still_connects_booked_against_its_controller() -> None:
+    w, _, call = asyncio.run(_play("+15550200", [("store_down",), ("leg_answers", 0),
+                                                 ("tick", 5)]))
+    assert ("answer", CALLER) in w.ops and call.ctx.answered_by == "alice"
+    assert call.busy_users == {"alice"}
 
 
 # ---------------------------------------------------------------------------- hostile input

@@ -7,20 +7,28 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.backoff import ExponentialBackoff
-from controller.config import ConfigError, load_settings
+from controller.config import ConfigError, Settings, load_settings
 from controller.metrics import Metrics
+from controller.runtime import StartupError
+from controller.services import Services
 from controller.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookConfig,
     Webhooks,
+    WebhookSecretError,
     parse_urls,
     safe_url,
     should_retry,
@@ -122,6 +130,53 @@ def test_enabled_webhooks_need_a_secret() -> None:
     with pytest.raises(ValueError, match="secret"):
         Webhooks(WebhookConfig(after_call=("http://a/",)))
     Webhooks(WebhookConfig())  # none configured: no secret needed
+
+
+@pytest.mark.parametrize("secret", ["", " ", "\t\n"])
+def test_an_empty_secret_is_refused_by_verify_sign_and_the_sender(secret: str) -> None:
+    """Issue 13 item 17: verify("") accepted a request signed with the empty key."""
+    body = b'{"event":"call.ended"}'
+    now = 1_700_000_000
+    forged = {TIMESTAMP_HEADER: str(now), SIGNATURE_HEADER: "sha256=" + hmac.new(
+        secret.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()}
+    with pytest.raises(WebhookSecretError, match="secret is empty"):
+        verify(secret, forged, body, now=now)
+    with pytest.raises(WebhookSecretError):
+        sign(secret, str(now), body)
+    with pytest.raises(WebhookSecretError, match="CALLCTL_WEBHOOK_SECRET"):
+        Webhooks(WebhookConfig(in_call=("http://a/",), secret=secret))
+
+
+def test_a_blank_secret_with_webhooks_configured_is_a_startup_error(tmp_path: Path) -> None:
+    settings = Settings(run_dir=tmp_path, webhook_after_call=("http://a/",),
+                        webhook_secret="  ")
+    ctl = types.SimpleNamespace(settings=settings, calls={}, observers=[], live_observers=[],
+                                flows=types.SimpleNamespace(on_change=[]))
+    with pytest.raises(StartupError, match="webhooks are configured but the webhook secret "
+                       "is empty"):
+        Services(ctl)  # type: ignore[arg-type]
+    # none set at all: generated into the run directory's secrets.env, as the other secrets
+    gen = Services(types.SimpleNamespace(  # type: ignore[arg-type]
+        settings=Settings(run_dir=tmp_path, webhook_after_call=("http://a/",)), calls={},
+        observers=[], live_observers=[], flows=types.SimpleNamespace(on_change=[])))
+    assert len(gen.webhooks.config.secret) >= 32
+    assert f"WEBHOOK_SECRET={gen.webhooks.config.secret}" in (
+        tmp_path / "secrets.env").read_text()
+
+
+def test_callctl_run_says_so_in_one_line_and_exits_3(tmp_path: Path) -> None:
+    env = {**os.environ, "CALLCTL_RUN_DIR": str(tmp_path),
+           "CALLCTL_WEBHOOK_AFTER_CALL_URLS": "http://127.0.0.1:9/hook",
+           "CALLCTL_WEBHOOK_SECRET": "   "}
+    res = subprocess.run([sys.executable, "-m", "controller", "run"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 3, res.stderr
+    lines = res.stderr.strip().splitlines()  # not a terminal: the JSON log stream
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0])
+    assert line["level"] == "critical" and line["msg"] == (
+        "webhooks are configured but the webhook secret is empty: set "
+        "CALLCTL_WEBHOOK_SECRET (or WEBHOOK_SECRET in the run directory's secrets.env)")
 
 
 # ---------------------------------------------------------------------------- delivery
