@@ -72,6 +72,9 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "up":
             for line in stack.up(load_settings(generate=True)):
                 print(line)
+        elif args.action == "render":  # config and secrets only (docker-compose.yml)
+            p = stack.render(load_settings(generate=True))
+            print(f"rendered {p.etc} (secrets {settings.secrets_path})")
         elif args.action == "down":
             for line in stack.down(settings):
                 print(line)
@@ -577,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("stack", help="start/stop Asterisk and Redis as our own processes")
-    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("action", choices=["up", "down", "status", "render"],
+                   help="render: only write the config (run/etc) and the secrets")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_stack)
 

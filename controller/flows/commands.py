@@ -18,6 +18,7 @@ from typing import TextIO
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from controller.config import redis_safe_url
 from controller.flows import publish as store
 from controller.flows.loader import LoadResult, load
 from controller.flows.schema import flowset_json_schema
@@ -79,7 +80,8 @@ async def publish_async(
     try:
         version = await store.publish(client, result, prefix=prefix)
     except (RedisError, OSError) as e:
-        print(f"not published: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        print(f"not published: Redis unavailable at {redis_safe_url(redis_url)}: {e}",
+              file=sys.stderr)
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()
@@ -106,7 +108,7 @@ async def rollback_async(
         print(f"rollback: {e}", file=sys.stderr)
         return EXIT_FAIL
     except (RedisError, OSError) as e:
-        print(f"rollback: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        print(f"rollback: Redis unavailable at {redis_safe_url(redis_url)}: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()
@@ -130,7 +132,7 @@ async def versions_async(
     try:
         rows = await store.list_versions(client, prefix=prefix)
     except (RedisError, OSError) as e:
-        print(f"versions: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        print(f"versions: Redis unavailable at {redis_safe_url(redis_url)}: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()

@@ -33,6 +33,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from controller.config import redis_safe_url
 from controller.model import UserFacts
 from controller.store import connect
 
@@ -238,9 +239,4 @@ class RedisStore:
             raise StoreUnavailable(f"redis at {self._safe_url()}: {e.__class__.__name__}") from e
 
     def _safe_url(self) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        if parts.scheme == connect.SENTINEL_SCHEME:  # several hosts: no .port
-            return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
+        return redis_safe_url(self.url)  # no password
