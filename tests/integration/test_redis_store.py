@@ -1,5 +1,5 @@
-"""Issue 13: the stack's Redis wants its password (item 16). Real Asterisk, Redis and SIPp
-phones."""
+"""Issue 13: the stack's Redis wants its password (item 16); bad data in a user's Redis record
+is skipped, never the end of a call (item 7). Real Asterisk, Redis and SIPp phones."""
 
 from __future__ import annotations
 
@@ -113,3 +113,32 @@ async def test_the_stacks_redis_refuses_a_client_without_the_password_and_the_co
         assert f"127.0.0.1:{port}" in out, (args, out)
     _, out = await _callctl("stack", "status", "--json")
     assert json.loads(out)["redis"]["ping"] is True, out
+
+
+# ------------------------------------------------------------------- item 7: bad stored data
+
+async def test_a_user_with_corrupt_overrides_is_still_rung_and_the_call_answered(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    agent = await phones.start("agent1", "answer", ring_ms=200)
+    await harness.publish(FLOW, tmp_path)
+    key = f"{harness.prefix}user:alice"
+    await harness.redis.hset(key, mapping={  # written by something else than callctl
+        "availability": '[{"days": ["mon"], "start": "09:00"',  # truncated JSON
+        "receive_calls": "yes", "alternate": "call me maybe", "timezone": "Mars/Base"})
+    with caplog.at_level(logging.WARNING, "callctl.store"):
+        await harness.start()
+        for _ in range(2):
+            result = await harness.call("+15550700", hold_ms=500)
+            rec = await harness.record()
+            assert result.final_status() == 200, result.trace[-2000:]
+            # the published values applied: alice receives calls, at any time
+            assert rec["result"] == "completed", json.dumps(rec, indent=1)
+            assert rec["answered_by"] == "alice", json.dumps(rec, indent=1)
+            await until(lambda: _nothing_live(harness, ari), 10, "nothing left")
+    assert agent.invites() == 2
+    bad = [r.getMessage() for r in caplog.records if key in r.getMessage()]
+    # each bad value logged once (not once per call), naming the key, field and value
+    fields = sorted(m.split(" field ", 1)[1].split(" ", 1)[0] for m in bad)
+    assert fields == ["alternate", "availability", "receive_calls", "timezone"], bad
+    assert any("'call me maybe'" in m for m in bad), bad
