@@ -384,8 +384,10 @@ class RedisMux:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._connecting is not None:
-            self._connecting.cancel()
+        connecting = self._connecting
+        if connecting is not None:  # let it end (it closes what it opened) before we return
+            connecting.cancel()
+            await asyncio.wait((connecting,), timeout=self.timeout)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.fail(RedisConnectionError("client closed"))

@@ -276,3 +276,14 @@ async def test_a_reset_mid_reply_fails_the_commands_in_flight_and_the_next_recon
                 ["after", "x"]
         finally:
             await mux.close()
+
+
+async def test_close_during_a_connect_ends_the_commands_waiting_on_it() -> None:
+    async with FakeServer("silent") as fake:
+        mux = RedisMux(Endpoint(port=fake.port, password="x"), timeout=60.0)
+        waiting = asyncio.create_task(mux.execute("PING"))
+        await bounded(fake.accepted.wait())
+        await bounded(mux.close())  # not the 60 s connect timeout
+        with pytest.raises(RedisConnectionError):
+            await bounded(waiting)
+        assert mux._connecting is None and mux._conn is None
