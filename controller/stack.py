@@ -372,7 +372,9 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True,
             raise StackError(
                 f"Redis at {where} answers but refuses our password (REDIS_PASSWORD in "
                 f"{settings.secrets_path}, CALLCTL_REDIS_PASSWORD, or the one in REDIS_URL): "
-                "a Redis started before it had one? `callctl stack down` stops ours")
+                "a Redis started before it had one (`callctl stack down` stops ours), or "
+                "another one on that port (Debian's: `systemctl disable --now redis-server`); "
+                "or point REDIS_URL at another port")
         elif not _is_local(settings.redis_url):
             raise StackError(f"Redis at {where} does not answer, and it is not "
                              "on this machine: start it there or set REDIS_URL")

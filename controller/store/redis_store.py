@@ -31,7 +31,12 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    RedisError,
+    ResponseError,
+)
 
 from controller.config import redis_safe_url
 from controller.model import UserFacts
@@ -64,10 +69,19 @@ class RedisStore:
         await connect.aclose(self.redis)
 
     async def ping(self) -> bool:
+        return await self.probe() == "ok"
+
+    async def probe(self) -> str:
+        """``"ok"``, ``"auth"`` (it answers but refuses our credentials, or wants some) or
+        ``"down"``."""
         try:
-            return bool(await self.redis.ping())
+            return "ok" if await self.redis.ping() else "down"
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
+            return "auth"
+        except ResponseError as e:  # NOAUTH / "AUTH ... without any password configured"
+            return "auth" if "auth" in str(e).lower() else "down"
         except (RedisError, OSError):
-            return False
+            return "down"
 
     # ----------------------------------------------------------------- live calls
 

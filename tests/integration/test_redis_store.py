@@ -142,3 +142,30 @@ async def test_a_user_with_corrupt_overrides_is_still_rung_and_the_call_answered
     fields = sorted(m.split(" field ", 1)[1].split(" ", 1)[0] for m in bad)
     assert fields == ["alternate", "availability", "receive_calls", "timezone"], bad
     assert any("'call me maybe'" in m for m in bad), bad
+
+
+async def test_a_controller_given_the_wrong_redis_password_says_so_not_that_redis_is_down(
+) -> None:
+    from redisproc import RedisServer
+
+    from controller.runtime import Controller, StartupError
+    from controller.store import RedisStore
+
+    server = RedisServer()
+    server.start()
+    try:
+        wrong = f"redis://:not-{server.password}@127.0.0.1:{server.port}/0"
+        none = f"redis://127.0.0.1:{server.port}/0"
+        for url, want in ((server.url, "ok"), (wrong, "auth"), (none, "auth")):
+            store = RedisStore(url, "x:")
+            try:
+                assert await store.probe() == want, url.replace(server.password, "***")
+            finally:
+                await store.close()
+        ctl = Controller(Settings(redis_url=wrong, run_dir=PROJECT_ROOT / "run" / "unused"))
+        with pytest.raises(StartupError, match="refuses our password") as err:
+            await ctl.check()
+        assert server.password not in str(err.value)
+        await ctl.store.close()
+    finally:
+        server.cleanup()
