@@ -133,7 +133,7 @@ class Bench:
         res = loader.load([d])
         if res.errors:
             raise RuntimeError("\n".join(map(str, res.errors[:5])))
-        r = aioredis.from_url(env.ENV["REDIS_URL"], decode_responses=True)
+        r = aioredis.from_url(env.settings().redis_url, decode_responses=True)  # + password
         try:
             v = await publish.publish(r, res, prefix=prefix)
         finally:

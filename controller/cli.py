@@ -172,6 +172,9 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "up":
             for line in stack.up(load_settings(generate=True), progress=StackProgress()):
                 print(line)
+        elif args.action == "render":  # config and secrets only (docker-compose.yml)
+            p = stack.render(load_settings(generate=True))
+            print(f"rendered {p.etc} (secrets {settings.secrets_path})")
         elif args.action == "down":
             for line in stack.down(settings):
                 print(line)
@@ -822,8 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stack", help="start/stop Asterisk and Redis as our own processes",
                        description="up: start what is not running and wait until it answers "
                        "(progress on stderr); down; status; secrets: where the generated "
-                       "secrets are and which names they hold (values with --show)")
-    s.add_argument("action", choices=["up", "down", "status", "secrets"])
+                       "secrets are and which names they hold (values with --show); render: "
+                       "only write the config (run/etc) and the secrets")
+    s.add_argument("action", choices=["up", "down", "status", "secrets", "render"])
     s.add_argument("--show", action="store_true", help="secrets: print the values too")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_stack)

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ ASTERISK_TARGETS = ("", "16", "22")
 Asterisk 22 in the root scripts/install-ast22.sh makes (CALLCTL_AST22_ROOT)."""
 
 SECRET_KEYS = ("ARI_PASSWORD", "AMI_SECRET", "ADMIN_TOKEN", "PHONE1_PASSWORD",
-               "PHONE2_PASSWORD", "PHONE3_PASSWORD", "WEBHOOK_SECRET")
+               "PHONE2_PASSWORD", "PHONE3_PASSWORD", "WEBHOOK_SECRET", "REDIS_PASSWORD")
 
 
 def read_secrets(path: Path) -> dict[str, str]:
@@ -118,7 +118,9 @@ class Settings:
     ami_port: int = 5038
     ami_user: str = "callctl"
     ami_secret: str = field(default="", repr=False)
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    """REDIS_URL with the Redis password in it (REDIS_PASSWORD unless the URL has its own):
+    never print it, print :func:`redis_safe_url` of it."""
     redis_prefix: str = "callctl:"
     sip_bind: str = "127.0.0.1"
     sip_port: int = 5060
@@ -219,7 +221,7 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
         ami_port=_port(env, "CALLCTL_AMI_PORT", 5038),
         ami_user=env.get("CALLCTL_AMI_USER", "callctl"),
         ami_secret=sec["AMI_SECRET"],
-        redis_url=_redis_url(env),
+        redis_url=_redis_url(env, sec["REDIS_PASSWORD"]),
         redis_prefix=env.get("CALLCTL_REDIS_PREFIX", "callctl:"),
         sip_bind=env.get("CALLCTL_SIP_BIND", "127.0.0.1"),
         sip_port=_port(env, "CALLCTL_SIP_PORT", 5060),
@@ -336,9 +338,10 @@ def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any
             "on_stop": on_stop, "malloc_trim_s": int(trim)}
 
 
-def _redis_url(env: dict[str, str]) -> str:
+def _redis_url(env: dict[str, str], password: str = "") -> str:
     """REDIS_URL: redis://, rediss://, unix://, or redis+sentinel://h1:p1,h2:p2/<master>[/db]
-    (Redis Sentinel, see controller.store.connect)."""
+    (Redis Sentinel, see controller.store.connect), with ``password`` put in unless the URL
+    has one of its own (``redis://:@host`` says "no password")."""
     raw = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     if raw.startswith("redis+sentinel://"):
         from controller.store.connect import parse_sentinel_url
@@ -346,6 +349,48 @@ def _redis_url(env: dict[str, str]) -> str:
         try:
             parse_sentinel_url(raw)
         except ValueError as e:
-            raise _bad("REDIS_URL", raw, str(e)) from None
-        return raw.rstrip("/")
-    return _url(env, "REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix"))
+            raise _bad("REDIS_URL", _masked(raw), str(e)) from None
+        return with_redis_password(raw.rstrip("/"), password)
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix") or not parts.hostname:
+        raise _bad("REDIS_URL", _masked(raw), "not a redis/rediss/unix URL")
+    return with_redis_password(raw.rstrip("/"), password)
+
+
+def with_redis_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in its user part, unless it has a password already (in the
+    user part, even an empty one, or as a ``password=`` query parameter)."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    cred, at, hosts = parts.netloc.rpartition("@")
+    if (at and ":" in cred) or "password" in parse_qs(parts.query):
+        return url
+    user = cred if at else ""
+    netloc = f"{user}:{quote(password, safe='')}@{hosts}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _masked(url: str) -> str:
+    """``url`` as given, its password (if any) replaced by ``***``."""
+    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    cred, at, rest = url.partition("://")[2].rpartition("@")
+    if not at or ":" not in cred:
+        return url
+    user = cred.partition(":")[0]
+    return f"{url.partition('://')[0]}://{user}:***@{rest}"
+
+
+def redis_safe_url(url: str) -> str:
+    """``url`` without credentials or query (what logs and status output may show)."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "unix" or not hosts:
+        return f"{parts.scheme}://{hosts}{parts.path}"
+    if parts.scheme == "redis+sentinel":  # several hosts: no .port
+        return f"{parts.scheme}://{hosts}{parts.path}"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        return f"{parts.scheme}://{hosts}"
+    return f"{parts.scheme}://{parts.hostname}:{port}"

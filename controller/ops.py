@@ -78,6 +78,7 @@ from controller.model import (
     UserFacts,
     valid_endpoint,
 )
+from controller.overrides import user_facts
 from controller.store import RedisStore, StoreUnavailable
 
 __all__ = [
@@ -158,23 +159,9 @@ def clean_by(by: str | None) -> str:
     return s or "unknown"
 
 
-def facts_from(busy: Any, last: Any, over: Mapping[str, str] | None) -> UserFacts:
-    """UserFacts from the raw Redis values (as ``RedisStore.facts`` builds them)."""
-    over = over or {}
-    rc = over.get("receive_calls")
-    avail = over.get("availability")
-    try:
-        windows = tuple(json.loads(avail)) if avail else None
-    except ValueError:
-        windows = None
-    return UserFacts(
-        busy=bool(busy),
-        last_call_end=float(last) if last is not None else None,
-        receive_calls=None if rc is None else rc == "1",
-        alternate=over.get("alternate"),
-        availability=windows,
-        timezone=over.get("timezone") or None,
-    )
+facts_from = user_facts
+"""UserFacts from the raw Redis values (controller.overrides: the one parser, also used by
+``RedisStore.facts``)."""
 
 
 def window_text(w: Window) -> str:
@@ -798,12 +785,11 @@ class Ops:
         return self._user_view(user, raw, datetime.now(UTC), fs, depts,
                                (devices or {}).get(user.endpoint))
 
-    @staticmethod
-    def _user_view(user: User, raw: tuple[Any, ...], at: datetime, fs: FlowSet,
+    def _user_view(self, user: User, raw: tuple[Any, ...], at: datetime, fs: FlowSet,
                    depts: list[str], device: Mapping[str, str] | None = None,
                    ) -> dict[str, Any]:
         busy, last, over, stats = raw
-        facts = facts_from(busy, last, over)
+        facts = facts_from(busy, last, over, f"{self.p}user:{user.id}")
         e = check(user, facts, at, fs.settings)
         windows = effective_windows(user, facts)
         return {
@@ -943,7 +929,7 @@ class Ops:
                     people.append({"id": m, "state": "unknown_user"})
                     continue
                 busy, last, over, _ = raw[m]
-                facts = facts_from(busy, last, over)
+                facts = facts_from(busy, last, over, f"{self.p}user:{m}")
                 e = check(user, facts, at, fs.settings)
                 opted_out = not effective_receive_calls(user, facts)
                 people.append({"id": m, "name": user.name, "state": "busy" if busy else "idle",

@@ -114,7 +114,13 @@ class Controller:
 
     async def check(self) -> None:
         """Fail fast, with one clear line, when ARI or Redis is not there."""
-        if not await self.store.ping():
+        probe = await self.store.probe()
+        if probe == "auth":
+            raise StartupError(
+                f"Redis at {self.store._safe_url()} refuses our password (REDIS_PASSWORD in "
+                "the run directory's secrets.env, CALLCTL_REDIS_PASSWORD, or the one in "
+                "REDIS_URL): is another Redis on that port?")
+        if probe != "ok":
             raise StartupError(
                 f"Redis at {self.store._safe_url()} does not answer: start it with "
                 "`callctl stack up` or set REDIS_URL")

@@ -105,11 +105,15 @@ PIN
     apt-get update -qq
     # The package's own service must not start: we run Asterisk with our own asterisk.conf.
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-    # Kamailio's own service (its stock config, all interfaces, port 5060) would take the
-    # SIP port from Asterisk on a machine that runs systemd: keep it off.
-    if [[ " ${need_pkgs[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null 2>&1 \
-            && [ -d /run/systemd/system ]; then
-        systemctl disable --now kamailio >/dev/null 2>&1 || true
+    # The packages' own services (stock configs) must not run beside ours on a machine that
+    # runs systemd: Kamailio's and Asterisk's would take the SIP port (5060), Debian's Redis
+    # port 6379 with no password (`callctl stack up` then refuses it: ours has one).
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        for svc in asterisk kamailio redis-server; do
+            if [[ " ${need_pkgs[*]} " == *" $svc "* ]]; then
+                systemctl disable --now "$svc" >/dev/null 2>&1 || true
+            fi
+        done
     fi
 fi
 

@@ -21,6 +21,7 @@ from typing import TextIO
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from controller.config import redis_safe_url
 from controller.flows import publish as store
 from controller.flows.loader import MISSING, LoadResult, Problem, load
 from controller.flows.schema import flowset_json_schema
@@ -134,9 +135,10 @@ async def publish_async(
     try:
         done = await store.publish_flows(client, result, prefix=prefix, if_empty=if_empty)
     except (RedisError, OSError) as e:
-        print(f"not published: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        safe = redis_safe_url(redis_url)
+        print(f"not published: Redis unavailable at {safe}: {e}", file=sys.stderr)
         if as_json:
-            doc.update(status="unavailable", error=f"Redis unavailable at {redis_url}")
+            doc.update(status="unavailable", error=f"Redis unavailable at {safe}")
             _dump(doc, out)
         return EXIT_UNAVAILABLE
     finally:
@@ -184,7 +186,7 @@ async def rollback_async(
     except store.RollbackError as e:
         return fail(str(e), EXIT_FAIL)
     except (RedisError, OSError) as e:
-        return fail(f"Redis unavailable at {redis_url}: {e}", EXIT_UNAVAILABLE)
+        return fail(f"Redis unavailable at {redis_safe_url(redis_url)}: {e}", EXIT_UNAVAILABLE)
     finally:
         await client.aclose()
     if as_json:
@@ -211,7 +213,7 @@ async def versions_async(
     try:
         rows = await store.list_versions(client, prefix=prefix)
     except (RedisError, OSError) as e:
-        print(f"versions: Redis unavailable at {redis_url}: {e}", file=sys.stderr)
+        print(f"versions: Redis unavailable at {redis_safe_url(redis_url)}: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     finally:
         await client.aclose()

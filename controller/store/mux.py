@@ -8,6 +8,12 @@ future queued; replies resolve the queue in order. No pool, no lock, no timer pe
 one watchdog closes the connection when the oldest command has waited longer than the
 timeout (on an ordered connection, everything behind it is stuck too).
 
+Every command is bounded: a connect (Sentinel lookup, TCP, AUTH/SELECT) runs in a task of its
+own, bounded by the timeout, that every command needing a connection waits on, with the same
+bound, so a command cancelled while it waits never leaves the connect unfinished for the
+others; a reply comes within about 1.25 x the timeout or the watchdog fails the connection.
+At worst a command fails after about 2.5 x the timeout (connect, then no reply).
+
 Used for the per-call steps only (leases, busy marks, facts, cursors, sticky map, call end);
 everything else (pub/sub, admin, ops) stays on redis-py. Errors are redis-py's exception
 classes, so callers keep catching ``RedisError``: ``ConnectionError`` (cannot connect, lost,
@@ -199,12 +205,15 @@ class _Conn(asyncio.Protocol):
                                        "connection closed by the server"))
 
     def send(self, data: bytes, n: int) -> list[asyncio.Future[Any]]:
+        if self.closed:  # lost between its connect and this command: nobody would answer
+            raise RedisConnectionError("connection lost")
         loop = self.mux._loop()
         now = time.monotonic()
         futs = [loop.create_future() for _ in range(n)]
         self.pending.extend((f, now) for f in futs)
         assert self.transport is not None
         self.transport.write(data)
+        self.mux._arm()  # no command in flight without a watchdog
         return futs
 
     def fail(self, exc: Exception) -> None:
@@ -231,7 +240,7 @@ class RedisMux:
         self._endpoint = endpoint
         self.timeout = timeout
         self._conn: _Conn | None = None
-        self._connecting: asyncio.Future[_Conn] | None = None
+        self._connecting: asyncio.Task[_Conn] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._closing = False
 
@@ -281,31 +290,48 @@ class RedisMux:
     # ----------------------------------------------------------------- connection
 
     async def _connect(self) -> _Conn:
+        """The connection, opened if need be. One connect at a time, in a task of its own
+        (``_opening``) that every caller waits on for at most ``timeout``: a caller cancelled
+        meanwhile leaves it running for the others, and it always ends."""
         if self._closing:
             raise RedisConnectionError("client closed")
-        if self._connecting is not None:  # one connect at a time; the others wait for it
-            return await asyncio.shield(self._connecting)
-        loop = self._loop()
-        self._connecting = loop.create_future()
+        task = self._connecting
+        if task is None:
+            task = self._connecting = self._loop().create_task(self._opening())
+            task.add_done_callback(self._opened)
+        done, _ = await asyncio.wait((task,), timeout=self.timeout)
+        if not done:  # the connect task has its own bound: a safety net only
+            raise RedisTimeoutError(f"cannot connect within {self.timeout:g} s")
+        if task.cancelled():  # close(), or the loop shutting down
+            raise RedisConnectionError("connect cancelled")
+        return task.result()
+
+    async def _opening(self) -> _Conn:
         try:
             async with asyncio.timeout(self.timeout):
                 conn = await self._open()
         except TimeoutError:
-            err: Exception = RedisTimeoutError(f"cannot connect within {self.timeout:g} s")
+            raise RedisTimeoutError(f"cannot connect within {self.timeout:g} s") from None
         except OSError as e:
-            err = RedisConnectionError(f"cannot connect: {e.strerror or type(e).__name__}")
+            raise RedisConnectionError(
+                f"cannot connect: {e.strerror or type(e).__name__}") from None
+        except RedisConnectionError:
+            raise
         except Exception as e:  # an AUTH/SELECT error reply, a Sentinel that does not know
-            err = e if isinstance(e, RedisConnectionError) else RedisConnectionError(str(e))
-        else:
-            self._conn = conn
-            self._connecting.set_result(conn)
+            raise RedisConnectionError(str(e)) from None
+        if self._closing:
+            conn.fail(RedisConnectionError("client closed"))
+            raise RedisConnectionError("client closed")
+        self._conn = conn
+        self._arm()
+        return conn
+
+    def _opened(self, task: asyncio.Task[_Conn]) -> None:
+        """Whatever became of the connect, the next command may start another."""
+        if self._connecting is task:
             self._connecting = None
-            self._arm()
-            return conn
-        self._connecting.set_exception(err)
-        self._connecting.exception()  # retrieved: no "never retrieved" warning
-        self._connecting = None
-        raise err
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning
 
     async def _open(self) -> _Conn:
         ep = self._endpoint if isinstance(self._endpoint, Endpoint) else await self._endpoint()
@@ -322,13 +348,16 @@ class RedisMux:
                          ["AUTH", ep.password])
         if ep.db:
             setup.append(["SELECT", ep.db])
-        if setup:
-            futs = conn.send(b"".join(encode(c) for c in setup), len(setup))
-            for f in futs:
-                r = await f
-                if isinstance(r, ResponseError):
-                    conn.fail(RedisConnectionError("setup refused"))
-                    raise RedisConnectionError(f"Redis refused the connection setup: {r}")
+        try:
+            if setup:
+                futs = conn.send(b"".join(encode(c) for c in setup), len(setup))
+                for f in futs:
+                    r = await f
+                    if isinstance(r, ResponseError):
+                        raise RedisConnectionError(f"Redis refused the connection setup: {r}")
+        except BaseException:  # refused, timed out or cancelled: no half-open connection
+            conn.fail(RedisConnectionError("connection setup failed"))
+            raise
         return conn
 
     def _lost(self, conn: _Conn) -> None:
@@ -355,6 +384,10 @@ class RedisMux:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        connecting = self._connecting
+        if connecting is not None:  # let it end (it closes what it opened) before we return
+            connecting.cancel()
+            await asyncio.wait((connecting,), timeout=self.timeout)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.fail(RedisConnectionError("client closed"))

@@ -31,9 +31,16 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    RedisError,
+    ResponseError,
+)
 
+from controller.config import redis_safe_url
 from controller.model import UserFacts
+from controller.overrides import user_facts
 from controller.store import connect
 
 CALL_TTL = 4 * 3600
@@ -62,10 +69,19 @@ class RedisStore:
         await connect.aclose(self.redis)
 
     async def ping(self) -> bool:
+        return await self.probe() == "ok"
+
+    async def probe(self) -> str:
+        """``"ok"``, ``"auth"`` (it answers but refuses our credentials, or wants some) or
+        ``"down"``."""
         try:
-            return bool(await self.redis.ping())
+            return "ok" if await self.redis.ping() else "down"
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
+            return "auth"
+        except ResponseError as e:  # NOAUTH / "AUTH ... without any password configured"
+            return "auth" if "auth" in str(e).lower() else "down"
         except (RedisError, OSError):
-            return False
+            return "down"
 
     # ----------------------------------------------------------------- live calls
 
@@ -94,16 +110,8 @@ class RedisStore:
         for i, u in enumerate(users):
             busy, last, pairs = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or []
             over = dict(zip(pairs[::2], pairs[1::2], strict=True))
-            rc = over.get("receive_calls")
-            avail = over.get("availability")
-            out[u] = UserFacts(
-                busy=bool(busy),
-                last_call_end=float(last) if last is not None else None,
-                receive_calls=None if rc is None else rc == "1",
-                alternate=over.get("alternate"),
-                availability=tuple(json.loads(avail)) if avail else None,
-                timezone=over.get("timezone") or None,
-            )
+            # bad stored values are logged and skipped there, never raised: see the module
+            out[u] = user_facts(busy, last, over, f"{self.p}user:{u}")
         return out
 
     async def set_user_override(self, user: str, field: str, value: str | None) -> None:
@@ -238,9 +246,4 @@ class RedisStore:
             raise StoreUnavailable(f"redis at {self._safe_url()}: {e.__class__.__name__}") from e
 
     def _safe_url(self) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        if parts.scheme == connect.SENTINEL_SCHEME:  # several hosts: no .port
-            return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
+        return redis_safe_url(self.url)  # no password

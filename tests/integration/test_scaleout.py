@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ import redis.asyncio as aioredis
 
 from controller import dispatcher, stack
 from controller.ari.client import AriClient
-from controller.config import PROJECT_ROOT, Settings, load_settings
+from controller.config import PROJECT_ROOT, Settings, ensure_secrets, load_settings
 from controller.flows import loader, publish
 
 from integration.conftest import until
@@ -119,6 +120,13 @@ flows:
 """
 
 
+@functools.cache
+def redis_password() -> str:
+    """The scale-out Redis's password: node a's (its `stack up` starts that Redis, with
+    requirepass), given to every node and controller here."""
+    return ensure_secrets(RUN / "a" / "secrets.env", {})["REDIS_PASSWORD"]
+
+
 def node_env(name: str) -> dict[str, str]:
     return {
         "CALLCTL_RUN_DIR": str(RUN / name),
@@ -128,6 +136,7 @@ def node_env(name: str) -> dict[str, str]:
         "CALLCTL_ARI_URL": f"http://127.0.0.1:{ARI[name]}",
         "CALLCTL_AMI_PORT": str(AMI[name]),
         "REDIS_URL": REDIS_URL,
+        "CALLCTL_REDIS_PASSWORD": redis_password(),
         "CALLCTL_RTP_START": str(RTP[name]),
         "CALLCTL_RTP_END": str(RTP[name] + 199),
         "CALLCTL_AGENT_PORT_BASE": str(PHONE_BASE),
@@ -213,6 +222,7 @@ class Controller(RunProcess):
             "CALLCTL_AMI_SECRET_A": na.ami_secret,
             "CALLCTL_AMI_SECRET_B": nb.ami_secret,
             "REDIS_URL": REDIS_URL,
+            "CALLCTL_REDIS_PASSWORD": redis_password(),
             "CALLCTL_REDIS_PREFIX": prefix,
             "CALLCTL_CONTROLLER_ID": name,
             "CALLCTL_NODES_PRIMARY": primary,
@@ -351,7 +361,7 @@ class Env:
 @pytest.fixture
 async def env(scale: Scale) -> AsyncIterator[Env]:
     prefix = f"s{uuid.uuid4().hex[:8]}:"
-    redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+    redis = aioredis.from_url(scale.nodes["a"].redis_url, decode_responses=True)
     logdir = Path(tempfile.mkdtemp(prefix="callctl-scale-"))
     e = Env(scale, prefix, redis, Phones(scale), logdir)
     try:

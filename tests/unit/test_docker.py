@@ -114,12 +114,17 @@ def test_docker_compose_config(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load(proc.stdout)
     svc = cfg["services"]
-    assert set(svc) == {"redis", "asterisk", "controller"}
+    assert set(svc) == {"config", "redis", "asterisk", "controller"}
     for name in ("redis", "asterisk", "controller"):
         assert svc[name]["restart"] == "unless-stopped"
         assert svc[name]["network_mode"] == "host"
-    assert svc["redis"]["healthcheck"]["test"][0] == "CMD-SHELL"
-    assert "ping" in svc["redis"]["healthcheck"]["test"][1]
+    # the one-shot config service renders the secrets and redis.conf (requirepass) first
+    assert svc["config"]["command"] == ["callctl", "stack", "render"]
+    assert svc["redis"]["depends_on"] == {
+        "config": {"condition": "service_completed_successfully"}}
+    assert svc["redis"]["command"] == ["redis-server", "/opt/callctl/run/etc/redis.conf"]
+    assert "redis_ping" in " ".join(svc["redis"]["healthcheck"]["test"])
+    assert svc["asterisk"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert svc["controller"]["depends_on"] == {
         "redis": {"condition": "service_healthy"},
         "asterisk": {"condition": "service_healthy"},
@@ -128,7 +133,7 @@ def test_docker_compose_config(tmp_path: Path) -> None:
     assert svc["controller"]["build"]["target"] == "controller"
     assert "command" not in svc["asterisk"]  # the image's CMD: asterisk -f via exec
     assert svc["asterisk"]["init"] is True and svc["controller"]["init"] is True
-    assert "redis-data:/data" in " ".join(svc["redis"]["volumes"])
+    assert "redis-data:/opt/callctl/run/redis" in " ".join(svc["redis"]["volumes"])
     assert "redis-data" in cfg["volumes"]
     # The env file reaches the callctl containers (ports and CALLCTL_* settings).
     example = dict(ln.split("=", 1) for ln in (ROOT / "callctl.env.example").read_text()

@@ -7,15 +7,13 @@ import io
 import json
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redisproc import RedisServer, free_port
 
 from controller.flows import commands
 from controller.flows import publish as pub
@@ -30,37 +28,14 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="redis-server is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    srv = RedisServer()  # with a password, as the stack's
+    srv.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield srv.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        srv.cleanup()
 
 
 @pytest.fixture
@@ -241,10 +216,13 @@ async def test_commands(redis_url: str, tmp_path: Path) -> None:
     assert out.getvalue().count("\n") == 1
 
 
-async def test_commands_redis_unavailable() -> None:
-    url = f"redis://127.0.0.1:{_free_port()}/0"
+async def test_commands_redis_unavailable(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
     assert await commands.publish_async([EXAMPLES], url, out=io.StringIO()) == 3
     assert await commands.rollback_async(1, url, out=io.StringIO()) == 3
+    err = capsys.readouterr().err
+    assert "Redis unavailable at redis://127.0.0.1:" in err
+    assert "s3cret-pw" not in err  # the password is never printed
 
 
 def test_validate_and_schema_commands(tmp_path: Path) -> None:
