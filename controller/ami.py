@@ -96,6 +96,19 @@ class Ami:
                            f"{getattr(resp, 'Message', resp)}")
         return resp
 
+    async def endpoints(self) -> list[dict[str, str]]:
+        """``PJSIPShowEndpoints``: one ``EndpointList`` event per endpoint (ObjectName,
+        Contacts, DeviceState, ...), as plain dicts (controller.devices reads them)."""
+        if self.manager is None:
+            raise AmiError("AMI not connected")
+        resp = await asyncio.wait_for(
+            self.manager.send_action({"Action": "PJSIPShowEndpoints"}), 5)
+        msgs = resp if isinstance(resp, list) else [resp]
+        if not msgs or msgs[0] is None or not msgs[0].success:
+            raise AmiError("AMI PJSIPShowEndpoints failed")
+        return [{str(k): str(v) for k, v in dict(m).items()} for m in msgs
+                if m.get("Event") == "EndpointList"]
+
     async def db_put(self, key: str, value: str) -> None:
         await self._action(Action="DBPut", Family=FAMILY, Key=key, Val=value)
 

@@ -521,7 +521,8 @@ class Call:
         t = a.target
         endpoint = f"PJSIP/{t.address}" if t.kind == "sip" else \
             f"PJSIP/{t.address}@{self.ctl.trunk}"
-        caller_id = presentable(a.caller_id) if a.caller_id else presentable(self.ctx.caller)
+        caller_id = presentable(a.caller_id) if a.caller_id else \
+            presentable(self.ctx.caller, self.ctx.caller_name)
         self.legs.add(a.leg_id)
         try:
             await self.ari.originate(endpoint, channel_id=a.leg_id, app=self.ctl.app,

@@ -27,7 +27,24 @@ def valid_did(did: str) -> bool:
     return bool(_DID.fullmatch(did))
 
 
-def presentable(number: str) -> str | None:
-    """A caller id string safe to pass to ARI originate (``"<+1555>"`` form), or None."""
+_NAME_JUNK = re.compile(r"[^\w .,'&-]")
+MAX_NAME = 40
+
+
+def display_name(raw: str | None) -> str:
+    """A caller name safe inside ``"..."``: letters (any script), digits, spaces and
+    ``.,'&-`` only (quotes, angle brackets, backslashes and control characters dropped), at
+    most :data:`MAX_NAME` characters."""
+    if not raw:
+        return ""
+    return " ".join(_NAME_JUNK.sub("", raw).split())[:MAX_NAME].strip()
+
+
+def presentable(number: str, name: str = "") -> str | None:
+    """A caller id string safe to pass to ARI originate (``"<+1555>"`` form, with a name
+    ``"Alice" <101>``), or None when the number is withheld/invalid."""
     n = normalise(number)
-    return f"<{n}>" if n else None
+    if not n:
+        return None
+    shown = display_name(name)
+    return f'"{shown}" <{n}>' if shown else f"<{n}>"

@@ -43,6 +43,7 @@ def iso(ts: float | None) -> str | None:
 RECORD_FIELDS = (
     "call_id", "did", "caller", "flow_version", "started", "ended", "answered_at", "result",
     "answered_by", "path", "node", "blocked_by", "failover_test",
+    "origin", "from_user", "from_endpoint", "route",
     "rang", "failovers", "voicemail", "duration", "wait", "talk",
 )
 """The keys of every call record (:func:`build_record`), in order."""
@@ -52,17 +53,23 @@ def build_record(*, call_id: str, did: str, caller: str, flow_version: int | Non
                  started: float, ended: float, result: str,
                  trace: Sequence[Mapping[str, Any]], answered_at: float | None = None,
                  answered_by: str | None = None, path: Sequence[str] = (),
-                 node: str | None = None, blocked_by: str | None = None) -> dict[str, Any]:
+                 node: str | None = None, blocked_by: str | None = None,
+                 origin: str = "carrier", from_user: str | None = None,
+                 from_endpoint: str | None = None, route: str | None = None,
+                 ) -> dict[str, Any]:
     """The call log record of a finished call: the one place records are made, so a call
     rejected before its flow (blocked, ``no_flow``) has the same fields as one that rang
     (empty ``rang``, ``duration`` 0, ``wait``/``talk`` None). ``failover_test``: the line
-    under test the call went to failover for (the first ``failover_test`` trace entry)."""
+    under test the call went to failover for (the first ``failover_test`` trace entry).
+    ``origin``: ``carrier`` (a DID call) or ``internal`` (a registered phone's call, with
+    the calling ``from_user``, ``from_endpoint`` and ``route``: controller.internal)."""
     tested = next((t.get("line") for t in trace if t.get("kind") == "failover_test"), None)
     record: dict[str, Any] = {
         "call_id": call_id, "did": did, "caller": caller, "flow_version": flow_version,
         "started": started, "ended": ended, "answered_at": answered_at, "result": result,
         "answered_by": answered_by, "path": list(path), "node": node,
-        "blocked_by": blocked_by, "failover_test": tested,
+        "blocked_by": blocked_by, "failover_test": tested, "origin": origin,
+        "from_user": from_user, "from_endpoint": from_endpoint, "route": route,
     }
     record.update(summarise(record, trace))
     return record

@@ -422,7 +422,11 @@ def _user_line(u: Any) -> str:
     why = "" if u["eligible_now"] else f" ({u['reason']})"
     avail = "; ".join(eff["availability"]) or "always"
     over = f"  overrides: {','.join(sorted(u['overrides']))}" if u["overrides"] else ""
+    dev = u.get("device") or {}
+    phone = f"{dev.get('state', 'unknown')}{' (in use)' if dev.get('in_use') else ''}"
+    ext = f" ext {u['extension']}" if u.get("extension") else ""
     return (f"{u['id']:<12} {u['state']:<5} {'rings' if u['eligible_now'] else 'skipped'}{why}"
+            f"{ext}  phone={u['endpoint']} {phone}"
             f"  calls={'on' if eff['receive_calls'] else 'OPTED OUT'}  hours={avail} "
             f"[{eff['timezone']}]  alternate={eff['alternate'] or '-'}  "
             f"answered={u['answered']} missed={u['missed']}{over}")

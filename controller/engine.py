@@ -13,6 +13,10 @@ Every visit is appended to ``ctx.path`` and logged (``node``). After :data:`MAX_
 the call is hung up and ``loop_limit`` logged (lint rejects loops without an exit, but menus
 that loop back on the caller's choice are legal). No flow for the DID returns
 ``Stop("no_flow")`` without any command: the runtime rejects such calls.
+
+A registered phone's call with a ``ctx.target`` (controller.internal) runs no flow: a user's
+extension (:func:`controller.nodes.internal.run_extension`) or an external number
+(:func:`controller.nodes.internal.run_external`); one that dialled a DID runs its flow.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from controller.flows.schema import FLOW_VAR, Flow, FlowSet, GotoNode, line_fail
 from controller.model import CallContext, Command, Continue, Hangup, Stop
 from controller.nodes import HANDLERS
 from controller.nodes.department import run_failover
+from controller.nodes.internal import run_extension, run_external
 
 __all__ = ["MAX_STEPS", "run_call"]
 
@@ -39,6 +44,13 @@ def _enter(ctx: CallContext, flow: Flow) -> None:
 def run_call(ctx: CallContext) -> Generator[Command, Any, Stop]:
     """Run the call's flow to its end. Returns the final :class:`Stop`."""
     fs: FlowSet | None = ctx.flowset
+    if fs is not None and ctx.target is not None:
+        ctx.language = fs.settings.language
+        kind, target = ctx.target
+        if kind == "extension":
+            return (yield from run_extension(target, ctx,
+                                             caller_user=ctx.record.get("from_user")))
+        return (yield from run_external(target, ctx, emergency=kind == "emergency"))
     flow = fs.flow_for_did(ctx.did) if fs is not None else None
     if fs is None or flow is None:
         ctx.log("no_flow", did=ctx.did)

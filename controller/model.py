@@ -283,6 +283,14 @@ class CallContext:
     path: list[str] = field(default_factory=list)  # node ids visited, in order
     failover_tests: frozenset[str] = frozenset()
     """Lines (DIDs, department ids) under a failover test: their calls go to failover."""
+    caller_name: str = ""
+    """The name presented with ``caller`` on the legs rung (an internal caller's name)."""
+    target: tuple[str, str] | None = None
+    """A registered phone's call that is not a flow (controller.internal): ``("extension",
+    <user id>)``, ``("external", <number>)`` or ``("emergency", <number>)``; None: run the
+    flow of ``did``."""
+    record: dict[str, Any] = field(default_factory=dict)
+    """Fields added to the call's record (an internal call: origin, from, dialled, route)."""
 
     def log(self, kind: str, **data: Any) -> None:
         self.trace.append(TraceEntry(self.now().timestamp(), kind, data))

@@ -24,6 +24,7 @@ import csv
 import functools
 import io
 import json
+import logging
 import re
 import time
 import zoneinfo
@@ -45,6 +46,7 @@ from controller.blocklist import (
 )
 from controller.callerid import normalise, valid_did
 from controller.calllog import iso
+from controller.devices import DEVICE_CACHE_S, by_endpoint, device_view
 from controller.eligibility import (
     check,
     effective_alternate,
@@ -95,6 +97,8 @@ __all__ = [
     "simulate_flow",
     "validate_alternate",
 ]
+
+log = logging.getLogger("callctl.ops")
 
 AUDIT_MAXLEN = 10_000
 MAX_LIMIT = 100_000
@@ -554,6 +558,7 @@ class Ops:
         self.controller = controller
         self.p = store.p
         self.r = store.redis
+        self._devices: tuple[float, dict[str, Mapping[str, str]] | None] | None = None
 
     # ------------------------------------------------------------------ flows
 
@@ -725,36 +730,71 @@ class Ops:
             raw = await pipe.execute()
         return [tuple(raw[4 * i: 4 * i + 4]) for i in range(len(uids))]
 
+    async def devices(self) -> dict[str, Mapping[str, str]] | None:
+        """Every PJSIP endpoint's ``EndpointList`` row from AMI (controller.devices), cached
+        for DEVICE_CACHE_S s; None when AMI does not answer (the states are "unknown")."""
+        now = time.monotonic()
+        if self._devices is not None and now - self._devices[0] < DEVICE_CACHE_S:
+            return self._devices[1]
+        from controller.ami import Ami
+
+        rows: dict[str, Mapping[str, str]] | None = None
+        ctl = self.controller
+        try:
+            if ctl is not None:
+                if ctl.ami_ok:
+                    rows = by_endpoint(await ctl.ami.endpoints())
+            elif self.settings is not None:
+                s = self.settings
+                ami = Ami(s.ami_host, s.ami_port, s.ami_user, s.ami_secret)
+                try:
+                    await ami.connect(timeout=2.0)
+                    rows = by_endpoint(await ami.endpoints())
+                finally:
+                    await ami.close()
+        except Exception as e:  # any failure: the device states are unknown
+            rows = None
+            log.info("device states unknown: AMI: %s", str(e)[:200] or type(e).__name__)
+        self._devices = (now, rows)
+        return rows
+
     @_redis_errors
     async def users(self, *, at: datetime | None = None) -> list[dict[str, Any]]:
         """Every user: the flow's values, runtime overrides, effective values, busy/idle,
-        whether they could be rung now (and why not), answered/missed counts."""
+        whether they could be rung now (and why not), answered/missed counts, and their
+        phone's state (controller.devices)."""
         _, fs = await self._flowset()
         uids = list(fs.users)
         raw = await self._user_raw(uids)
+        devices = await self.devices()
         at = at or datetime.now(UTC)
         depts: dict[str, list[str]] = {}
         for d in fs.departments.values():
             for m in d.members:
                 depts.setdefault(m, []).append(d.id)
-        return [self._user_view(fs.users[u], r, at, fs, depts.get(u, []))
+        return [self._user_view(fs.users[u], r, at, fs, depts.get(u, []),
+                                (devices or {}).get(fs.users[u].endpoint))
                 for u, r in zip(uids, raw, strict=True)]
 
     @_redis_errors
     async def user(self, uid: str) -> dict[str, Any]:
         fs, user = await self._user(uid)
         (raw,) = await self._user_raw([uid])
+        devices = await self.devices()
         depts = [d.id for d in fs.departments.values() if uid in d.members]
-        return self._user_view(user, raw, datetime.now(UTC), fs, depts)
+        return self._user_view(user, raw, datetime.now(UTC), fs, depts,
+                               (devices or {}).get(user.endpoint))
 
     def _user_view(self, user: User, raw: tuple[Any, ...], at: datetime, fs: FlowSet,
-                   depts: list[str]) -> dict[str, Any]:
+                   depts: list[str], device: Mapping[str, str] | None = None,
+                   ) -> dict[str, Any]:
         busy, last, over, stats = raw
         facts = facts_from(busy, last, over, f"{self.p}user:{user.id}")
         e = check(user, facts, at, fs.settings)
         windows = effective_windows(user, facts)
         return {
-            "id": user.id, "name": user.name, "endpoint": user.endpoint, "departments": depts,
+            "id": user.id, "name": user.name, "endpoint": user.endpoint,
+            "extension": user.extension, "device": device_view(device), "departments": depts,
             "flow": {"receive_calls": user.receive_calls,
                      "availability": [window_text(w) for w in user.availability],
                      "timezone": user.timezone or fs.settings.timezone,

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from controller import memory
+from controller import internal, memory
 from controller.ami import AmiError, failover_value
 from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable, NotFound
@@ -37,7 +37,7 @@ from controller.config import Settings
 from controller.flows.schema import outage_extras, outage_targets
 from controller.live import LiveFlows
 from controller.logs import call_context
-from controller.model import CallContext, HttpResponse, UserFacts
+from controller.model import CallContext, HttpResponse, UserFacts, valid_endpoint
 from controller.services import Services
 from controller.store import RedisStore, StoreUnavailable
 from controller.store.leases import CallEnd
@@ -256,7 +256,7 @@ class Controller:
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, StasisStart):
             args = ev.args
-            if args and args[0] == "inbound":
+            if args and args[0] in ("inbound", "internal"):
                 self._new_call(ev)
                 return
             if args and args[0] == "leg" and len(args) > 1:
@@ -288,6 +288,9 @@ class Controller:
             # the same legs (409) and fail over while the first one rings.
             log.info("call %s: duplicate StasisStart ignored", ch.id)
             return
+        if ev.args[0] == "internal":  # a registered phone (dialplan: from-agents)
+            self._new_internal_call(ev)
+            return
         did = ev.args[1] if len(ev.args) > 1 else ch.exten
         caller = normalise(ch.caller_number)
         if not valid_did(did or ""):
@@ -316,20 +319,74 @@ class Controller:
             self.background(self._hangup_stray(ch.id, 1))
             self.background(self._log_rejected(ch.id, did, caller, **self._rejected_at()))
             return
-        call = Call(self, ch.id, ctx, live[0])
+        self._start_call(ev, ctx, live[0])
+
+    def _new_internal_call(self, ev: StasisStart) -> None:
+        """A registered phone's call: ``internal,<dialled>,<endpoint>`` (both checked by the
+        dialplan, and again here). Routed by :func:`controller.internal.route`; a refused or
+        unroutable number is rejected unanswered (403 / 404) and logged like any call."""
+        ch = ev.channel
+        dialled = ev.args[1] if len(ev.args) > 1 else ""
+        endpoint = ev.args[2] if len(ev.args) > 2 else ""
+        dialled = dialled if valid_did(dialled) else ""
+        endpoint = endpoint if valid_endpoint(endpoint) else ""
+        live = self.flows.current
+        fs = live[1] if live else None
+        who = internal.caller_of(fs, endpoint)
+        where = internal.route(fs, dialled)
+        origin: dict[str, Any] = {"origin": "internal", "from_endpoint": endpoint or None,
+                                  "from_user": who.user, "route": where.kind}
+        if where.rejected or live is None:
+            cause = where.cause or internal.NO_ROUTE_CAUSE
+            log.warning("call %s: phone %s dialled %s: %s: rejected with cause %d", ch.id,
+                        endpoint or "?", dialled or "a malformed number",
+                        where.result or "no_route", cause)
+            self.background(self._hangup_stray(ch.id, cause))
+            self.background(self._log_rejected(
+                ch.id, dialled, who.number, **self._rejected_at(),
+                result=where.result or "no_route", cause=cause, origin=origin))
+            return
+        log.info("call %s: phone %s (%s) dialled %s: %s", ch.id, endpoint, who.user or "-",
+                 dialled, where.kind)
+        ctx = CallContext(call_id=ch.id, did=where.target if where.kind == "did" else dialled,
+                          caller=who.number, caller_name=who.name, flowset=live[1],
+                          now=self.clock, failover_tests=self.flows.failover_tests,
+                          target=None if where.kind == "did" else (where.kind, where.target),
+                          record=origin)
+        # The caller is on the phone: busy for departments until the call ends.
+        self._start_call(ev, ctx, live[0], busy=(who.user,) if who.user else ())
+
+    def _start_call(self, ev: StasisStart, ctx: CallContext, version: int,
+                    busy: tuple[str, ...] = ()) -> None:
+        """Drive a routed call: its task, its node, its lease and state in Redis."""
+        ch = ev.channel
+        did, caller = ctx.did, ctx.caller
+        call = Call(self, ch.id, ctx, version)
+        call.busy_users.update(busy)
         self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
         call.answered = ch.state == "Up"
         self.calls[ch.id] = call
         self.calls_total += 1
         log.info("call %s: started: DID %s from %s, flow version %d, node %s", ch.id, did,
-                 caller or "withheld", live[0], call.node)
+                 caller or "withheld", version, call.node)
         task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
         call.task = task
         self._call_tasks.add(task)
         task.add_done_callback(self._call_tasks.discard)
-        self.background(self.cluster.start_call(call, {  # claims the call: lease + state
+        self.background(self._claim_new(call, {  # claims the call: lease + state
             "did": did, "caller": caller, "started": str(call.started),
-            "flow_version": str(live[0])}))
+            "flow_version": str(version)}, busy))
+
+    async def _claim_new(self, call: Call, fields: dict[str, str],
+                         busy: tuple[str, ...]) -> None:
+        """The call's lease and state; then ``busy`` (a phone's calling user) marked busy
+        for it, only while its state exists (a call that already ended marks nobody) and
+        never over another call's mark; released with the call's end, like any."""
+        await self.cluster.start_call(call, fields)
+        leases = self.cluster.leases
+        if busy and leases is not None and call.id in self.cluster._leased and \
+                self._live(call):
+            await leases.connected(call.id, busy, {"busy": ",".join(busy)})
 
     def _rejected_at(self) -> dict[str, Any]:
         """When, where and under which flow version a call was rejected on arrival."""
@@ -350,16 +407,19 @@ class Controller:
 
     async def _log_rejected(self, call_id: str, did: str, caller: str, *, started: float,
                             node: str, version: int | None,
-                            blocked_by: str | None = None) -> None:
+                            blocked_by: str | None = None, result: str | None = None,
+                            cause: int = 1, origin: dict[str, Any] | None = None) -> None:
         """The call log record of a call rejected before its flow: the same fields as any
-        other record (controller.calllog.build_record), with one trace entry saying why."""
+        other record (controller.calllog.build_record), with one trace entry saying why
+        (``result``: a phone's call, ``no_route`` or ``external_refused``, with its
+        ``cause`` and ``origin`` fields)."""
         trace = [{"at": started, "kind": "blocked", "pattern": blocked_by,
                   "cause": BLOCK_CAUSE} if blocked_by else
-                 {"at": started, "kind": "no_flow", "did": did, "cause": 1}]
+                 {"at": started, "kind": result or "no_flow", "did": did, "cause": cause}]
         record = build_record(
             call_id=call_id, did=did, caller=caller, flow_version=version, started=started,
-            ended=time.time(), result="blocked" if blocked_by else "no_flow", trace=trace,
-            node=node, blocked_by=blocked_by)
+            ended=time.time(), result=result or ("blocked" if blocked_by else "no_flow"),
+            trace=trace, node=node, blocked_by=blocked_by, **(origin or {}))
         self._notify({**record, "trace": trace})
         if blocked_by:
             await self.store.count_blocked(blocked_by)
@@ -449,7 +509,8 @@ class Controller:
                 continue
             args = data[len(prefix):].split(",")
             cid = ch.get("id", "")
-            if args[0] == "inbound" and cid not in self.calls and call_key(cid) == cid:
+            if args[0] in ("inbound", "internal") and cid not in self.calls and \
+                    call_key(cid) == cid:
                 try:
                     if await self.store.redis.exists(f"{self.settings.redis_prefix}call:{cid}"):
                         continue  # adopted (or being adopted) by controller.cluster
@@ -499,7 +560,8 @@ class Controller:
             call_id=call.id, did=call.ctx.did, caller=call.ctx.caller,
             flow_version=call.version, started=call.started, ended=ended,
             answered_at=call.answered_at, result=call.result,
-            answered_by=call.ctx.answered_by, path=call.ctx.path, node=call.node, trace=trace)
+            answered_by=call.ctx.answered_by, path=call.ctx.path, node=call.node, trace=trace,
+            **call.ctx.record)  # a phone's call: origin, from_user, from_endpoint, route
         end = self._call_end(call, record, trace)
         try:
             # state, indexes, lease, busy marks, call log and counters: one atomic step

@@ -29,6 +29,12 @@ from controller.config import PROJECT_ROOT, Settings, ensure_secrets, redis_safe
 CONF_DIR = PROJECT_ROOT / "asterisk-conf"
 DIALPLAN_DIR = PROJECT_ROOT / "dialplan"
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
+PHONE_QUALIFY_FREQUENCY = 30
+"""Seconds between the SIP OPTIONS Asterisk sends a registered softphone (phone1..3). A phone
+that stopped answering them is Unavailable: dialling it fails at once (unreachable: its
+alternate rings at once) instead of ringing out. They also keep a NAT binding open."""
+PHONE_QUALIFY_TIMEOUT = 3.0
+"""Seconds a qualify waits for the phone's answer before the contact is Unavailable."""
 
 
 class StackError(RuntimeError):
@@ -158,7 +164,9 @@ def render(settings: Settings) -> Paths:
     for n in (1, 2, 3):
         phones.append(
             f"[phone{n}](agent-endpoint)\naors = phone{n}\nauth = phone{n}\n\n"
-            f"[phone{n}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n\n"
+            f"[phone{n}]\ntype = aor\nmax_contacts = 1\nremove_existing = yes\n"
+            f"qualify_frequency = {PHONE_QUALIFY_FREQUENCY}\n"
+            f"qualify_timeout = {PHONE_QUALIFY_TIMEOUT}\n\n"
             f"[phone{n}]\ntype = auth\nauth_type = userpass\nusername = phone{n}\n"
             f"password = {sec[f'PHONE{n}_PASSWORD']}\n")
     _write_private(p.etc / "pjsip-secrets.conf", "\n".join(phones))

@@ -457,10 +457,12 @@ class CallResult:
     elapsed: float
     trace: str
 
-    def final_status(self) -> int | None:
-        """The final response the caller received for its INVITE (the first one >= 200)."""
+    def final_status(self, ignore: tuple[int, ...] = ()) -> int | None:
+        """The final response the caller received for its INVITE (the first one >= 200 not
+        in ``ignore``: a phone's call skips the 401 digest challenge)."""
         for line in self.trace.splitlines():
-            if line.startswith("SIP/2.0 ") and int(line.split()[1]) >= 200:
+            if line.startswith("SIP/2.0 ") and int(line.split()[1]) >= 200 and \
+                    int(line.split()[1]) not in ignore:
                 return int(line.split()[1])
         return None
 
@@ -490,3 +492,101 @@ def place_call(did: str, *, caller: str = "+15551230001", hold_ms: int = 2000,
         return CallResult(res.returncode, res.stdout[-2000:], res.stderr[-2000:], elapsed, text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- registered phones
+# A softphone (phone1..3 in asterisk-conf: digest auth, dynamic contact) as SIPp: a REGISTER
+# run (challenged with 401, answered with the password), then a UAS on the registered port
+# (the Phone above) that answers INVITEs and Asterisk's qualify OPTIONS, and for its own
+# calls a UAC whose INVITE is challenged and re-sent with credentials, as a softphone does.
+
+def register_scenario(user: str, password: str, expires: int = 3600) -> str:
+    """REGISTER ``user``'s contact (this SIPp's address); ``expires=0`` removes it."""
+    aor = f"sip:{user}@[remote_ip]:[remote_port]"
+    def req(cseq: int, auth: bool) -> str:
+        lines = ["REGISTER sip:[remote_ip]:[remote_port] SIP/2.0",
+                 "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+                 f"From: <{aor}>;tag=reg[pid]", f"To: <{aor}>", "Call-ID: [call_id]",
+                 f"CSeq: {cseq} REGISTER", f"Contact: <sip:{user}@[local_ip]:[local_port]>",
+                 f"Expires: {expires}", "Max-Forwards: 70"]
+        if auth:
+            lines.append(f"[authentication username={user} password={password}]")
+        lines += ["Content-Length: 0", ""]
+        body = "\n".join(lines)
+        return f'  <send retrans="500">\n    <![CDATA[\n{body}\n    ]]>\n  </send>'
+
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callctl register">
+{req(1, False)}
+  <recv response="401" auth="true"/>
+{req(2, True)}
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def phone_uac_scenario(user: str, password: str, *, hold_ms: int) -> str:
+    """A registered phone's call: INVITE, 401 challenge, INVITE with credentials, then as
+    :func:`uac_scenario` (answer -> hold -> BYE, or a final error)."""
+    frm = f'"{user}" <sip:{user}@[remote_ip]:[remote_port]>;tag=[call_number]'
+    contact = f"sip:{user}@[local_ip]:[local_port]"
+    auth = f"[authentication username={user} password={password}]"
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callctl phone caller">
+{uac_request("INVITE", "[service]", frm, cseq=1, contact=contact, sdp=SDP, in_dialog=False,
+             send='<send retrans="500">')}
+  <recv response="100" optional="true"/>
+  <recv response="401" auth="true"/>
+{uac_request("ACK", "[service]", frm, cseq=1, send="<send>").replace("[branch]", "[branch-2]")}
+{uac_request("INVITE", "[service]", frm, cseq=2, contact=contact, sdp=SDP, in_dialog=False,
+             extra=auth, send='<send retrans="500">')}
+{UAC_EARLY}
+{uac_failures("rejected")}
+  <recv response="200" rtd="true"/>
+{uac_request("ACK", "[service]", frm, cseq=2, contact=contact)}
+  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>
+{UAC_OK_TO_BYE}
+  <label id="hangup"/>
+{uac_request("BYE", "[service]", frm, cseq=3, contact=contact, send='<send retrans="500">')}
+  <recv response="200" next="end"/>
+  <label id="rejected"/>
+{uac_request("ACK", "[service]", frm, cseq=2, send='<send next="end">')}
+  <label id="end"/>
+</scenario>
+"""
+
+
+def _run_uac(scenario: str, target: str, *, sip_port: int, port: int | None = None,
+             timeout: float = 60.0) -> CallResult:
+    work = Path(tempfile.mkdtemp(prefix="callctl-uac-"))
+    try:
+        scen = work / "uac.xml"
+        scen.write_text(scenario)
+        trace = work / "messages.log"
+        argv = [SIPP, f"127.0.0.1:{sip_port}", "-sf", str(scen), "-s", target, "-i",
+                "127.0.0.1", "-p", str(port or free_udp_port()), "-mp",
+                str(next(_media_ports)), "-m", "1", "-nostdin", "-trace_msg", "-message_file",
+                str(trace), "-timeout", f"{int(timeout)}s", "-timeout_error", "-aa", "-nd",
+                "-default_behaviors", "-abortunexp,-bye"]
+        t0 = time.monotonic()
+        res = subprocess.run(argv, capture_output=True, text=True, cwd=work,
+                             timeout=timeout + 10)
+        elapsed = time.monotonic() - t0
+        text = trace.read_text(errors="replace") if trace.exists() else ""
+        return CallResult(res.returncode, res.stdout[-2000:], res.stderr[-2000:], elapsed, text)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def register(user: str, password: str, *, port: int, sip_port: int,
+             expires: int = 3600) -> CallResult:
+    """Register ``user``'s contact at 127.0.0.1:``port`` (blocking; rc 0 when accepted)."""
+    return _run_uac(register_scenario(user, password, expires), user, sip_port=sip_port,
+                    port=port, timeout=10)
+
+
+def phone_call(user: str, password: str, dialled: str, *, sip_port: int,
+               hold_ms: int = 2000, timeout: float = 60.0) -> CallResult:
+    """``user`` (a registered softphone) dials ``dialled`` (blocking)."""
+    return _run_uac(phone_uac_scenario(user, password, hold_ms=hold_ms), dialled,
+                    sip_port=sip_port, timeout=timeout)

@@ -27,9 +27,16 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from controller.model import valid_e164, valid_endpoint
 
@@ -37,9 +44,11 @@ __all__ = [
     "DAYS",
     "DEFAULT_FAILOVER_GREETING",
     "DEFAULT_FAILOVER_PROMPT",
+    "EXTENSION_RE",
     "FAILOVER_UNAVAILABLE_CAUSE",
     "ID_RE",
     "MAX_SIMULTANEOUS",
+    "RESERVED_NUMBERS",
     "Department",
     "Failover",
     "FailoverPlan",
@@ -54,6 +63,7 @@ __all__ = [
     "department_warnings",
     "departments_from_mapping",
     "duplicate_endpoints",
+    "extension_problems",
     "failover_plan",
     "normalise_alternate",
     "parse_duration",
@@ -72,6 +82,13 @@ _HHMM_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhms]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PHONE_JUNK = re.compile(r"[\s\-().]")
+EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
+"""A user's extension number: what a registered phone dials to reach them (2 to 6 digits;
+anything longer, or starting with '+', is an external number)."""
+RESERVED_NUMBERS = frozenset({"000", "112", "911", "999"})
+"""Emergency numbers (112: every GSM phone and the EU; 911: North America; 999: UK; 000:
+Australia) are never an extension: a phone dialling one must never ring a colleague.
+Feature codes start with '*' and cannot collide with an all-digit extension."""
 
 DEFAULT_FAILOVER_GREETING = (
     "No one is available to take your call. Please leave a message after the tone."
@@ -108,6 +125,13 @@ def _phone(value: Any) -> Any:
         return str(value)
     if isinstance(value, str):
         return _PHONE_JUNK.sub("", value)
+    return value
+
+
+def _extension_str(value: Any) -> Any:
+    """``extension: 101`` is an int to YAML (the loader keeps ``0101`` a string)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return value
 
 
@@ -257,6 +281,14 @@ class User(BaseModel):
     """``+E164`` number, ``sip:<endpoint>`` or ``user:<user id>``."""
     mailbox: str | None = None
     """Defaults to the user id."""
+    extension: Annotated[
+        str | None, BeforeValidator(_extension_str, json_schema_input_type=str | int | None)
+    ] = None
+    """The number a registered phone dials to reach this user (2-6 digits, unique)."""
+    voicemail: bool = True
+    """False: a call that reaches this user's fallback ``failover`` (an extension node's,
+    or a direct extension call's) is not recorded: the caller hears busy (486) or
+    unavailable (480)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -278,6 +310,17 @@ class User(BaseModel):
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         return None if v is None else _check_timezone(v)
+
+    @field_validator("extension")
+    @classmethod
+    def _extension(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not EXTENSION_RE.fullmatch(v):
+            raise ValueError(f"invalid extension {v!r}: use 2 to 6 digits")
+        if v in RESERVED_NUMBERS:
+            raise ValueError(f"extension {v!r} is an emergency number: choose another")
+        return v
 
     @field_validator("alternate", mode="before")
     @classmethod
@@ -504,6 +547,22 @@ class Settings(BaseModel):
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")
     prompts_dir: str = "prompts"
     max_simultaneous: int = Field(default=MAX_SIMULTANEOUS, ge=1, le=MAX_SIMULTANEOUS)
+    phones_external: bool = False
+    """Registered phones may dial external numbers (``+E164``, or more than 6 digits) out
+    through the PSTN trunk. Off: such calls are refused with 403 (cause 21) and logged."""
+    phones_caller_id: str | None = None
+    """The number presented on a phone's external calls (``+E164``); None: the calling
+    user's extension and name."""
+
+    @field_validator("phones_caller_id", mode="before")
+    @classmethod
+    def _phones_cid_norm(cls, v: Any) -> Any:
+        return None if v in (None, "") else _phone(v)
+
+    @field_validator("phones_caller_id")
+    @classmethod
+    def _phones_cid(cls, v: str | None) -> str | None:
+        return None if v is None else _check_e164(v)
 
     @field_validator("timezone")
     @classmethod
@@ -602,4 +661,23 @@ def duplicate_endpoints(users: Iterable[User]) -> list[tuple[str, str]]:
             out.append((f"{u.id}.endpoint", msg))
         else:
             owner[u.endpoint] = u.id
+    return out
+
+
+def extension_problems(users: Iterable[User], dids: Iterable[str]) -> list[tuple[str, str]]:
+    """Errors: an extension used by two users, or equal to a DID (``+`` ignored): a phone
+    dialling it could mean either. Paths: ``<user id>.extension``."""
+    taken = {d.lstrip("+") for d in dids}
+    owner: dict[str, str] = {}
+    out: list[tuple[str, str]] = []
+    for u in users:
+        ext = u.extension
+        if ext is None:
+            continue
+        if ext in owner:
+            out.append((f"{u.id}.extension", f"extension {ext} is also {owner[ext]!r}'s"))
+        elif ext in taken:
+            out.append((f"{u.id}.extension", f"extension {ext} is also a DID of a flow"))
+        else:
+            owner[ext] = u.id
     return out

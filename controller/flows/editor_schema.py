@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from controller.flows.directory import DAYS, ID_RE
+from controller.flows.directory import DAYS, EXTENSION_RE, ID_RE, RESERVED_NUMBERS
 from controller.flows.schema import (
     FIELD_RE,
     MAILBOX_RE,
@@ -216,6 +216,13 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "prompts_dir": "Directory of the prompts, relative to the project root or absolute "
                        "(e.g. prompts).",
         "max_simultaneous": "The most users a simultaneous department rings at once (1-5).",
+        "phones_external": _bool("Registered phones may call external numbers (+E.164, or "
+                                 "more than 6 digits) through the PSTN trunk; false: refused "
+                                 "with 403 and logged."),
+        "phones_caller_id": {
+            **_phone("Number shown on registered phones' external calls (default: the "
+                     "caller's extension and name)"),
+            "anyOf": [*_phone("")["anyOf"], {"const": ""}, {"type": "null"}]},
     },
     "OutcomeMap": {
         name: {"type": "array", "description": f"Q.850 causes counted as {label}",
@@ -248,6 +255,21 @@ _FIELDS: dict[str, dict[str, Any]] = {
             ],
         },
         "mailbox": _nullable(_mailbox("Voicemail box (default: the user id)")),
+        "extension": {
+            "description": "What a registered phone dials to ring this user: 2 to 6 digits, "
+                           "unique, neither a DID nor an emergency number (112, 911, 999, "
+                           "000) (e.g. \"101\")",
+            "anyOf": [
+                {"type": "string", "pattern": EXTENSION_RE.pattern,
+                 "not": {"enum": sorted(RESERVED_NUMBERS)}},
+                {"type": "integer", "minimum": 10, "maximum": 999999,
+                 "not": {"enum": sorted(int(n) for n in RESERVED_NUMBERS if n[0] != "0")}},
+                {"type": "null"},
+            ],
+        },
+        "voicemail": _bool("false: a caller who cannot reach this user (their extension, or "
+                           "an extension node's failover) hears busy (486) or unavailable "
+                           "(480) instead of leaving a message."),
     },
     "Window": {
         "days": {

@@ -3,7 +3,8 @@
 Errors (block a publish): unknown nodes/users/departments/flows, invalid or reserved ids, a
 DID used twice, a flow entry that does not exist, a loop no caller can leave, department
 problems (:func:`controller.flows.directory.department_problems`: unknown members, simultaneous
-above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options.
+above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options, an
+extension used twice or equal to a DID (:func:`extension_problems`).
 
 Warnings (do not block): unreachable nodes and flows, menus/inputs with no path for a caller
 who presses nothing or a wrong key (the call is hung up), an input POST with no ``error``
@@ -22,6 +23,7 @@ from controller.flows.directory import (
     department_problems,
     department_warnings,
     duplicate_endpoints,
+    extension_problems,
     user_problems,
 )
 from controller.flows.loader import MISSING, Location, Problem, Severity, SourceMap, parse_path
@@ -158,6 +160,9 @@ class _Linter:
             self.check_mailbox(("users", uid, "mailbox"), user.mailbox)
         for path, msg in duplicate_endpoints(self.fs.users.values()):
             self.warn(("users", *parse_path(path)), msg)
+        dids = [d for flow in self.fs.flows.values() for d in flow.dids]
+        for path, msg in extension_problems(self.fs.users.values(), dids):
+            self.add(("users", *parse_path(path)), msg)
 
     def check_departments(self) -> None:
         settings = self.fs.settings

@@ -663,6 +663,7 @@ class FlowSet(BaseModel):
     flows: dict[str, Flow] = Field(default_factory=dict)
     _did_map: dict[str, str] = PrivateAttr(default_factory=dict)
     _did_index: dict[str, str] = PrivateAttr(default_factory=dict)
+    _extensions: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("users", "departments", "flows", mode="before")
     @classmethod
@@ -678,6 +679,11 @@ class FlowSet(BaseModel):
                 index.setdefault(did.lstrip("+"), fid)
         self._did_map = did_map
         self._did_index = index
+        extensions: dict[str, str] = {}
+        for uid, user in self.users.items():
+            if user.extension is not None:
+                extensions.setdefault(user.extension, uid)
+        self._extensions = extensions
 
     @property
     def did_map(self) -> dict[str, str]:
@@ -689,6 +695,16 @@ class FlowSet(BaseModel):
         """The flow for a dialled DID; ``+15550100`` and ``15550100`` are the same DID."""
         fid = self._did_map.get(did) or self._did_index.get(did.lstrip("+"))
         return self.flows.get(fid) if fid else None
+
+    def user_for_extension(self, extension: str) -> User | None:
+        """The user whose ``extension`` this is (an extension used twice: the first; lint
+        rejects that)."""
+        uid = self._extensions.get(extension)
+        return self.users.get(uid) if uid else None
+
+    def user_for_endpoint(self, endpoint: str) -> User | None:
+        """The (first) user whose phone is PJSIP endpoint ``endpoint``."""
+        return next((u for u in self.users.values() if u.endpoint == endpoint), None)
 
 
 def entry_department(fs: FlowSet, flow: Flow) -> Department | None:
