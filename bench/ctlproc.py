@@ -26,10 +26,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from controller import logs, memory
-from controller.ari.events import ChannelDestroyed, ChannelHangupRequest, StasisStart
+from controller import logs
+from controller.adapters.ari.events import ChannelDestroyed, ChannelHangupRequest, StasisStart
 from controller.config import load_settings
-from controller.runtime import Controller
+from controller.shell import memory
+from controller.shell.runtime import Controller
 
 _ID_AFTER = {"channels": 2, "bridges": 2, "playbacks": 2, "recordings": 3}
 # Samples kept (newest): the figures of a long run (the soak) cover its last ~10 minutes, and

@@ -16,10 +16,10 @@ import os
 import time
 from pathlib import Path
 
-from controller import stack
-from controller.ari.client import AriClient
-from controller.ari.errors import AriError
+from controller.adapters.ari.client import AriClient
+from controller.adapters.ari.errors import AriError
 from controller.config import PROJECT_ROOT, Settings, load_settings
+from controller.tools import stack
 
 SLOT = int(os.environ.get("CALLCTL_BENCH_SLOT", "7"))
 PREFIX = "bench:"

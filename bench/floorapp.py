@@ -3,7 +3,7 @@
     python -m bench.floorapp        (environment: the bench stack's, see bench/env.py)
 
 It makes exactly the ARI requests the controller makes for a ``DID -> department -> agent``
-call, in the same order, over the same transports (``controller.ari.http`` for REST, the
+call, in the same order, over the same transports (``controller.adapters.ari.http`` for REST, the
 aiohttp websocket, the controller's event filter): originate the agent, create the bridge,
 ring the caller; on the agent's answer, answer the caller and add both to the bridge; when the
 caller hangs up, hang the agent up and destroy the bridge. No flow, no Redis, no call state
@@ -32,10 +32,10 @@ from typing import Any
 import aiohttp
 
 from bench.ctlproc import spawn, terminate
-from controller.ari.client import AriClient
-from controller.ari.errors import AriError
+from controller.adapters.ari.client import AriClient
+from controller.adapters.ari.errors import AriError
 from controller.config import load_settings
-from controller.runtime import EVENT_TYPES
+from controller.shell.runtime import EVENT_TYPES
 
 
 class Floor:
@@ -61,7 +61,7 @@ class Floor:
     async def inbound(self, caller: str) -> None:
         leg = f"{caller}-L1"
         self.legs[leg] = caller
-        # the controller tags each leg with its target (controller.call: TARGET_VAR)
+        # the controller tags each leg with its target (controller.shell.call: TARGET_VAR)
         tag = None if self.lean else {
             "CALLCTL_TARGET": '{"kind":"sip","address":"agent3","user":"floor","role":"primary"}'}
         await self.quiet(self.ari.originate("PJSIP/agent3", channel_id=leg, app=self.ari.app,

@@ -32,8 +32,9 @@ from bench.ctlproc import CtlProc
 from bench.fakeari import FakeAri
 from bench.floorapp import FloorProc
 from bench.sipp import Agent, LoadResult, first_invites, first_responses, load
+from controller.adapters.redis import flowstore as publish
 from controller.config import Settings
-from controller.flows import loader, publish
+from controller.core.flows import loader
 
 
 @dataclass

@@ -32,7 +32,7 @@ from bench import env, flows
 from bench.ctlproc import CtlProc
 from bench.run import SCALES, Bench
 from bench.sipp import SIPP, Agent, free_udp_port, uac_load_scenario
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 
 
 async def leaks(ari: AriClient, r: aioredis.Redis) -> dict[str, int]:

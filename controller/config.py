@@ -91,7 +91,7 @@ def ensure_secrets(path: Path, env: dict[str, str] | None = None) -> dict[str, s
 
 @dataclass(frozen=True)
 class AriNode:
-    """One Asterisk node a controller may serve (see controller.cluster)."""
+    """One Asterisk node a controller may serve (see controller.cluster.manager)."""
 
     name: str
     url: str
@@ -156,7 +156,7 @@ class Settings:
     name of the one node the controller serves."""
     ari_nodes: tuple[AriNode, ...] = ()
     """CALLCTL_ARI_URLS: the Asterisk nodes this controller may serve (empty: the one at
-    CALLCTL_ARI_URL). See controller.cluster."""
+    CALLCTL_ARI_URL). See controller.cluster.manager."""
     nodes_primary: tuple[str, ...] = ()
     """CALLCTL_NODES_PRIMARY: nodes taken as soon as they are free; the others only after
     they have been free for a lease time (standby). Empty: all nodes are primary."""
@@ -173,11 +173,11 @@ class Settings:
     """CALLCTL_ON_STOP: what a stopping controller (SIGTERM/SIGINT) does with its live calls.
     "handover" (default): leave them up, untouched (no hangup, no bridge destroyed), with
     their state in Redis and their leases released, so a peer, or this controller restarted
-    with the same CALLCTL_CONTROLLER_ID, adopts them at once (controller.cluster). "hangup":
+    with the same CALLCTL_CONTROLLER_ID, adopts them at once (controller.cluster.manager). "hangup":
     tear them down (callers and agents hung up, calls logged), as before."""
     malloc_trim_s: int = 60
     """CALLCTL_MALLOC_TRIM_S: seconds between glibc ``malloc_trim`` calls that give freed
-    heap memory back to the system (controller.memory); 0: never."""
+    heap memory back to the system (controller.shell.memory); 0: never."""
 
     @property
     def ari_port(self) -> int:
@@ -243,8 +243,8 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
 
 
 def _ops_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
-    """Admin API and webhook settings (see controller/admin and controller/webhooks)."""
-    from controller.webhooks import parse_urls
+    """Admin API and webhook settings (see controller/admin and controller/adapters/webhooks)."""
+    from controller.adapters.webhooks import parse_urls
 
     admin = (env.get("CALLCTL_ADMIN") or "auto").lower()
     if admin not in ("auto", "on", "off"):
@@ -284,7 +284,7 @@ ON_STOP = ("handover", "hangup")
 
 
 def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
-    """Several nodes and controllers (controller.cluster). Per-node credentials:
+    """Several nodes and controllers (controller.cluster.manager). Per-node credentials:
     ``CALLCTL_ARI_USER_<NODE>``, ``CALLCTL_ARI_PASSWORD_<NODE>``, ``CALLCTL_AMI_PORT_<NODE>``,
     ``CALLCTL_AMI_SECRET_<NODE>`` (NODE upper-cased, '-' as '_'); else the global ones."""
     node_name = env.get("CALLCTL_NODE") or "node1"
@@ -340,11 +340,11 @@ def _cluster_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any
 
 def _redis_url(env: dict[str, str], password: str = "") -> str:
     """REDIS_URL: redis://, rediss://, unix://, or redis+sentinel://h1:p1,h2:p2/<master>[/db]
-    (Redis Sentinel, see controller.store.connect), with ``password`` put in unless the URL
+    (Redis Sentinel, see controller.adapters.redis.connect), with ``password`` put in unless the URL
     has one of its own (``redis://:@host`` says "no password")."""
     raw = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     if raw.startswith("redis+sentinel://"):
-        from controller.store.connect import parse_sentinel_url
+        from controller.adapters.redis.connect import parse_sentinel_url
 
         try:
             parse_sentinel_url(raw)

@@ -8,6 +8,6 @@ set -eu
 cd "$(dirname "$0")/.."
 conf=$(.venv/bin/python -c '
 from controller.config import load_settings
-from controller.stack import render
+from controller.tools.stack import render
 print(render(load_settings(generate=True)).asterisk_conf)')
 exec asterisk -C "$conf" -f -n "$@"

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 from controller.config import load_settings
-from controller.stack import Paths
+from controller.tools.stack import Paths
 
 TIMEOUT = 4.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.flows import loader as _loader
+from controller.core.flows import loader as _loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from controller.metrics import Metrics
+from controller.adapters.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "callctl.json"

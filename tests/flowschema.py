@@ -20,8 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from controller.flows import loader
-from controller.flows.schema import flowset_json_schema
+from controller.core.flows import loader
+from controller.core.flows.schema import flowset_json_schema
 
 
 def _json(value: Any) -> Any:

@@ -1,5 +1,5 @@
 """Throw-away redis-server processes for tests: a password (``requirepass``) from a 0600
-config file, as ``callctl stack up`` starts its own (controller.stack.redis_config)."""
+config file, as ``callctl stack up`` starts its own (controller.tools.stack.redis_config)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from controller import stack
+from controller.tools import stack
 
 REDIS_SERVER = shutil.which("redis-server")
 

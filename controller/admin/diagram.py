@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.flows.schema import FAILOVER, Flow, FlowSet, GotoNode
+from controller.core.flows.schema import FAILOVER, Flow, FlowSet, GotoNode
 
 STRATEGY_NAMES = {"serial": "serial", "simultaneous": "simultaneous",
                   "balanced": "balanced round-robin", "longest_idle": "longest idle"}

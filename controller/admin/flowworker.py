@@ -24,7 +24,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
-from controller.flows import loader
+from controller.core.flows import loader
 
 log = logging.getLogger("callctl.admin")
 

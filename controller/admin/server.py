@@ -6,7 +6,7 @@ but ``/health``, ``/openapi.json`` and the diagram page's HTML shell needs
 generated on first start, or ``CALLCTL_ADMIN_TOKEN``); the token is compared in constant
 time, and a request without it gets 401 before anything is read or changed.
 
-The routes are the CLI's operations (:class:`controller.ops.Ops`) as JSON, described by the
+The routes are the CLI's operations (:class:`controller.ops.ops.Ops`) as JSON, described by the
 table :data:`ROUTES`, from which ``/openapi.json`` is generated too. Errors are
 ``{"error": message, "field": path-of-the-bad-input, "status": code}``: 400 malformed or
 invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 413 too big,
@@ -16,7 +16,7 @@ Input is strict: bodies are pydantic models in strict mode (``"yes"`` is not a b
 ``"900"`` not a number; unknown fields refused), query parameters are the route's own
 (others refused), and names in paths are checked before use (400 when malformed, 404 when
 unknown). Flow files are loaded in a worker process (:mod:`controller.admin.flowworker`), off
-the event loop, under the loader's limits (:mod:`controller.flows.loader`).
+the event loop, under the loader's limits (:mod:`controller.core.flows.loader`).
 """
 
 from __future__ import annotations
@@ -35,16 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controller.adapters.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from controller.adapters.redis import flowstore as publish
 from controller.admin import diagram
 from controller.admin.flowworker import FlowWorker, WorkerBusy
-from controller.flows import loader, publish
-from controller.flows.schema import FLOW_VAR
-from controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from controller.ops import Ops, OpsError, parse_since, records_csv
-from controller.services import ari_nodes
+from controller.core.flows import loader
+from controller.core.flows.schema import FLOW_VAR
+from controller.ops.ops import Ops, OpsError, parse_since, records_csv
+from controller.shell.services import ari_nodes
 
 if TYPE_CHECKING:
-    from controller.runtime import Controller
+    from controller.shell.runtime import Controller
 
 log = logging.getLogger("callctl.admin")
 
@@ -359,7 +360,7 @@ class AdminServer:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            from controller.runtime import StartupError
+            from controller.shell.runtime import StartupError
 
             raise StartupError(
                 f"admin API cannot listen on {self.host}:{self.port} ({e.strerror or e}): set "

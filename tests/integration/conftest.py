@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
+from controller.adapters.redis import flowstore as publish
 from controller.config import PROJECT_ROOT, Settings, load_settings
-from controller.flows import loader, publish
-from controller.runtime import Controller
+from controller.core.flows import loader
+from controller.shell.runtime import Controller
+from controller.tools import stack
 
 from sippctl import Phone, place_call
 

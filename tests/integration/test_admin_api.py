@@ -25,13 +25,13 @@ import pytest
 from redis.exceptions import RedisError
 from yarl import URL
 
-from controller import stack
+from controller.adapters.ari.client import AriClient
+from controller.adapters.webhooks import DELIVERY_HEADER, verify
 from controller.admin.openapi import document
 from controller.admin.server import MAX_BODY
-from controller.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
-from controller.runtime import Controller
-from controller.webhooks import DELIVERY_HEADER, verify
+from controller.shell.runtime import Controller
+from controller.tools import stack
 
 from integration.conftest import Harness, PhoneBank, until
 from pngread import decode

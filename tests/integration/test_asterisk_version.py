@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import Settings
+from controller.tools import stack
 
 
 async def test_stack_runs_the_asked_for_asterisk_and_its_cli_answers(

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.ari.client import AriClient
-from controller.ari.events import ChannelEnteredBridge, Event
+from controller.adapters.ari.client import AriClient
+from controller.adapters.ari.events import ChannelEnteredBridge, Event
 from controller.config import PROJECT_ROOT
-from controller.flows import loader
-from controller.runtime import EVENT_TYPES, Controller
+from controller.core.flows import loader
+from controller.shell.runtime import EVENT_TYPES, Controller
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 from sippctl import SipMessage, sip_messages

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
-from controller.flows import loader
+from controller.core.flows import loader
+from controller.tools import stack
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 from sippctl import Phone

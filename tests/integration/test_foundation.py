@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 
 from integration.conftest import Harness, PhoneBank, until
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import Settings, ensure_secrets
+from controller.tools import stack
 
 from integration.conftest import SIP_PORT, Harness, PhoneBank, until
 from sippctl import SIPP, free_udp_port, uac_request
@@ -240,7 +240,7 @@ async def test_outage_path_passes_on_only_a_clean_caller_number(
         harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
         test_settings: Settings) -> None:
     # The outage path's Dial to the failover number carries the caller id: like the
-    # controller (controller/callerid.py) it passes on a number only, and no name.
+    # controller (controller/core/callerid.py) it passes on a number only, and no name.
     pstn = await phones.start("pstn", "answer", ring_ms=100)
     await harness.publish(FLOWS, tmp_path)
     await harness.start()

@@ -25,11 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from controller import waits
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
-from controller.flows import loader
-from controller.runtime import Controller
+from controller.core import waits
+from controller.core.flows import loader
+from controller.shell.runtime import Controller
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 

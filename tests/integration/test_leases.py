@@ -1,4 +1,4 @@
-"""Issue 6: the lease scripts (controller.store.leases) against the real Redis of the test
+"""Issue 6: the lease scripts (controller.adapters.redis.leases) against the real Redis of the test
 stack: who may claim, renew, adopt and release what. Each test uses its own key prefix."""
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from controller.config import Settings
-from controller.store.leases import (
+from controller.adapters.redis.leases import (
     CLAIMED,
     CLAIMED_ELSEWHERE,
     CLAIMED_NO_STATE,
@@ -19,6 +18,7 @@ from controller.store.leases import (
     CallEnd,
     Leases,
 )
+from controller.config import Settings
 
 TTL = 600  # ms
 END = CallEnd(ended=2.0, record_json="{}", trace_json="[]")

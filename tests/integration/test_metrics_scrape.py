@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from deploymon import PROMETHEUS_OWN, alert_rules, dashboard_exprs, metric_names
 
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 
 from integration.conftest import Harness, PhoneBank, until
 from integration.test_admin_api import DID, Api, metric, start_api

@@ -352,8 +352,8 @@ async def test_live_calls_and_missed_counts(
 
 
 async def test_failover_test_operations(harness: Harness, tmp_path: Path) -> None:
-    from controller.ops import Ops, OpsError
-    from controller.store import RedisStore
+    from controller.adapters.redis import RedisStore
+    from controller.ops.ops import Ops, OpsError
 
     await harness.publish(FLOW, tmp_path)
     store = RedisStore(harness.settings.redis_url, harness.prefix)

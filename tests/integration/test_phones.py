@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings, ensure_secrets
+from controller.tools import stack
 
 from integration.conftest import PHONE_BASE, SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from sippctl import CallResult, Phone, phone_call, register

@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from controller import stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
+from controller.tools import stack
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 
@@ -148,8 +148,8 @@ async def test_a_controller_given_the_wrong_redis_password_says_so_not_that_redi
 ) -> None:
     from redisproc import RedisServer
 
-    from controller.runtime import Controller, StartupError
-    from controller.store import RedisStore
+    from controller.adapters.redis import RedisStore
+    from controller.shell.runtime import Controller, StartupError
 
     server = RedisServer()
     server.start()

@@ -5,7 +5,7 @@ test stops by itself and leaves nothing behind).
   they come in, a third of them bridged, and killed once every agent answered) and with calls
   ringing: bridged calls keep talking (media never passes through the controller) and no
   agent who answered is hung up; the restarted controller adopts the live calls from ARI +
-  Redis (controller.cluster): bridged ones are supervised again, half-connected or
+  Redis (controller.cluster.manager): bridged ones are supervised again, half-connected or
   answered-but-unrecorded ones are connected, ringing ones re-run their flow and are answered
   within 2 s; nothing is left afterwards. How many: ``CALLCTL_RES_BRIDGED`` (default 50) and
   ``CALLCTL_RES_RINGING`` (default 10).
@@ -37,12 +37,13 @@ import aiohttp
 import pytest
 import yaml
 
-from controller import stack, waits
-from controller.ari.client import AriClient
-from controller.ari.errors import NotFound
-from controller.ari.events import StasisStart, parse_channel
-from controller.backoff import ConstantBackoff
+from controller.adapters.ari.client import AriClient
+from controller.adapters.ari.errors import NotFound
+from controller.adapters.ari.events import StasisStart, parse_channel
 from controller.config import PROJECT_ROOT, Settings
+from controller.core import waits
+from controller.core.backoff import ConstantBackoff
+from controller.tools import stack
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from integration.runproc import RunProcess, clean_env

@@ -35,10 +35,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from controller import dispatcher, stack
-from controller.ari.client import AriClient
+from controller.adapters.ari.client import AriClient
+from controller.adapters.redis import flowstore as publish
 from controller.config import PROJECT_ROOT, Settings, ensure_secrets, load_settings
-from controller.flows import loader, publish
+from controller.core.flows import loader
+from controller.tools import dispatcher, stack
 
 from integration.conftest import until
 from integration.runproc import RunProcess, clean_env

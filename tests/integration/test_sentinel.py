@@ -20,8 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from redisproc import REDIS_SERVER, RedisServer
 
-from controller.store import RedisStore, StoreUnavailable
-from controller.store.leases import Leases
+from controller.adapters.redis import RedisStore, StoreUnavailable
+from controller.adapters.redis.leases import Leases
 
 from integration.conftest import until
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is no
 PASSWORD = secrets.token_urlsafe(24)
 """The master's and the replica's (requirepass, masterauth: either may be the master after a
 failover); the sentinel has it as auth-pass. The sentinel itself takes no password
-(controller.store.connect reaches sentinels without one)."""
+(controller.adapters.redis.connect reaches sentinels without one)."""
 
 
 @pytest.fixture(scope="module")

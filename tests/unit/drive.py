@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.model import (
+from controller.core.model import (
     Answer,
     CallContext,
     Digits,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.flows.schema import FlowSet
-from controller.model import (
+from controller.core.flows.schema import FlowSet
+from controller.core.model import (
     Answer,
     CallContext,
     Digits,

@@ -33,7 +33,7 @@ from controller.admin.server import (
     token_ok,
 )
 from controller.config import PROJECT_ROOT, Settings
-from controller.flows import loader
+from controller.core.flows import loader
 
 TOKEN = "tok-" + "x" * 28
 

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from controller.ari.client import HANGUP_REASONS, AriClient, hangup_reason_for
-from controller.ari.errors import (
+from controller.adapters.ari.client import HANGUP_REASONS, AriClient, hangup_reason_for
+from controller.adapters.ari.errors import (
     AriError,
     AriUnavailable,
     BadRequest,

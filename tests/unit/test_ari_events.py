@@ -14,8 +14,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from controller.ari.client import AriClient
-from controller.ari.events import (
+from controller.adapters.ari.client import AriClient
+from controller.adapters.ari.events import (
     ApplicationReplaced,
     BridgeDestroyed,
     Channel,
@@ -40,8 +40,8 @@ from controller.ari.events import (
     channel_id_of,
     parse_event,
 )
-from controller.ari.stream import EventStream
-from controller.backoff import ConstantBackoff
+from controller.adapters.ari.stream import EventStream
+from controller.core.backoff import ConstantBackoff
 
 TS = "2024-03-01T10:00:00.123+0000"
 
@@ -592,7 +592,7 @@ async def test_stream_takes_its_app_back_when_another_websocket_replaces_it(
     the stream logs an error, reconnects (which takes the app back), counts it for /health
     and the metrics, and does not reset its backoff for a connection taken over, so two
     listeners fighting over the app back off instead of spinning."""
-    from controller.ari import stream as stream_mod
+    from controller.adapters.ari import stream as stream_mod
 
     monkeypatch.setattr(stream_mod, "_STABLE_AFTER", 0.0)  # any plain connection is stable
 

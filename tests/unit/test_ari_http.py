@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from controller.ari.client import _query
-from controller.ari.http import (
+from controller.adapters.ari.client import _query
+from controller.adapters.ari.http import (
     HttpParseError,
     RequestBuilder,
     Response,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import stack
 from controller.config import PROJECT_ROOT, ConfigError, load_settings
+from controller.tools import stack
 
 
 def _fake_root(tmp_path: Path, moddir: str) -> Path:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from controller.backoff import Backoff, ConstantBackoff, ExponentialBackoff, NoBackoff
+from controller.core.backoff import Backoff, ConstantBackoff, ExponentialBackoff, NoBackoff
 
 
 def test_given_no_jitter_when_failures_grow_then_delay_doubles_up_to_cap() -> None:

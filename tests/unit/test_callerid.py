@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.callerid import normalise, presentable, valid_did
-from controller.runtime import call_key
+from controller.core.callerid import normalise, presentable, valid_did
+from controller.shell.runtime import call_key
 
 
 @pytest.mark.parametrize(("raw", "want"), [

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from controller import cli, stack
 from controller.config import SECRET_KEYS, load_settings
+from controller.tools import cli, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "flows" / "examples"

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from drive import Clock, Driver, make_ctx, trace
 
-from controller.flows.directory import (
+from controller.core.flows.directory import (
     Department,
     Settings,
     departments_from_mapping,
     users_from_mapping,
 )
-from controller.model import (
+from controller.core.model import (
     CallContext,
     Continue,
     DialTarget,
@@ -29,8 +29,8 @@ from controller.model import (
     Stop,
     UserFacts,
 )
-from controller.nodes import department, extension
-from controller.nodes.ringing import ring_users
+from controller.core.nodes import department, extension
+from controller.core.nodes.ringing import ring_users
 
 USERS = {
     "alice": {"endpoint": "alice"},
@@ -47,9 +47,9 @@ USERS = {
 @pytest.fixture(autouse=True)
 def prompts_stub(monkeypatch: pytest.MonkeyPatch) -> None:
     """Isolate from the flow engineer's prompt resolver."""
-    mod = types.ModuleType("controller.prompts")
+    mod = types.ModuleType("controller.core.prompts")
     mod.resolve_prompt = lambda name, ctx: f"sound:/prompts/{ctx.language}/{name}"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "controller.prompts", mod)
+    monkeypatch.setitem(sys.modules, "controller.core.prompts", mod)
 
 
 def flowset(depts: Mapping[str, Mapping[str, Any]], users: Mapping[str, Any] = USERS,
@@ -365,7 +365,7 @@ def test_missing_greeting_still_records(monkeypatch: pytest.MonkeyPatch) -> None
     def missing(name: str, ctx: CallContext) -> str:
         raise LookupError(f"no prompt {name}")
 
-    monkeypatch.setattr(sys.modules["controller.prompts"], "resolve_prompt", missing)
+    monkeypatch.setattr(sys.modules["controller.core.prompts"], "resolve_prompt", missing)
     ctx, node, clock = dept_call({"sales": {"members": ["erin"]}})
     d = Driver(ctx, clock=clock)
     assert d.run(department.run(node, ctx)) == Stop("voicemail")

@@ -21,8 +21,8 @@ from deploymon import (
     promtool,
 )
 
-from controller.calllog import summarise
-from controller.metrics import Metrics
+from controller.adapters.metrics import Metrics
+from controller.core.calllog import summarise
 
 
 def test_the_dashboard_is_a_grafana_dashboard() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import stack
 from controller.config import load_settings
-from controller.devices import device_view
+from controller.core.devices import device_view
+from controller.tools import stack
 
 
 @pytest.mark.parametrize(("row", "state", "in_use"), [

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from controller.flows.directory import (
+from controller.core.flows.directory import (
     Department,
     Failover,
     OutcomeMap,

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pytest
 
-from controller.ari.dispatch import KeyedDispatcher
+from controller.adapters.ari.dispatch import KeyedDispatcher
 
 T = 2.0  # generous bound for anything that should happen at once
 

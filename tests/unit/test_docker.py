@@ -94,7 +94,7 @@ def test_dockerignore_keeps_secrets_state_and_the_host_venv_out() -> None:
                  "docker/ca-certificates/corp.key", ".venv-lock/bin/uv"):
         assert _ignored(path, patterns), path
     for path in ("scripts/install.sh", "requirements.lock", "pyproject.toml", "README.md",
-                 "controller/cli.py", "asterisk-conf/pjsip.conf", "dialplan/x.conf",
+                 "controller/tools/cli.py", "asterisk-conf/pjsip.conf", "dialplan/x.conf",
                  "prompts/en/welcome.wav", "flows/examples/main.yaml",
                  "docker/asterisk-entrypoint.sh", "docker/healthcheck.py",
                  "docker/ca-certificates/README.md", "docker/ca-certificates/corp.crt",

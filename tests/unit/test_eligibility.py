@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from controller.eligibility import (
+from controller.core.eligibility import (
     BUSY,
     NO_ENDPOINT,
     OPTED_OUT,
@@ -10,8 +10,8 @@ from controller.eligibility import (
     check,
     effective_alternate,
 )
-from controller.flows.directory import Settings, User, Window
-from controller.model import UserFacts
+from controller.core.flows.directory import Settings, User, Window
+from controller.core.model import UserFacts
 
 S = Settings()
 MON_NOON = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # Monday 12:00 UTC

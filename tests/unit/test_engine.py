@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from flowdrive import answered, drive, make_ctx, one_flow
 
-from controller import engine, prompts
-from controller.flows.loader import load
-from controller.flows.schema import FLOW_VAR, current_flow
-from controller.model import Digits, Hangup, Prompt, Record, RingGroup, Stop
-from controller.nodes import HANDLERS
+from controller.core import engine, prompts
+from controller.core.flows.loader import load
+from controller.core.flows.schema import FLOW_VAR, current_flow
+from controller.core.model import Digits, Hangup, Prompt, Record, RingGroup, Stop
+from controller.core.nodes import HANDLERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_node_type_has_a_handler() -> None:
-    from controller.flows.schema import NODE_TYPES
+    from controller.core.flows.schema import NODE_TYPES
 
     assert set(HANDLERS) == set(NODE_TYPES)
 

@@ -28,11 +28,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.flows import commands
-from controller.flows.directory import Department, Failover, Sticky, User, Window
-from controller.flows.editor_schema import _FIELDS, _MODELS, flowset_json_schema
-from controller.flows.loader import load, load_text
-from controller.flows.schema import NODE_ADAPTER, Flow
+from controller.core.flows.directory import Department, Failover, Sticky, User, Window
+from controller.core.flows.editor_schema import _FIELDS, _MODELS, flowset_json_schema
+from controller.core.flows.loader import load, load_text
+from controller.core.flows.schema import NODE_ADAPTER, Flow
+from controller.tools import flowcmds as commands
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "flows" / "examples"

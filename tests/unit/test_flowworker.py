@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller.admin.flowworker import FlowWorker, WorkerBusy
-from controller.flows import loader
+from controller.core.flows import loader
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "flows" / "examples"
 TEXTS = {p.name: p.read_text() for p in sorted(EXAMPLES.glob("*.yaml"))}

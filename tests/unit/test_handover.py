@@ -1,4 +1,4 @@
-"""Handover on stop and give-back: the pure decisions (controller.cluster) and the setting
+"""Handover on stop and give-back: the pure decisions (controller.cluster.manager) and the setting
 (CALLCTL_ON_STOP). The behaviour itself is tested on the real stack (test_resilience,
 test_scaleout)."""
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.call import target_from_json, target_json
-from controller.cluster import (
+from controller.cluster.manager import (
     answered_legs,
     bridged,
     give_back,
@@ -19,7 +18,8 @@ from controller.cluster import (
     missing_from_bridge,
 )
 from controller.config import ConfigError, load_settings
-from controller.model import DialTarget
+from controller.core.model import DialTarget
+from controller.shell.call import target_from_json, target_json
 
 # ------------------------------------------------------------------ CALLCTL_ON_STOP
 

@@ -11,15 +11,15 @@ from drive import Clock, Driver, trace
 from flowschema import schema_errors
 from pydantic import ValidationError
 
-from controller import engine
-from controller.callerid import display_name, presentable
-from controller.calllog import RECORD_FIELDS, build_record
-from controller.flows import loader
-from controller.flows.directory import User
-from controller.flows.loader import load_text
-from controller.flows.schema import FlowSet
-from controller.internal import Route, caller_of, route
-from controller.model import CallContext, Hangup, Record, RingGroup, Stop, UserFacts
+from controller.core import engine
+from controller.core.callerid import display_name, presentable
+from controller.core.calllog import RECORD_FIELDS, build_record
+from controller.core.flows import loader
+from controller.core.flows.directory import User
+from controller.core.flows.loader import load_text
+from controller.core.flows.schema import FlowSet
+from controller.core.internal import Route, caller_of, route
+from controller.core.model import CallContext, Hangup, Record, RingGroup, Stop, UserFacts
 
 USERS = {
     "alice": {"name": "Alice Adams", "endpoint": "phone1", "extension": "201"},

@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 from flowdrive import drive, flowset, make_ctx
 
-from controller import engine
-from controller.flows.directory import FAILOVER_UNAVAILABLE_CAUSE, FailoverPlan, failover_plan
-from controller.flows.schema import entry_department, line_failover, outage_extras, outage_targets
-from controller.model import Hangup, Record, RingGroup, Stop
+from controller.core import engine
+from controller.core.flows.directory import FAILOVER_UNAVAILABLE_CAUSE, FailoverPlan, failover_plan
+from controller.core.flows.schema import (
+    entry_department,
+    line_failover,
+    outage_extras,
+    outage_targets,
+)
+from controller.core.model import Hangup, Record, RingGroup, Stop
 
 DID = "+15550100"
 LINE_NO = "+15557770310"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from controller.flows.lint import lint
-from controller.flows.loader import LoadResult, load_text
-from controller.flows.schema import FlowSet
+from controller.core.flows.lint import lint
+from controller.core.flows.loader import LoadResult, load_text
+from controller.core.flows.schema import FlowSet
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -260,7 +260,7 @@ def test_lint_without_source_positions() -> None:
 
 
 def test_examples_have_no_problems() -> None:
-    from controller.flows.loader import load
+    from controller.core.flows.loader import load
 
     result = load([ROOT / "flows" / "examples"])
     assert result.problems == []

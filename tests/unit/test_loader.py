@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.flows import commands, loader
-from controller.flows.loader import (
+from controller.core.flows import loader
+from controller.core.flows.loader import (
     INPUT_CODES,
     MAX_ALIAS_NODES,
     MAX_DEPTH,
@@ -23,6 +23,7 @@ from controller.flows.loader import (
     load_text,
     parse_path,
 )
+from controller.tools import flowcmds as commands
 
 ROOT = Path(__file__).resolve().parents[2]
 POSITION = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): .+ "

@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.flows import loader
+from controller.core.flows import loader
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "flows" / "examples"
 SOURCES = [p.read_bytes() for p in sorted(EXAMPLES.glob("*.yaml"))]

@@ -1,4 +1,4 @@
-"""controller.memory: the periodic malloc_trim and its setting (no network)."""
+"""controller.shell.memory: the periodic malloc_trim and its setting (no network)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from controller import memory
 from controller.config import ConfigError, load_settings
+from controller.shell import memory
 
 
 def test_trim_every_minute_by_default_and_zero_turns_it_off() -> None:

@@ -8,9 +8,16 @@ import pytest
 from drive import simulate
 from flowdrive import drive, make_ctx, one_flow
 
-from controller import engine
-from controller.metrics import LoopLag, Metric, Metrics, Registry, escape_label, failovers_of
-from controller.model import CallContext, RingGroup, RingResult, UserFacts
+from controller.adapters.metrics import (
+    LoopLag,
+    Metric,
+    Metrics,
+    Registry,
+    escape_label,
+    failovers_of,
+)
+from controller.core import engine
+from controller.core.model import CallContext, RingGroup, RingResult, UserFacts
 
 
 def record_of(ctx: CallContext, result: str) -> dict[str, Any]:
@@ -186,7 +193,7 @@ def test_histogram_renders_cumulative_buckets_sum_and_count() -> None:
 
 
 def test_label_values_are_bounded_to_published_ids_and_a_series_cap() -> None:
-    from controller.metrics import MAX_IDS, BoundedIds
+    from controller.adapters.metrics import MAX_IDS, BoundedIds
 
     ids = BoundedIds(cap=3)
     ids.add(["sales", "support"])
@@ -221,8 +228,8 @@ TRACE: list[dict[str, Any]] = [
 
 
 def test_call_times_from_a_record_and_its_trace() -> None:
-    from controller.calllog import summarise
-    from controller.metrics import call_times
+    from controller.adapters.metrics import call_times
+    from controller.core.calllog import summarise
 
     rec = {"started": T, "ended": T + 69, "result": "completed"}
     rec.update(summarise(rec, TRACE))
@@ -237,7 +244,7 @@ def test_call_times_from_a_record_and_its_trace() -> None:
 
 
 def test_observe_fills_the_time_histograms_with_bounded_labels() -> None:
-    from controller.calllog import summarise
+    from controller.core.calllog import summarise
 
     m = Metrics()
     m.known(["main"], ["sales"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.flows.schema import LanguageNode, MenuNode
-from controller.model import CallContext, Continue, Digits
-from controller.nodes import language, menu
+from controller.core.flows.schema import LanguageNode, MenuNode
+from controller.core.model import CallContext, Continue, Digits
+from controller.core.nodes import language, menu
 
 
 def _menu(**kw: object) -> MenuNode:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.flows.schema import NODE_ADAPTER
-from controller.model import CallContext, Continue, Hangup, Prompt, Record, Stop
-from controller.nodes import goto, hangup, message, voicemail
+from controller.core.flows.schema import NODE_ADAPTER
+from controller.core.model import CallContext, Continue, Hangup, Prompt, Record, Stop
+from controller.core.nodes import goto, hangup, message, voicemail
 
 
 def _ctx(**departments: object) -> CallContext:

@@ -1,4 +1,4 @@
-"""controller.ops pure parts: parsing, validation, formatting, the simulation driver."""
+"""controller.ops.ops pure parts: parsing, validation, formatting, the simulation driver."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from controller.eligibility import OUTSIDE_WINDOW, check
-from controller.flows.directory import Settings, User, Window
-from controller.flows.schema import FlowSet
-from controller.model import UserFacts
-from controller.ops import (
+from controller.core.eligibility import OUTSIDE_WINDOW, check
+from controller.core.flows.directory import Settings, User, Window
+from controller.core.flows.schema import FlowSet
+from controller.core.model import UserFacts
+from controller.ops.ops import (
     OpsError,
     SimLookups,
     call_events,

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from controller.blocklist import (
+from controller.core.callerid import normalise
+from controller.core.calllog import call_counts, counted_users, counter_updates, summarise
+from controller.shell.blocklist import (
     WITHHELD,
     Blocklist,
     BlocklistCache,
     PatternError,
     normalise_pattern,
 )
-from controller.callerid import normalise
-from controller.calllog import call_counts, counted_users, counter_updates, summarise
 
 
 @pytest.mark.parametrize(("text", "want"), [

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from controller.flows.directory import Department, OutcomeMap, Settings
-from controller.model import DialTarget, LegResult
-from controller.outcomes import alternate_causes, alternate_on_timeout, classify
+from controller.core.flows.directory import Department, OutcomeMap, Settings
+from controller.core.model import DialTarget, LegResult
+from controller.core.outcomes import alternate_causes, alternate_on_timeout, classify
 
 T = DialTarget("sip", "alice", user="alice")
 OMAP = OutcomeMap()

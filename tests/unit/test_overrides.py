@@ -1,4 +1,4 @@
-"""controller.overrides: a user's stored overrides; bad ones are logged once and skipped."""
+"""controller.core.overrides: a user's stored overrides; bad ones are logged once and skipped."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from controller.flows.directory import Window
-from controller.model import UserFacts
-from controller.overrides import user_facts
+from controller.core.flows.directory import Window
+from controller.core.model import UserFacts
+from controller.core.overrides import user_facts
 
 GOOD = {"receive_calls": "0", "alternate": "+15550199", "timezone": "Asia/Tokyo",
         "availability": '[{"days": ["mon", "tue"], "start": "09:00", "end": "17:00"}]'}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flowdrive import make_ctx, one_flow
 
-from controller.prompts import PROJECT_ROOT, media
+from controller.core.prompts import PROJECT_ROOT, media
 
 
 def test_missing_prompt_is_traced_and_still_played_by_name() -> None:

@@ -19,14 +19,14 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from controller.ari.errors import AriUnavailable, BadRequest, NotFound
-from controller.ari.events import Event, channel_id_of, parse_event
-from controller.call import Call
-from controller.callerid import normalise, presentable, valid_did
-from controller.flows.schema import FlowSet
-from controller.model import CallContext, DialTarget, HttpResponse, RingGroup, UserFacts
-from controller.ringrace import ANSWERED_ELSEWHERE, Cancel, Claim, Connect, Originate, RingRace
-from controller.store import StoreUnavailable
+from controller.adapters.ari.errors import AriUnavailable, BadRequest, NotFound
+from controller.adapters.ari.events import Event, channel_id_of, parse_event
+from controller.adapters.redis import StoreUnavailable
+from controller.core.callerid import normalise, presentable, valid_did
+from controller.core.flows.schema import FlowSet
+from controller.core.model import CallContext, DialTarget, HttpResponse, RingGroup, UserFacts
+from controller.core.ringrace import ANSWERED_ELSEWHERE, Cancel, Claim, Connect, Originate, RingRace
+from controller.shell.call import Call
 
 # ---------------------------------------------------------------------------- ring race (pure)
 

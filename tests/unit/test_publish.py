@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 from redisproc import RedisServer, free_port
 
-from controller.flows import commands
-from controller.flows import publish as pub
-from controller.flows.loader import load, load_text
+from controller.adapters.redis import flowstore as pub
+from controller.core.flows.loader import load, load_text
+from controller.tools import flowcmds as commands
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "flows" / "examples"

@@ -1,8 +1,8 @@
 """Issue 14 item 7: one shape for every call record; the trace names the prompt files played.
 
-Pure: the record builder (controller.calllog), how a media URI maps to the files Asterisk
-plays (controller.prompts, as main/file.c looks them up), and the timeline text of those
-trace entries (controller.ops.describe).
+Pure: the record builder (controller.core.calllog), how a media URI maps to the files Asterisk
+plays (controller.core.prompts, as main/file.c looks them up), and the timeline text of those
+trace entries (controller.ops.ops.describe).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import prompts
-from controller.calllog import RECORD_FIELDS, build_record
-from controller.ops import call_events, describe
+from controller.core import prompts
+from controller.core.calllog import RECORD_FIELDS, build_record
+from controller.ops.ops import call_events, describe
 
 T = 1_800_000_000.0
 

@@ -1,4 +1,4 @@
-"""controller.store.mux: RESP2 encoding and parsing (pure), and the connection's faults:
+"""controller.adapters.redis.mux: RESP2 encoding and parsing (pure), and the connection's faults:
 a connect cancelled midway, Redis restarting, a server that never answers, a reset mid-reply
 (the connection itself is used by every integration test through the store and the leases,
 against the real Redis)."""
@@ -20,7 +20,14 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redisproc import REDIS_SERVER, RedisServer
 
-from controller.store.mux import Endpoint, ProtocolError, RedisMux, RespParser, Script, encode
+from controller.adapters.redis.mux import (
+    Endpoint,
+    ProtocolError,
+    RedisMux,
+    RespParser,
+    Script,
+    encode,
+)
 
 STREAM = (b"+OK\r\n:42\r\n$5\r\nh\xc3\xa9lo\r\n$-1\r\n"
           b"*3\r\n:1\r\n$0\r\n\r\n*2\r\n$1\r\na\r\n$-1\r\n"

@@ -5,9 +5,9 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.flows.directory import Department
-from controller.model import UserFacts
-from controller.ring import (
+from controller.core.flows.directory import Department
+from controller.core.model import UserFacts
+from controller.core.ring import (
     CAP_REACHED,
     RingPlan,
     Wave,

@@ -3,8 +3,8 @@ claim rings on, alternates at once, per-leg ring time. Pure."""
 
 from __future__ import annotations
 
-from controller.model import DialTarget, RingGroup
-from controller.ringrace import ANSWERED_ELSEWHERE, Cancel, Claim, Connect, Originate, RingRace
+from controller.core.model import DialTarget, RingGroup
+from controller.core.ringrace import ANSWERED_ELSEWHERE, Cancel, Claim, Connect, Originate, RingRace
 
 A = DialTarget("sip", "agent1", user="a")
 B = DialTarget("sip", "agent2", user="b")

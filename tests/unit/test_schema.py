@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from controller.flows.loader import load
-from controller.flows.schema import (
+from controller.core.flows.loader import load
+from controller.core.flows.schema import (
     NODE_ADAPTER,
     NODE_TYPES,
     FlowSet,
@@ -164,7 +164,7 @@ def test_json_schema() -> None:
 
 
 def test_outage_targets() -> None:
-    from controller.flows.schema import outage_targets
+    from controller.core.flows.schema import outage_targets
 
     fs = FlowSet.model_validate({"flows": {
         "a": {"dids": ["+15550100"], "entry": "h", "nodes": {"h": {"type": "hangup"}},
@@ -180,8 +180,8 @@ def test_outage_targets() -> None:
 
 
 def test_outage_extras_and_astdb_value() -> None:
-    from controller.ami import failover_value
-    from controller.flows.schema import outage_extras
+    from controller.adapters.ami import failover_value
+    from controller.core.flows.schema import outage_extras
 
     fs = FlowSet.model_validate({
         "settings": {"alternate_caller_id": "did", "language": "es"},

@@ -1,4 +1,4 @@
-"""The stack's Redis config (controller.stack.redis_config) and probe, against a real
+"""The stack's Redis config (controller.tools.stack.redis_config) and probe, against a real
 redis-server: the password is required, and any password survives the config's quoting."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from urllib.parse import quote
 import pytest
 from redisproc import REDIS_SERVER, RedisServer
 
-from controller import stack
 from controller.config import load_settings
+from controller.tools import stack
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 

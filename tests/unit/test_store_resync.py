@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from controller.adapters.redis.leases import CallEnd
 from controller.config import load_settings
-from controller.runtime import Controller
-from controller.store.leases import CallEnd
+from controller.shell.runtime import Controller
 
 TOKEN = "c1/aaaa"
 

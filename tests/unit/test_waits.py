@@ -1,4 +1,4 @@
-"""The bounds of a call's waits on media events (controller.waits): pure computations."""
+"""The bounds of a call's waits on media events (controller.core.waits): pure computations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import waits
 from controller.config import PROJECT_ROOT
+from controller.core import waits
 
 
 def _wav(path: Path, seconds: float, rate: int = 8000) -> None:

@@ -17,12 +17,8 @@ from typing import Any
 
 import pytest
 
-from controller.backoff import ExponentialBackoff
-from controller.config import ConfigError, Settings, load_settings
-from controller.metrics import Metrics
-from controller.runtime import StartupError
-from controller.services import Services
-from controller.webhooks import (
+from controller.adapters.metrics import Metrics
+from controller.adapters.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -35,6 +31,10 @@ from controller.webhooks import (
     sign,
     verify,
 )
+from controller.config import ConfigError, Settings, load_settings
+from controller.core.backoff import ExponentialBackoff
+from controller.shell.runtime import StartupError
+from controller.shell.services import Services
 
 SECRET = "s3cret"
 

@@ -1,0 +1,1 @@
+"""The outside world: Asterisk (ARI, AMI), Redis, webhooks, Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Several controllers and Asterisk nodes: leases, call ownership, handover, adoption."""

@@ -1,0 +1,1 @@
+"""Flow files: YAML -> typed model with file:line:col errors, lint, JSON Schema."""

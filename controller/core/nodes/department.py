@@ -1,0 +1,123 @@
+"""Department node: ring a department by its strategy, then fall back or fail over.
+
+Node attributes read: ``id``, ``department`` (department id), ``fallback`` (a node id, the
+literal ``"failover"``, or None). Outcomes: ``Stop("connected")`` when someone answered;
+with ``fallback == "failover"`` the failover's own Stop; else ``Continue("fallback")``.
+
+Failover (as Dialpad's shared-line failover): the PSTN failover number rings first (60 s);
+if it does not answer, or there is none, and voicemail is on, the greeting plays and the
+caller records into the line's mailbox (``failover.mailbox`` > ``department.mailbox`` >
+department id). A department without a ``failover`` block gets the default: voicemail with
+the default greeting. Stops: ``connected`` (the number answered), ``voicemail``, ``hangup``
+(number failed and voicemail off: the caller gets 480, ``FAILOVER_UNAVAILABLE_CAUSE``).
+The plan itself (:func:`controller.core.flows.directory.failover_plan`) is shared with the
+outage path, which carries it out from AstDB when the controller is down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.core.flows.directory import (
+    DEFAULT_FAILOVER_PROMPT,
+    FAILOVER_UNAVAILABLE_CAUSE,
+    Department,
+    Failover,
+    FailoverPlan,
+    department_mailbox,
+    failover_plan,
+)
+from controller.core.model import (
+    CallContext,
+    Continue,
+    DialTarget,
+    Hangup,
+    Indicate,
+    NodeGen,
+    Prompt,
+    Record,
+    RingGroup,
+    Stop,
+)
+from controller.core.nodes.ringing import alternate_caller_id, log_leg, ring_users
+from controller.core.outcomes import classify
+
+__all__ = [
+    "DEFAULT_GREETING_PROMPT",
+    "FAILOVER",
+    "FAILOVER_RING_TIME",
+    "department_mailbox",
+    "failover",
+    "run",
+    "run_failover",
+]
+
+FAILOVER = "failover"
+"""``node.fallback`` value selecting the department's failover instead of a node."""
+FAILOVER_RING_TIME = 60
+DEFAULT_GREETING_PROMPT = DEFAULT_FAILOVER_PROMPT
+"""Prompt name of :data:`controller.core.flows.directory.DEFAULT_FAILOVER_GREETING`."""
+
+
+def run(node: Any, ctx: CallContext) -> NodeGen:
+    dept: Department | None = ctx.flowset.departments.get(node.department)
+    if dept is None:  # the linter prevents this; never drop the call over it
+        ctx.log("error", node=node.id, error=f"unknown department {node.department!r}")
+        return Continue("fallback")
+    if dept.id in ctx.failover_tests:  # `callctl failover test start <department>`
+        ctx.log("failover_test", line=dept.id)
+        return (yield from failover(dept.failover, ctx, mailbox=department_mailbox(dept)))
+    yield Indicate()
+    ctx.log("department", node=node.id, department=dept.id, strategy=dept.strategy,
+            sticky=dept.sticky is not None)
+    if (yield from ring_users(dept.members, ctx, dept=dept)) is not None:
+        return Stop("connected")
+    if getattr(node, "fallback", None) == FAILOVER:
+        return (yield from failover(dept.failover, ctx, mailbox=department_mailbox(dept)))
+    ctx.log("fallback", node=node.id, department=dept.id)
+    return Continue("fallback")
+
+
+def failover(fo: Failover | None, ctx: CallContext, *, mailbox: str) -> NodeGen:
+    """Failover number, then voicemail (see the module docstring)."""
+    return (yield from run_failover(failover_plan(fo, mailbox), ctx))
+
+
+def run_failover(plan: FailoverPlan, ctx: CallContext) -> NodeGen:
+    """Carry out a failover plan on a live call (the outage path does it in the dialplan)."""
+    settings = ctx.flowset.settings
+    if plan.number:
+        ctx.log("failover", number=plan.number)
+        res = yield RingGroup(
+            (DialTarget("pstn", plan.number, role="failover"),),
+            FAILOVER_RING_TIME,
+            caller_id=alternate_caller_id(settings, ctx),
+        )
+        for leg in res.legs:
+            log_leg(ctx, leg, classify(leg, settings.outcomes,
+                                       rejected_is_busy=settings.rejected_is_busy))
+        if res.answered is not None:
+            return Stop("connected")
+    mailbox = plan.mailbox
+    if mailbox is None:
+        ctx.log("failover", result="hangup")
+        yield Hangup(FAILOVER_UNAVAILABLE_CAUSE)
+        return Stop("hangup")
+
+    from controller.core.prompts import resolve_prompt  # the flow engineer's module
+
+    name = plan.greeting
+    try:
+        media = resolve_prompt(name, ctx)
+    except (LookupError, OSError, ValueError) as exc:
+        # a missing greeting must not cost the caller their message: beep and record
+        ctx.log("error", prompt=name, error=str(exc))
+        media = None
+    ctx.log("voicemail", mailbox=mailbox, greeting=name)
+    if media:
+        yield Prompt(media=(media,), max_digits=0)
+    rec = yield Record(mailbox)
+    if rec is not None:
+        ctx.log("recorded", mailbox=mailbox, name=rec.name, duration=rec.duration,
+                reason=rec.reason)
+    return Stop("voicemail")

@@ -1,0 +1,1 @@
+"""The I/O shell of one controller process: live calls, the event router, services."""
