@@ -29,15 +29,13 @@ import re
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import RedisStore, StoreUnavailable
-from controller.core import engine
 from controller.core.callerid import normalise, valid_did
 from controller.core.calllog import iso
 from controller.core.devices import DEVICE_CACHE_S, by_endpoint, device_view
@@ -51,28 +49,11 @@ from controller.core.eligibility import (
 from controller.core.flows.directory import DAYS, ID_RE, User, Window, normalise_alternate
 from controller.core.flows.schema import FlowSet
 from controller.core.model import (
-    Answer,
-    CallContext,
-    Digits,
-    GetSticky,
-    Hangup,
-    HttpPost,
-    HttpResponse,
-    Indicate,
-    LegResult,
-    LoadFacts,
-    NextCursor,
-    Prompt,
-    Record,
-    Recorded,
-    RingGroup,
-    RingResult,
-    SetSticky,
-    Stop,
-    UserFacts,
     valid_endpoint,
 )
 from controller.core.overrides import user_facts
+from controller.ops.simulate import SimLookups, simulate_flow
+from controller.ops.timeline import call_events, describe
 from controller.shell.blocklist import (
     BLOCK_CAUSE,
     Blocklist,
@@ -85,16 +66,12 @@ __all__ = [
     "AUDIT_MAXLEN",
     "Ops",
     "OpsError",
-    "SimLookups",
-    "call_events",
-    "describe",
     "exit_code",
     "facts_from",
     "parse_at",
     "parse_since",
     "parse_slots",
     "records_csv",
-    "simulate_flow",
     "validate_alternate",
 ]
 
@@ -334,214 +311,6 @@ def records_csv(rows: Iterable[Mapping[str, Any]]) -> str:
             r.get("flow_version", ""),
         ])
     return out.getvalue()
-
-
-def describe(t: Mapping[str, Any]) -> str:
-    """One trace entry in words."""
-    k = t.get("kind")
-    g = t.get
-    if k == "flow":
-        return f"enter flow {g('flow')}"
-    if k == "node":
-        return f"node {g('id')} ({g('type')})"
-    if k == "time":
-        return f"time check at {g('node')}: {g('result')} (local {g('local')})"
-    if k == "digits":
-        res = f" -> {g('result')}" if g("result") else ""
-        return f"key {g('digits') or '(none)'!s} at {g('node')}{res}"
-    if k == "dtmf":
-        return f"caller pressed {g('digit')}"
-    if k == "department":
-        return (f"department {g('department')}: {g('strategy')}"
-                + (" + sticky" if g("sticky") else ""))
-    if k == "skip":
-        who = g("user") or ",".join(g("users") or [])
-        alt = f" (alternate of {g('of')})" if g("of") else ""
-        return f"skip {who}{alt}: {g('reason')}"
-    if k == "sticky":
-        return f"sticky agent {g('user')} ({'rings first' if g('used') else 'not available'})"
-    if k == "ring":
-        return f"ring {', '.join(g('users') or [])} for {g('timeout'):g} s (wave {g('wave')})"
-    if k == "leg":
-        cause = f" cause {g('cause')}" if g("cause") is not None else ""
-        who = g("user") or g("address")
-        return f"leg {who} [{g('role')} {g('tech')}/{g('address')}]: {g('outcome')}{cause}"
-    if k == "answer":
-        return f"answered by {g('user') or g('address')} ({g('role')})"
-    if k == "fallback":
-        return f"nobody answered at {g('node')}: fallback"
-    if k == "failover":
-        return f"failover: ring {g('number')}" if g("number") else f"failover: {g('result')}"
-    if k == "failover_test":
-        return f"failover test active on {g('line')}: straight to failover"
-    if k == "voicemail":
-        return f"voicemail to mailbox {g('mailbox')}"
-    if k == "recorded":
-        return f"message recorded ({g('duration')} s)"
-    if k == "http":
-        return f"POST {g('url')}: {g('status') or g('error')}"
-    if k == "hangup":
-        return f"hang up at {g('node')} (cause {g('cause')})"
-    if k == "stop":
-        return f"end at {g('node')}: {g('reason')}"
-    if k == "blocked":
-        return f"caller blocked by {g('pattern')}: rejected with cause {g('cause')}"
-    if k == "no_flow":
-        cause = f": rejected with cause {g('cause')}" if g("cause") is not None else ""
-        return f"no published flow for DID {g('did')}{cause}"
-    if k == "prompt":  # each media item as the file(s) played, else as its URI
-        files = [str(f) for f in g("files") or []]
-        shown = []
-        for m in g("media") or []:
-            name = str(m).removeprefix("sound:").rsplit("/", 1)[-1]
-            mine = [f for f in files if f.rsplit("/", 1)[-1].rpartition(".")[0] == name]
-            shown.append(" | ".join(mine) if mine else str(m))
-        where = f" at {g('node')}" if g("node") else ""
-        return f"play{where}: {', '.join(shown)}"
-    rest = " ".join(f"{a}={b}" for a, b in t.items() if a not in ("at", "kind"))
-    return f"{k} {rest}".strip()
-
-
-def call_events(trace: Sequence[Mapping[str, Any]],
-                started: float | None = None) -> list[dict[str, Any]]:
-    """The trace as a timeline: ``{at, t (s since start), kind, text}``."""
-    t0 = started if started is not None else (trace[0].get("at") if trace else None)
-    out = []
-    for t in trace:
-        at = t.get("at")
-        rel = round(at - t0, 3) if isinstance(at, int | float) and t0 is not None else None
-        out.append({"at": at, "t": rel, "kind": t.get("kind"), "text": describe(t)})
-    return out
-
-
-# ============================================================================ simulation
-
-
-@dataclass
-class SimLookups:
-    """Where a simulation reads live state from (no writes). Defaults: nothing known."""
-
-    facts: Callable[[tuple[str, ...]], Awaitable[dict[str, UserFacts]]] | None = None
-    sticky: Callable[[str, str], Awaitable[str | None]] | None = None
-    cursor: Callable[[str], Awaitable[int]] | None = None
-
-
-@dataclass
-class _Sim:
-    rings: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    prompts: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _target(t: Any) -> dict[str, Any]:
-    out = {"user": t.user, "address": t.address, "kind": t.kind, "role": t.role}
-    if t.alternate is not None:
-        out["alternate"] = _target(t.alternate)
-    return out
-
-
-async def simulate_flow(
-    fs: FlowSet, *, did: str, caller: str, at: datetime, digits: Sequence[str] = (),
-    answer: str | None = None, lookups: SimLookups | None = None,
-    failover_tests: frozenset[str] = frozenset(), max_commands: int = 5000,
-) -> dict[str, Any]:
-    """Walk the flow with the engine. Prompts that collect digits take the next entry of
-    ``digits`` (none left: no input); nobody answers a ring unless ``answer`` names a user
-    (or address) in it, or is ``first``. Time advances by each ring's and no-input's timeout,
-    so total timeouts and later time checks see the time a real call would."""
-    lookups = lookups or SimLookups()
-    clock = [at]
-    ctx = CallContext(call_id="simulation", did=did, caller=caller, flowset=fs,
-                      now=lambda: clock[0], failover_tests=failover_tests)
-    sim = _Sim()
-    queue = list(digits)
-    gen = engine.run_call(ctx)
-    result: str = "unknown"
-    hangup_cause: int | None = None
-
-    async def reply(cmd: Any) -> Any:
-        nonlocal result, hangup_cause
-        node = ctx.path[-1] if ctx.path else None
-        if isinstance(cmd, Prompt):
-            if cmd.max_digits == 0:
-                sim.prompts.append({"node": node, "media": list(cmd.media), "digits": None})
-                return Digits("", "played")
-            d = queue.pop(0) if queue else ""
-            sim.prompts.append({"node": node, "media": list(cmd.media), "digits": d})
-            if not d:
-                clock[0] += timedelta(seconds=cmd.timeout)
-                return Digits("", "timeout")
-            return Digits(d, "max")
-        if isinstance(cmd, RingGroup):
-            targets = [_target(t) for t in cmd.targets]
-            sim.rings.append({"node": node, "timeout": cmd.timeout, "targets": targets,
-                              "at": clock[0].isoformat(timespec="seconds")})
-            win = None
-            if answer:
-                for t in cmd.targets:
-                    if answer == "first" or answer in (t.user, t.address):
-                        win = t
-                        break
-            if win is not None:
-                legs = tuple(LegResult(target=t, answered=t is win, cause=None,
-                                       cancelled=t is not win) for t in cmd.targets)
-                return RingResult(answered=win, legs=legs)
-            clock[0] += timedelta(seconds=cmd.timeout)
-            return RingResult(answered=None, legs=tuple(
-                LegResult(target=t, answered=False, cause=None, timed_out=True)
-                for t in cmd.targets))
-        if isinstance(cmd, LoadFacts):
-            if lookups.facts is None:
-                return {u: UserFacts() for u in cmd.users}
-            return await lookups.facts(cmd.users)
-        if isinstance(cmd, GetSticky):
-            return None if lookups.sticky is None else await lookups.sticky(cmd.department,
-                                                                            cmd.caller)
-        if isinstance(cmd, NextCursor):
-            return 0 if lookups.cursor is None else await lookups.cursor(cmd.key)
-        if isinstance(cmd, Record):
-            sim.notes.append(f"records a message into mailbox {cmd.mailbox}")
-            return Recorded(cmd.mailbox, "(simulated)", 0.0, "finished")
-        if isinstance(cmd, HttpPost):
-            sim.notes.append(f"POST {cmd.url} not sent in a simulation: taken as failed")
-            return HttpResponse(0, None, "not sent (simulation)")
-        if isinstance(cmd, Hangup):
-            hangup_cause = cmd.cause
-            return None
-        if isinstance(cmd, Answer | Indicate | SetSticky):
-            return None
-        raise TypeError(f"unknown command {cmd!r}")
-
-    n = 0
-    try:
-        cmd = gen.send(None)
-        while True:
-            n += 1
-            if n > max_commands:
-                result = "loop_limit"
-                break
-            res = await reply(cmd)
-            if isinstance(cmd, Hangup):  # the runtime hangs up and the flow is over
-                result = "hangup"
-                break
-            cmd = gen.send(res)
-    except StopIteration as stop:
-        result = stop.value.reason if isinstance(stop.value, Stop) else "end"
-    finally:
-        gen.close()
-    trace = [{"at": t.at, "kind": t.kind, **t.data} for t in ctx.trace]
-    first = sim.rings[0]["targets"][0] if sim.rings and sim.rings[0]["targets"] else None
-    return {
-        "did": did, "caller": caller, "at": at.isoformat(timespec="minutes"),
-        "result": result, "hangup_cause": hangup_cause, "answered_by": ctx.answered_by,
-        "path": list(ctx.path), "rings": sim.rings, "first_ring": first,
-        "ring_order": [t.get("user") or t.get("address")
-                       for r in sim.rings for t in r["targets"]],
-        "skips": [{k: v for k, v in t.items() if k != "at"} for t in trace
-                  if t["kind"] == "skip"],
-        "prompts": sim.prompts, "notes": sim.notes, "digits_unused": queue,
-        "steps": [describe(t) for t in trace], "trace": trace,
-    }
 
 
 # ============================================================================ operations

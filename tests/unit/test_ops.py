@@ -13,20 +13,18 @@ from controller.core.flows.schema import FlowSet
 from controller.core.model import UserFacts
 from controller.ops.ops import (
     OpsError,
-    SimLookups,
-    call_events,
     clean_by,
-    describe,
     exit_code,
     facts_from,
     parse_at,
     parse_since,
     parse_slots,
     records_csv,
-    simulate_flow,
     validate_alternate,
     window_text,
 )
+from controller.ops.simulate import SimLookups, simulate_flow
+from controller.ops.timeline import call_events, describe
 
 USERS = {u: User.model_validate({"id": u, "endpoint": f"agent{i}"})
          for i, u in enumerate(("alice", "bob", "carol"), 1)}

@@ -2,7 +2,7 @@
 
 Pure: the record builder (controller.core.calllog), how a media URI maps to the files Asterisk
 plays (controller.core.prompts, as main/file.c looks them up), and the timeline text of those
-trace entries (controller.ops.ops.describe).
+trace entries (controller.ops.timeline.describe).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from controller.core import prompts
 from controller.core.calllog import RECORD_FIELDS, build_record
-from controller.ops.ops import call_events, describe
+from controller.ops.timeline import call_events, describe
 
 T = 1_800_000_000.0
 
