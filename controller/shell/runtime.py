@@ -29,7 +29,8 @@ from controller.adapters.ari.events import (
 )
 from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.adapters.redis.leases import CallEnd
-from controller.cluster.manager import Cluster, Node
+from controller.cluster.manager import Cluster
+from controller.cluster.nodes import Node
 from controller.config import Settings
 from controller.core import internal
 from controller.core.callerid import normalise, valid_did
