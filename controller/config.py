@@ -23,6 +23,10 @@ class ConfigError(ValueError):
     """A setting has a bad value. The message names the variable and the value."""
 
 
+class StartupError(RuntimeError):
+    """A dependency is missing at start. The message is one line saying which and what to do."""
+
+
 def _bad(name: str, value: str, why: str) -> ConfigError:
     return ConfigError(f"{name} has value {value!r}: {why}")
 

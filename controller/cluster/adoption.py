@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controller.adapters.ari.errors import AriError, AriUnavailable
 from controller.adapters.ari.events import ChannelDestroyed, StasisEnd
@@ -16,13 +16,11 @@ from controller.adapters.redis.leases import GONE
 from controller.cluster.nodes import Node
 from controller.cluster.ownership import Ownership
 from controller.cluster.policy import answered_legs, missing_from_bridge
+from controller.cluster.ports import C
 from controller.core.callerid import valid_did
 from controller.core.model import CallContext, DialTarget, TraceEntry
 from controller.core.ringrace import ANSWERED_ELSEWHERE
 from controller.logs import call_context
-
-if TYPE_CHECKING:
-    from controller.shell.call import Call
 
 log = logging.getLogger("callctl.cluster")
 
@@ -30,7 +28,7 @@ DID_CONTEXT = "callctl-did"
 """Dialplan context that validates a DID and enters the Stasis app (re-entry on adoption)."""
 
 
-class Adoption(Ownership):
+class Adoption(Ownership[C]):
     # ------------------------------------------------------------------ adoption
 
     async def adopt_orphans(self, node: Node,
@@ -111,7 +109,7 @@ class Adoption(Ownership):
         self.ctl.calls[cid] = call
         await call._teardown()
 
-    def _supervise(self, node: Node, call: Call, channels: dict[str, dict[str, Any]],
+    def _supervise(self, node: Node, call: C, channels: dict[str, dict[str, Any]],
                    bridges: dict[str, dict[str, Any]], legs: list[str]) -> None:
         """Drive an adopted connected call: finish its connect if it was not finished (the
         caller answered, both channels in the call's bridge), then wait for a hangup."""
@@ -130,10 +128,7 @@ class Adoption(Ownership):
                 log.info("call %s: connected but not bridged (caller %s, missing from the "
                          "bridge: %s): finishing the connect", cid,
                          "up" if call.answered else "not answered", add or "-")
-        task = asyncio.ensure_future(call.resume(add))
-        call.task = task
-        self.ctl._call_tasks.add(task)
-        task.add_done_callback(self.ctl._call_tasks.discard)
+        self.ctl.drive(call, call.resume(add))
         for other in legs:  # any other leg left ringing by the dead controller
             if other != leg:
                 self.ctl.background(self._hangup(node, other, ANSWERED_ELSEWHERE))
@@ -148,10 +143,8 @@ class Adoption(Ownership):
         """A call in its flow whose ``leg`` answered before its controller recorded it:
         claim it as that controller would have, then connect and supervise it. False: the
         leg's user is on another call (the leg is hung up)."""
-        from controller.shell.call import TARGET_VAR, Winner, target_from_json
-
         try:
-            target = target_from_json(await node.ari.get_var(leg, TARGET_VAR))
+            target = self.kit.target_from_json(await node.ari.get_var(leg, self.kit.target_var))
         except AriError:
             return False  # gone meanwhile
         if target is None:  # rung by a controller that did not tag its legs
@@ -162,7 +155,7 @@ class Adoption(Ownership):
                 return False
         call = self._restore(node, cid, state)
         now = time.time()
-        call.winner = Winner(leg, target, now, now, target.role == "alternate")
+        call.winner = self.kit.winner(leg, target, now, now, target.role == "alternate")
         user = target.user
         self.ctl.calls[cid] = call  # its events from now on (a tick's adoption: they flow)
         try:
@@ -195,9 +188,7 @@ class Adoption(Ownership):
         self._supervise(node, call, channels, bridges, legs)
         return True
 
-    def _restore(self, node: Node, cid: str, state: dict[str, str]) -> Call:
-        from controller.shell.call import Call
-
+    def _restore(self, node: Node, cid: str, state: dict[str, str]) -> C:
         live = self.ctl.flows.current
         ctx = CallContext(call_id=cid, did=state.get("did", ""), caller=state.get("caller", ""),
                           flowset=live[1] if live else None, now=self.ctl.clock)
@@ -213,7 +204,7 @@ class Adoption(Ownership):
             version = int(state.get("flow_version") or 0)
         except ValueError:
             version = 0
-        call = Call(self.ctl, cid, ctx, version)
+        call = self.kit.new(cid, ctx, version)
         self.bind(call, node.name)
         try:
             call.started = float(state.get("started") or time.time())

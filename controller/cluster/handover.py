@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 from controller.adapters.redis import StoreUnavailable
 from controller.cluster.adoption import Adoption
 from controller.cluster.nodes import Node
 from controller.cluster.policy import SETTLE_S, bridged, may_hand_over
-
-if TYPE_CHECKING:
-    from controller.shell.call import Call
+from controller.cluster.ports import C
 
 log = logging.getLogger("callctl.cluster")
 
 
-class Handover(Adoption):
+class Handover(Adoption[C]):
     # ------------------------------------------------------------------ handover
 
     async def hand_over_all(self) -> int:
@@ -50,7 +47,7 @@ class Handover(Adoption):
                  "(%d bridged, %d in their flow)", node.name, peer, n, n - flow, flow)
         return n
 
-    async def hand_over(self, calls: list[Call], restarting: list[str]) -> tuple[int, int]:
+    async def hand_over(self, calls: list[C], restarting: list[str]) -> tuple[int, int]:
         """Leave ``calls`` (and adopted calls on their way back into the app, ``restarting``)
         to another controller: stop their tasks without touching their channels (no hangup,
         no bridge destroyed), make sure their state is in Redis (a bridged call's leg and
@@ -98,7 +95,7 @@ class Handover(Adoption):
         return len(calls), flow
 
     @staticmethod
-    async def _settle(calls: list[Call], timeout: float = SETTLE_S) -> None:
+    async def _settle(calls: list[C], timeout: float = SETTLE_S) -> None:
         """Let the calls with an answering leg finish connecting (bounded): handed over half
         way, the leg would have answered for nothing if the call's connected state is not
         written yet; handed over once connected, they go on talking."""
@@ -111,7 +108,7 @@ class Handover(Adoption):
                         "they are", sum(1 for c in calls if c.answering), timeout)
 
     @staticmethod
-    def _state(call: Call) -> dict[str, str]:
+    def _state(call: C) -> dict[str, str]:
         """A call's state as recorded when it arrived (``Controller._new_call``)."""
         return {"did": call.ctx.did, "caller": call.ctx.caller, "started": str(call.started),
                 "flow_version": str(call.version)}

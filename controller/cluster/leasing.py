@@ -12,11 +12,12 @@ from controller.adapters.redis import StoreUnavailable
 from controller.cluster.handover import Handover
 from controller.cluster.nodes import Node
 from controller.cluster.policy import bridged, give_back, give_back_now, may_hand_over
+from controller.cluster.ports import C
 
 log = logging.getLogger("callctl.cluster")
 
 
-class Leasing(Handover):
+class Leasing(Handover[C]):
     async def _heartbeat(self) -> None:
         assert self.leases is not None
         self.peers, before = await self.leases.heartbeat({
@@ -130,11 +131,7 @@ class Leasing(Handover):
             return
         if node.task is not None:  # an EventStream is single-use once stopped
             node.stream = node._new_stream()
-            if node is self.first:
-                self.ctl.stream = node.stream
-        node.task = asyncio.ensure_future(node.stream.run())
-        self.ctl._tasks.add(node.task)
-        node.task.add_done_callback(self.ctl._done)
+        node.task = self.ctl.spawn(node.stream.run())
         log.info("node %s: taken by %s%s", node.name, self.id,
                  f" (was {previous})" if previous else "")
         self.ctl.background(self.ctl.sync_outage())

@@ -56,7 +56,6 @@ A node whose ARI stays unreachable for ``CALLCTL_NODE_LOST_MS`` has its calls en
 (result ``node_lost``): busy marks are released, so the agents ring again through other nodes.
 """
 
-
 from __future__ import annotations
 
 import asyncio
@@ -67,16 +66,20 @@ from controller.adapters.ari.errors import AriError
 from controller.adapters.redis import StoreUnavailable
 from controller.adapters.redis.leases import Leases
 from controller.cluster.leasing import Leasing
+from controller.cluster.ports import C
+from controller.config import StartupError
 
 log = logging.getLogger("callctl.cluster")
 
-class Cluster(Leasing):
+
+class Cluster(Leasing[C]):
+    """The nodes a controller serves, their leases, call ownership, handover and adoption
+    (the roles: see :class:`controller.cluster.ownership.Ownership`)."""
+
     # ------------------------------------------------------------------ lifecycle
 
     async def check(self) -> dict[str, str]:
         """ARI of every node: {node: version or error}. Raises if none answers."""
-        from controller.shell.runtime import StartupError
-
         out: dict[str, str] = {}
         for node in self.nodes.values():
             try:
@@ -103,7 +106,7 @@ class Cluster(Leasing):
         self._started = time.monotonic()
         await self._heartbeat()
         await self._acquire()
-        self.ctl._spawn(self._loop())
+        self.ctl.spawn(self._loop())
 
     async def stop_streams(self) -> None:
         """Stop hearing events (shutdown): the websockets close; leases are still renewed

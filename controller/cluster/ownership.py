@@ -9,29 +9,33 @@ import secrets
 import socket
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic
 
 from controller.adapters.ari.events import StasisEnd
 from controller.adapters.redis.leases import CLAIMED_ELSEWHERE, CallEnd, Leases
 from controller.cluster.nodes import Node
 from controller.cluster.policy import node_specs
-
-if TYPE_CHECKING:
-    from controller.shell.call import Call
-    from controller.shell.runtime import Controller
+from controller.cluster.ports import C, CallKit, Host
 
 log = logging.getLogger("callctl.cluster")
 
 
-class Ownership:
-    def __init__(self, ctl: Controller) -> None:
+class Ownership(Generic[C]):
+    """The cluster's state and each call's lease. ``ctl``: the process served; ``kit``: how
+    to make its calls (adoption). The roles build on this one, each in its module:
+    Ownership < Adoption < Handover < Leasing < Cluster (``controller.cluster.manager``)."""
+
+    def __init__(self, ctl: Host[C], kit: CallKit[C]) -> None:
         s = ctl.settings
         self.ctl = ctl
+        self.kit = kit
         # Stable across restarts by default, so a restarted controller takes its node and
         # calls back at once; several controllers on one host need their own ids.
         self.id = s.controller_id or f"{socket.gethostname()}-{s.app}"
         self.instance = secrets.token_hex(4)
-        self.nodes: dict[str, Node] = {spec.name: Node(ctl, spec) for spec in node_specs(s)}
+        self.nodes: dict[str, Node] = {
+            spec.name: Node(spec, s.app, s.ami_user, ctl.on_node_event, ctl.resync)
+            for spec in node_specs(s)}
         self.first = next(iter(self.nodes.values()))
         self.primary = set(s.nodes_primary) or set(self.nodes)
         self.lease_s = s.lease_ms / 1000
@@ -65,13 +69,13 @@ class Ownership:
     def held(self) -> list[Node]:
         return [n for n in self.nodes.values() if n.held]
 
-    def abandon(self, call: Call) -> None:
+    def abandon(self, call: C) -> None:
         """Forget a call without touching it: another controller drives it now."""
         call.abandoned = True
         call.feed(StasisEnd.synthetic(call.id))
     # ------------------------------------------------------------------ calls
 
-    def bind(self, call: Call, node: str | None) -> None:
+    def bind(self, call: C, node: str | None) -> None:
         """A new call arrived on ``node``: drive it through that node's ARI."""
         n = self.node(node)
         call.node = n.name
@@ -84,7 +88,7 @@ class Ownership:
             call.ctx.log("adopted", node=n.name, controller=self.id, previous=previous,
                          restarted=True)
 
-    async def start_call(self, call: Call, fields: dict[str, str]) -> None:
+    async def start_call(self, call: C, fields: dict[str, str]) -> None:
         """Claim the new call and record its state (one Lua step)."""
         assert self.leases is not None
         if call.abandoned:  # handed over (or let go of) before its state was written
@@ -98,13 +102,13 @@ class Ownership:
             log.error("call %s: another controller holds its lease: letting go", call.id)
             self.abandon(call)
 
-    async def end_call(self, call: Call, end: CallEnd) -> None:
+    async def end_call(self, call: C, end: CallEnd) -> None:
         """The call ended: its state, lease, busy marks, log and counters (one Lua step)."""
         assert self.leases is not None
         self._leased.discard(call.id)
         await self.leases.finish_call(call.id, call.node, end)
 
-    async def claim(self, call: Call) -> bool:
+    async def claim(self, call: C) -> bool:
         """``call.winner`` answered: book its user for the call and record the call as
         connected, in one Lua step (CONNECTED), before the caller is answered. False: the
         user is on another call (nothing written). Raises StoreUnavailable."""
@@ -117,7 +121,7 @@ class Ownership:
                                                 self.connected_fields(call, users))
         return res != CLAIMED_ELSEWHERE
 
-    async def save_connected(self, call: Call) -> None:
+    async def save_connected(self, call: C) -> None:
         """Write a connected call's state again (a handover, Redis back)."""
         if self.leases is None:
             return
@@ -125,7 +129,7 @@ class Ownership:
                                     self.connected_fields(call))
 
     @staticmethod
-    def connected_fields(call: Call, users: Collection[str] = ()) -> dict[str, str]:
+    def connected_fields(call: C, users: Collection[str] = ()) -> dict[str, str]:
         """What a peer needs to finish connecting ``call`` and supervise it (``call:<id>``).
         Written before the answer is logged: the trace then gets the entries the connect
         adds (``Call.connect_entries``)."""

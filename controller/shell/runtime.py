@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -27,11 +28,13 @@ from controller.adapters.ari.events import (
     channel_id_of,
     parse_channel,
 )
+from controller.adapters.ari.stream import EventStream
 from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.adapters.redis.leases import CallEnd
 from controller.cluster.manager import Cluster
 from controller.cluster.nodes import Node
-from controller.config import Settings
+from controller.cluster.ports import CallKit
+from controller.config import Settings, StartupError
 from controller.core import internal
 from controller.core.callerid import normalise, valid_did
 from controller.core.calllog import build_record, call_counts, counted_users, counter_updates
@@ -40,7 +43,7 @@ from controller.core.model import CallContext, HttpResponse, UserFacts, valid_en
 from controller.logs import call_context
 from controller.shell import memory
 from controller.shell.blocklist import BLOCK_CAUSE, BlocklistCache
-from controller.shell.call import Call
+from controller.shell.call import TARGET_VAR, Call, Winner, target_from_json
 from controller.shell.live import LiveFlows
 from controller.shell.services import Services
 
@@ -62,10 +65,6 @@ _CALL_BRIDGE = re.compile(r"[\w.-]*\.\d+-B")
 """A call's bridge: ``<Asterisk unique id>-B`` (controller.shell.call)."""
 
 
-class StartupError(RuntimeError):
-    """A dependency is missing at start. The message is one line saying which and what to do."""
-
-
 def call_key(channel_id: str) -> str:
     """The call a channel/playback id belongs to: legs are ``<call>-L<n>``, playbacks ``-P<n>``."""
     head, sep, tail = channel_id.rpartition("-")
@@ -84,14 +83,15 @@ class Controller:
         self.app = settings.app
         self.trunk = "pstn"
         self._event_node: str | None = None
-        self.cluster = Cluster(self)
+        self.cluster: Cluster[Call] = Cluster(self, CallKit(
+            new=partial(Call, self), winner=Winner, target_var=TARGET_VAR,
+            target_from_json=target_from_json))
         """The nodes served, their leases, call ownership and adoption
         (controller.cluster.manager)."""
         self.ari = self.cluster.first.ari  # the first (usually the only) node
         self.store = RedisStore(settings.redis_url, settings.redis_prefix)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
         self.blocklist = BlocklistCache(self.store.redis, settings.redis_prefix)
-        self.stream = self.cluster.first.stream
         self.ami = self.cluster.first.ami
         self.ami_ok = False
         self.flows.on_change.append(lambda version, fs: self.background(self.sync_outage()))
@@ -112,6 +112,11 @@ class Controller:
         """Called with events of calls in progress: ``{"event": "answered", ...}``."""
         self.services = Services(self)
         """Metrics, webhooks and the admin API (controller.shell.services)."""
+
+    @property
+    def stream(self) -> EventStream:
+        """The first node's event stream (a new one each time the node is taken again)."""
+        return self.cluster.first.stream
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,10 +160,10 @@ class Controller:
         await self.blocklist.start()
         await self.services.start(admin=admin)
         await self.cluster.start()  # takes the free nodes' leases, opens their websockets
-        self._spawn(self._outage_keeper())
+        self.spawn(self._outage_keeper())
         trim = memory.malloc_trim() if self.settings.malloc_trim_s else None
         if trim is not None:
-            self._spawn(memory.keep_trimmed(self.settings.malloc_trim_s, trim))
+            self.spawn(memory.keep_trimmed(self.settings.malloc_trim_s, trim))
 
     # ------------------------------------------------------------------ outage failover
 
@@ -372,10 +377,7 @@ class Controller:
         self.calls_total += 1
         log.info("call %s: started: DID %s from %s, flow version %d, node %s", ch.id, did,
                  caller or "withheld", version, call.node)
-        task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
-        call.task = task
-        self._call_tasks.add(task)
-        task.add_done_callback(self._call_tasks.discard)
+        self.drive(call, call.run())  # first: its first step runs before the write
         self.background(self._claim_new(call, {  # claims the call: lease + state
             "did": did, "caller": caller, "started": str(call.started),
             "flow_version": str(version)}, busy))
@@ -624,7 +626,7 @@ class Controller:
             return
         self.store_degraded = True
         log.warning("redis unavailable: degraded mode (routing from memory) until it is back")
-        self._spawn(self._store_watch())
+        self.spawn(self._store_watch())
 
     async def _store_watch(self, every: float = 0.5) -> None:
         while True:
@@ -691,12 +693,21 @@ class Controller:
 
     def background(self, aw: Awaitable[Any]) -> None:
         """Run a side job (never on the call's critical path); failures are logged."""
-        self._spawn(aw, quiet=True)
+        self.spawn(aw, quiet=True)
 
-    def _spawn(self, aw: Awaitable[Any], quiet: bool = False) -> None:
+    def spawn(self, aw: Awaitable[Any], quiet: bool = False) -> asyncio.Task[Any]:
+        """A task of the process: cancelled at ``close``; failures logged."""
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
+
+    def drive(self, call: Call, aw: Awaitable[None]) -> None:
+        """Run ``aw`` (``run``, or ``resume`` for an adopted call) as ``call``'s task."""
+        task = asyncio.ensure_future(aw)
+        call.task = task
+        self._call_tasks.add(task)
+        task.add_done_callback(self._call_tasks.discard)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -31,9 +31,8 @@ from controller.adapters.webhooks import (
     sign,
     verify,
 )
-from controller.config import ConfigError, Settings, load_settings
+from controller.config import ConfigError, Settings, StartupError, load_settings
 from controller.core.backoff import ExponentialBackoff
-from controller.shell.runtime import StartupError
 from controller.shell.services import Services
 
 SECRET = "s3cret"
