@@ -5,14 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
-from controller.adapters.redis import StoreUnavailable
+from controller.adapters.redis import RedisStore, StoreUnavailable
+from controller.adapters.redis.leases import CallEnd
+from controller.cluster.manager import Cluster
 from controller.shell.call import Call
 
 log = logging.getLogger("callctl.runtime")
 
 
 class Degraded:
+    """Redis away: routing from memory, call ends queued, state written back on return."""
+
+    # What this role uses of the controller (controller.shell.runtime.Controller):
+    calls: dict[str, Call]
+    cluster: Cluster[Call]
+    store: RedisStore
+    store_degraded: bool
+    _pending_ends: deque[tuple[Call, CallEnd]]
+    spawn: Callable[..., asyncio.Task[Any]]
+
     # ------------------------------------------------------------------ degraded mode
 
     def local_busy(self) -> set[str]:

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from controller.adapters.ami import AmiError, failover_value
+from controller.cluster.manager import Cluster
 from controller.core.flows.schema import outage_extras, outage_targets
+from controller.shell.live import LiveFlows
 
 log = logging.getLogger("callctl.runtime")
 
 
 class OutageSync:
+    """Keeps the outage failover targets in the held nodes' AstDB."""
+
+    # What this role uses of the controller (controller.shell.runtime.Controller):
+    cluster: Cluster[Any]
+    flows: LiveFlows
+    ami_ok: bool
+
     # ------------------------------------------------------------------ outage failover
 
     async def sync_outage(self) -> None:

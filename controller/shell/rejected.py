@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controller.adapters.ari.errors import AriError
+from controller.adapters.redis import RedisStore
+from controller.cluster.manager import Cluster
 from controller.core.calllog import build_record
 from controller.shell.blocklist import BLOCK_CAUSE
+from controller.shell.live import LiveFlows
 
 log = logging.getLogger("callctl.runtime")
 
 
 class Rejections:
+    """A call refused on arrival: hung up through the node its event came from, logged."""
+
+    # What this role uses of the controller (controller.shell.runtime.Controller):
+    cluster: Cluster[Any]
+    flows: LiveFlows
+    store: RedisStore
+    _event_node: str | None
+    """The node of the event being handled (None: the first node)."""
+    _notify: Callable[[dict[str, Any]], None]
+
     def _rejected_at(self) -> dict[str, Any]:
         """When, where and under which flow version a call was rejected on arrival."""
         live = self.flows.current

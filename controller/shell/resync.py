@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import AriError, NotFound
 from controller.adapters.ari.events import (
     ChannelDestroyed,
+    Event,
     PlaybackFinished,
     RecordingFinished,
     StasisEnd,
     StasisStart,
     parse_channel,
 )
+from controller.adapters.redis import RedisStore
+from controller.cluster.manager import Cluster
 from controller.cluster.nodes import Node
+from controller.config import Settings
 from controller.shell.call import Call
 from controller.shell.router import call_key
 
@@ -30,6 +35,19 @@ _CALL_BRIDGE = re.compile(r"[\w.-]*\.\d+-B")
 
 
 class Resync:
+    """A node's (re)connect: what changed while we did not hear it."""
+
+    # What this role uses of the controller (controller.shell.runtime.Controller):
+    app: str
+    settings: Settings
+    event_types: tuple[str, ...]
+    calls: dict[str, Call]
+    cluster: Cluster[Call]
+    store: RedisStore
+    services: Any
+    """controller.shell.services.Services (its ``metrics``)."""
+    on_node_event: Callable[[str, Event], None]
+
     async def resync(self, node: str | None = None) -> None:
         """After a (re)connect to a node: its calls whose channels vanished meanwhile are
         ended; calls left there by a controller that is gone are adopted."""

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from controller.adapters.ari.events import (
@@ -11,12 +13,15 @@ from controller.adapters.ari.events import (
     StasisStart,
     channel_id_of,
 )
+from controller.cluster.manager import Cluster
 from controller.core import internal
 from controller.core.callerid import normalise, valid_did
 from controller.core.model import CallContext, valid_endpoint
 from controller.logs import call_context
-from controller.shell.blocklist import BLOCK_CAUSE
+from controller.shell.blocklist import BLOCK_CAUSE, BlocklistCache
 from controller.shell.call import Call
+from controller.shell.live import LiveFlows
+from controller.shell.rejected import Rejections
 
 log = logging.getLogger("callctl.runtime")
 
@@ -29,7 +34,20 @@ def call_key(channel_id: str) -> str:
     return channel_id
 
 
-class Router:
+class Router(Rejections):
+    """Routes each event to its call; starts and claims routed calls."""
+
+    # What this role uses of the controller (controller.shell.runtime.Controller):
+    calls: dict[str, Call]
+    calls_total: int
+    cluster: Cluster[Call]
+    flows: LiveFlows
+    blocklist: BlocklistCache
+    clock: Callable[[], datetime]
+    background: Callable[[Awaitable[Any]], None]
+    drive: Callable[[Call, Awaitable[None]], None]
+    _live: Callable[[Call], bool]
+
     # ------------------------------------------------------------------ events
 
     def on_node_event(self, node: str, ev: Event) -> None:

@@ -30,7 +30,6 @@ from controller.shell.call import TARGET_VAR, Call, Winner, target_from_json
 from controller.shell.degraded import Degraded
 from controller.shell.live import LiveFlows
 from controller.shell.outage import OutageSync
-from controller.shell.rejected import Rejections
 from controller.shell.resync import Resync
 from controller.shell.router import Router
 from controller.shell.services import Services
@@ -49,7 +48,11 @@ entries (two a call) are left out too, since a call knows when it bridged from i
 ``Controller.event_types``)."""
 
 
-class Controller(Router, Rejections, Resync, Degraded, OutageSync):
+class Controller(Router, Resync, Degraded, OutageSync):
+    """One controller process. Its roles, each in its module: :class:`Router` (events to
+    calls, arrivals; :class:`Rejections`), :class:`Resync` (after a reconnect),
+    :class:`Degraded` (Redis away), :class:`OutageSync` (AstDB failover targets)."""
+
     event_types: tuple[str, ...] = EVENT_TYPES
     """The ARI event types Asterisk sends us (see EVENT_TYPES)."""
 
