@@ -23,7 +23,6 @@ from controller.adapters.ari.events import (
 from controller.adapters.redis import RedisStore
 from controller.cluster.manager import Cluster
 from controller.cluster.nodes import Node
-from controller.config import Settings
 from controller.shell.call import Call
 from controller.shell.router import call_key
 
@@ -39,7 +38,6 @@ class Resync:
 
     # What this role uses of the controller (controller.shell.runtime.Controller):
     app: str
-    settings: Settings
     event_types: tuple[str, ...]
     calls: dict[str, Call]
     cluster: Cluster[Call]
@@ -135,7 +133,7 @@ class Resync:
             if args[0] in ("inbound", "internal") and cid not in self.calls and \
                     call_key(cid) == cid:
                 try:
-                    if await self.store.redis.exists(f"{self.settings.redis_prefix}call:{cid}"):
+                    if await self.store.redis.exists(self.store.keys.call(cid)):
                         continue  # adopted (or being adopted) by controller.cluster.manager
                 except Exception:
                     pass  # Redis away: nobody could have adopted it

@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import connect
+from controller.adapters.redis.keys import Keys
 from controller.adapters.redis.mux import RedisMux, Script
 from controller.adapters.redis.scripts import (
     ADOPT,
@@ -82,7 +83,7 @@ class Leases:
     def __init__(self, redis: aioredis.Redis, prefix: str, controller_id: str, instance: str,
                  ttl_ms: int, *, mux: RedisMux | None = None) -> None:
         self.redis = redis
-        self.p = prefix
+        self.keys = Keys(prefix)
         self.id = controller_id
         self.token = f"{controller_id}/{instance}"
         self.ttl_ms = ttl_ms
@@ -98,28 +99,18 @@ class Leases:
         self._connected = Script(CONNECTED)
         self._heartbeat = redis.register_script(HEARTBEAT)
 
-    # ----------------------------------------------------------------- keys
-
-    def node_key(self, node: str) -> str:
-        return f"{self.p}lease:node:{node}"
-
-    def call_key(self, call_id: str) -> str:
-        return f"{self.p}lease:call:{call_id}"
-
-    def node_calls_key(self, node: str) -> str:
-        return f"{self.p}calls:node:{node}"
-
     # ----------------------------------------------------------------- nodes
 
     async def claim_node(self, node: str) -> bool:
         return bool(await self._do(self._claim(
-            keys=[self.node_key(node)], args=[self.token, f"{self.id}/", self.ttl_ms, "1"])))
+            keys=[self.keys.node_lease(node)], args=[self.token, f"{self.id}/", self.ttl_ms, "1"])))
 
     async def node_owner(self, node: str) -> str | None:
-        return await self._do(self.redis.get(self.node_key(node)))  # type: ignore[no-any-return]
+        owner = await self._do(self.redis.get(self.keys.node_lease(node)))
+        return owner  # type: ignore[no-any-return]
 
     async def release_node(self, node: str) -> bool:
-        return bool(await self._do(self._release(keys=[self.node_key(node)],
+        return bool(await self._do(self._release(keys=[self.keys.node_lease(node)],
                                                  args=[self.token])))
 
     async def renew(self, nodes: Sequence[str], calls: Sequence[str]) -> tuple[
@@ -127,9 +118,9 @@ class Leases:
         """Extend our node and call leases in one step: ``({node: still ours}, {call: ...})``.
         A lapsed node lease is taken again (we still hold its websocket); a lapsed call lease
         only while the call's state still exists."""
-        keys = [self.node_key(n) for n in nodes]
+        keys = [self.keys.node_lease(n) for n in nodes]
         for c in calls:
-            keys += [self.call_key(c), f"{self.p}call:{c}"]
+            keys += [self.keys.call_lease(c), self.keys.call(c)]
         if not keys:
             return {}, {}
         res = await self._do(self.mux.evalsha(self._renew, keys=keys,
@@ -144,7 +135,7 @@ class Leases:
         controller's (``{id: {"token", "nodes", "primary", "held"}}``) and our own presence
         as it was before (another token there: a previous life, or a duplicate id)."""
         res = await self._do(self._heartbeat(
-            keys=[f"{self.p}controllers", f"{self.p}controller:{self.id}"],
+            keys=[self.keys.controllers, self.keys.controller(self.id)],
             args=[self.id, int(time.time() * 1000), self.ttl_ms, json.dumps(info)]))
         before: dict[str, Any] | None = None
         if res and res[0]:
@@ -153,7 +144,7 @@ class Leases:
         ids = list(res[1:]) if res else []
         if not ids:
             return {}, before
-        raw = await self._do(self.redis.mget([f"{self.p}controller:{i}" for i in ids]))
+        raw = await self._do(self.redis.mget([self.keys.controller(i) for i in ids]))
         out: dict[str, dict[str, Any]] = {}
         for i, r in zip(ids, raw, strict=True):
             if r:
@@ -166,8 +157,8 @@ class Leases:
     async def leave(self) -> None:
         """We stop: remove our presence at once."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(f"{self.p}controllers", self.id)
-            pipe.delete(f"{self.p}controller:{self.id}")
+            pipe.zrem(self.keys.controllers, self.id)
+            pipe.delete(self.keys.controller(self.id))
             await self._do(pipe.execute())
 
     # ----------------------------------------------------------------- calls
@@ -180,25 +171,24 @@ class Leases:
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
         return bool(await self._do(self.mux.evalsha(self._start,
-            keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
-                  self.node_calls_key(node)], args=args)))
+            keys=[self.keys.call(call_id), self.keys.calls_live, self.keys.call_lease(call_id),
+                  self.keys.node_calls(node)], args=args)))
 
     async def finish_call(self, call_id: str, node: str, end: CallEnd) -> None:
         """The call ended: everything Redis keeps of it, in one atomic step (FINISH_CALL)."""
-        p = self.p
-        keys = [f"{p}call:{call_id}", f"{p}calls:live", self.call_key(call_id),
-                self.node_calls_key(node), f"{p}lastcall", f"{p}trace:{call_id}",
-                f"{p}calllog"]
-        keys += [f"{p}busy:{u}" for u in end.busy]
+        k = self.keys
+        keys = [k.call(call_id), k.calls_live, k.call_lease(call_id), k.node_calls(node),
+                k.lastcall, k.trace(call_id), k.calllog]
+        keys += [k.busy(u) for u in end.busy]
         users = list(end.published)
-        keys += [f"{p}user:{u}" for u in users]
+        keys += [k.user(u) for u in users]
         index = {u: i + 1 for i, u in enumerate(users)}
         args: list[Any] = [call_id, self.token, end.ended, end.trace_json, TRACE_TTL,
                            end.record_json, CALLLOG_MAXLEN, len(end.busy), len(users),
                            len(end.counts), *end.busy]
         args += ["1" if end.published[u] else "0" for u in users]
         for key, name, n, owner in end.counts:
-            keys.append(f"{p}stats:{key}")
+            keys.append(k.stats(key))
             args += [name, n, index.get(owner or "", 0)]
         await self._do(self.mux.evalsha(self._finish, keys=keys, args=args))
 
@@ -222,21 +212,21 @@ class Leases:
         for k, v in fields.items():
             args += [k, v]
         return int(await self._do(self.mux.evalsha(self._connected,
-            keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
+            keys=[self.keys.call(call_id), *(self.keys.busy(u) for u in busy)],
             args=args)))
 
     async def release_call(self, call_id: str) -> bool:
-        return bool(await self._do(self._release(keys=[self.call_key(call_id)],
+        return bool(await self._do(self._release(keys=[self.keys.call_lease(call_id)],
                                                  args=[self.token])))
 
     async def orphans(self, node: str, mine: set[str]) -> list[str]:
         """Live calls on ``node`` that are not ours and whose lease has lapsed (or is our
         previous life's): candidates for adoption."""
-        ids = [c for c in await self._do(self.redis.smembers(self.node_calls_key(node)))
+        ids = [c for c in await self._do(self.redis.smembers(self.keys.node_calls(node)))
                if c not in mine]
         if not ids:
             return []
-        owners = await self._do(self.redis.mget([self.call_key(c) for c in ids]))
+        owners = await self._do(self.redis.mget([self.keys.call_lease(c) for c in ids]))
         prefix = f"{self.id}/"
         return [c for c, o in zip(ids, owners, strict=True)
                 if o is None or (o != self.token and o.startswith(prefix))]
@@ -245,7 +235,7 @@ class Leases:
         """Claim an orphan call: its state (the ``call:<id>`` hash), ``GONE`` if that state
         no longer exists, or None if another controller holds the call."""
         raw = await self._do(self._adopt(
-            keys=[self.call_key(call_id), f"{self.p}call:{call_id}"],
+            keys=[self.keys.call_lease(call_id), self.keys.call(call_id)],
             args=[self.token, f"{self.id}/", self.ttl_ms]))
         if raw == -1:
             return GONE
@@ -256,7 +246,7 @@ class Leases:
 
     async def forget(self, call_id: str, node: str) -> None:
         """Drop a dangling index entry (its ``call:<id>`` hash expired)."""
-        await self._do(self.redis.srem(self.node_calls_key(node), call_id))
+        await self._do(self.redis.srem(self.keys.node_calls(node), call_id))
 
     async def release_calls(self, call_ids: Sequence[str]) -> int:
         """A handover (controller.cluster.manager): release, in one step, the leases of these calls
@@ -265,7 +255,7 @@ class Leases:
         if not call_ids:
             return 0
         return int(await self._do(self.mux.evalsha(
-            _RELEASE_CALLS, keys=[self.call_key(c) for c in call_ids], args=[self.token])))
+            _RELEASE_CALLS, keys=[self.keys.call_lease(c) for c in call_ids], args=[self.token])))
 
     # ----------------------------------------------------------------- plumbing
 
