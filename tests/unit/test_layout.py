@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "controller"
 
 LAYERS = ("base", "core", "adapters", "cluster", "shell", "ops", "admin", "tools")
-"""Lowest first. ``base``: ``controller`` itself, ``config``, ``logs`` (cross-cutting)."""
-BASE = {"controller", "controller.config", "controller.logs"}
+"""Lowest first. ``base``: ``controller`` itself, ``config``, ``logs``, ``urls`` (cross-cutting)."""
+BASE = {"controller", "controller.config", "controller.logs", "controller.urls"}
 TOP = {"controller.__main__": "tools"}
 """``python -m controller`` is the command line's entry point."""
 

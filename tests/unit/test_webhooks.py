@@ -25,8 +25,6 @@ from controller.adapters.webhooks import (
     WebhookConfig,
     Webhooks,
     WebhookSecretError,
-    parse_urls,
-    safe_url,
     should_retry,
     sign,
     verify,
@@ -34,6 +32,7 @@ from controller.adapters.webhooks import (
 from controller.config import ConfigError, Settings, StartupError, load_settings
 from controller.core.backoff import ExponentialBackoff
 from controller.shell.services import Services
+from controller.urls import parse_urls, safe_url
 
 SECRET = "s3cret"
 
