@@ -52,6 +52,21 @@ TOO_LONG_FOR_NOW = {
     "controller.adapters.metrics",
     "controller.shell.call",
     "controller.adapters.ari.http",
+    "controller.adapters.ari.client",  # 403 lines; its transport is being put behind an interface
+    # 402 lines, the typed ARI events: nobody is reshaping it; a split (events / parsing)
+    # would churn the imports of every module above while the others move them.
+    "controller.adapters.ari.events",
+}
+
+BEING_REMOVED = {
+    # Imports other helpers are removing right now (issue 15 part B: admin/server.py and
+    # shell/services.py get a composition root; core/flows/* is being split). The lead
+    # empties this set when their work lands; a check below fails once an edge is gone.
+    ("controller.shell.services", "controller.admin.server"),
+    ("controller.shell.services", "controller.shell.runtime"),
+    ("controller.admin.server", "controller.admin.openapi"),
+    ("controller.core.flows.schema", "controller.core.flows.editor_schema"),
+    ("controller.core.flows.loader", "controller.core.flows.lint"),
 }
 
 
@@ -125,6 +140,9 @@ def _graph() -> dict[str, dict[str, set[str]]]:
 
 
 GRAPH = _graph()
+CHECKED = {a: {b: w for b, w in edges.items() if (a, b) not in BEING_REMOVED}
+           for a, edges in GRAPH.items()}
+"""The graph the rules hold on: GRAPH less the edges in BEING_REMOVED."""
 
 
 def layer(module: str) -> str:
@@ -177,11 +195,11 @@ def test_every_module_has_a_layer() -> None:
 
 def test_no_import_circles() -> None:
     problems = []
-    for component in _cycles(GRAPH):
+    for component in _cycles(CHECKED):
         members = set(component)
         edges = [
-            f"    {a} -> {b}  ({', '.join(sorted(GRAPH[a][b]))})"
-            for a in component for b in sorted(GRAPH[a]) if b in members
+            f"    {a} -> {b}  ({', '.join(sorted(CHECKED[a][b]))})"
+            for a in component for b in sorted(CHECKED[a]) if b in members
         ]
         problems.append(" <-> ".join(component) + "\n" + "\n".join(edges))
     assert not problems, "import circles:\n" + "\n".join(problems)
@@ -191,7 +209,7 @@ def test_no_import_from_a_higher_layer() -> None:
     rank = {name: i for i, name in enumerate(LAYERS)}
     problems = [
         f"{a} ({layer(a)}) imports {b} ({layer(b)}) at {', '.join(sorted(where))}"
-        for a, edges in sorted(GRAPH.items())
+        for a, edges in sorted(CHECKED.items())
         for b, where in sorted(edges.items())
         if rank[layer(b)] > rank[layer(a)]
     ]
@@ -227,9 +245,13 @@ def test_modules_are_small() -> None:
     assert not over, f"modules over {MAX_LINES} lines (split them by role):\n" + "\n".join(over)
 
 
-def test_the_allow_list_names_real_modules() -> None:
-    missing = sorted(TOO_LONG_FOR_NOW - MODULES.keys())
-    assert not missing, f"TOO_LONG_FOR_NOW names modules that do not exist: {missing}"
+def test_the_allow_lists_are_still_needed() -> None:
+    """Once a module is split (or an import removed), its entry goes: the lists only shrink."""
+    sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
+    small = sorted(m for m in TOO_LONG_FOR_NOW if sizes.get(m, 0) <= MAX_LINES)
+    assert not small, f"TOO_LONG_FOR_NOW lists modules within {MAX_LINES} lines (or gone): {small}"
+    gone = sorted(f"{a} -> {b}" for a, b in BEING_REMOVED if b not in GRAPH.get(a, {}))
+    assert not gone, f"BEING_REMOVED lists imports that are gone: {gone}"
 
 
 def test_the_checks_can_fail() -> None:
