@@ -52,7 +52,7 @@ class Handover(Adoption[C]):
         to another controller: stop their tasks without touching their channels (no hangup,
         no bridge destroyed), make sure their state is in Redis (a bridged call's leg and
         bridge: ``save_connected``), release their leases (only ours). The next holder of
-        their node adopts them at once (controller.cluster.manager: adoption). Returns (calls handed
+        their node adopts them at once (controller.cluster.adoption). Returns (calls handed
         over, how many of them were still in their flow). Redis away: logged; the leases
         lapse and the calls are adopted then."""
         await self._settle(calls)

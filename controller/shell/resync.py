@@ -134,7 +134,7 @@ class Resync:
                     call_key(cid) == cid:
                 try:
                     if await self.store.redis.exists(self.store.keys.call(cid)):
-                        continue  # adopted (or being adopted) by controller.cluster.manager
+                        continue  # adopted (or being adopted) by controller.cluster.adoption
                 except Exception:
                     pass  # Redis away: nobody could have adopted it
                 if cid in self.calls:  # its StasisStart arrived meanwhile

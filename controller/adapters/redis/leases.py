@@ -249,7 +249,7 @@ class Leases:
         await self._do(self.redis.srem(self.keys.node_calls(node), call_id))
 
     async def release_calls(self, call_ids: Sequence[str]) -> int:
-        """A handover (controller.cluster.manager): release, in one step, the leases of these calls
+        """A handover (controller.cluster.handover): release, in one step, the leases of these calls
         that are still ours, so whoever holds their node next adopts them at once. Returns
         how many were released."""
         if not call_ids:
