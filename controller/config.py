@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
+from controller.urls import parse_sentinel_url, parse_urls
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
     """A setting has a bad value. The message names the variable and the value."""
+
+
+class StartupError(RuntimeError):
+    """A dependency is missing at start. The message is one line saying which and what to do."""
 
 
 def _bad(name: str, value: str, why: str) -> ConfigError:
@@ -244,8 +250,6 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
 
 def _ops_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:
     """Admin API and webhook settings (see controller/admin and controller/adapters/webhooks)."""
-    from controller.adapters.webhooks import parse_urls
-
     admin = (env.get("CALLCTL_ADMIN") or "auto").lower()
     if admin not in ("auto", "on", "off"):
         raise _bad("CALLCTL_ADMIN", admin, "use on, off or auto")
@@ -344,8 +348,6 @@ def _redis_url(env: dict[str, str], password: str = "") -> str:
     has one of its own (``redis://:@host`` says "no password")."""
     raw = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     if raw.startswith("redis+sentinel://"):
-        from controller.adapters.redis.connect import parse_sentinel_url
-
         try:
             parse_sentinel_url(raw)
         except ValueError as e:

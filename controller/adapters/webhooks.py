@@ -46,12 +46,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from controller.adapters.metrics import Metrics
 from controller.core.backoff import Backoff, ExponentialBackoff
+from controller.urls import safe_url
 
 log = logging.getLogger("callctl.webhooks")
 
@@ -104,24 +104,6 @@ def should_retry(status: int) -> bool:
     return status == 0 or status >= 500 or status in RETRY_STATUSES
 
 
-def safe_url(url: str) -> str:
-    """A URL for logs: no credentials, no query string (tokens live there)."""
-    p = urlsplit(url)
-    port = f":{p.port}" if p.port else ""
-    return f"{p.scheme}://{p.hostname}{port}{p.path}"
-
-
-def check_url(url: str) -> str:
-    """An http(s) URL with a host, or ValueError naming it (without its query)."""
-    p = urlsplit(url)
-    if p.scheme not in ("http", "https") or not p.hostname:
-        raise ValueError(f"{safe_url(url) if p.hostname else url!r} is not an http(s) URL")
-    return url
-
-
-def parse_urls(raw: str) -> tuple[str, ...]:
-    """Whitespace/comma separated URLs, each checked."""
-    return tuple(check_url(u) for u in raw.replace(",", " ").split())
 
 
 @dataclass(frozen=True)

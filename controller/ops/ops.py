@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import RedisStore, StoreUnavailable
+from controller.adapters.redis.keys import Keys
 from controller.core.callerid import normalise, valid_did
 from controller.core.calllog import iso
 from controller.core.devices import DEVICE_CACHE_S, by_endpoint, device_view
@@ -326,6 +327,7 @@ class Ops:
         self.settings = settings
         self.controller = controller
         self.p = store.p
+        self.keys = Keys(store.p)
         self.r = store.redis
         self._devices: tuple[float, dict[str, Mapping[str, str]] | None] | None = None
 
@@ -371,11 +373,11 @@ class Ops:
             try:
                 live = await self.store.live_calls()
                 out["live_calls"] = len(live)
-                raw = await self.r.get(self.p + "flows:live")
+                raw = await self.r.get(self.keys.flows_live)
                 out["flows"] = {"live_version": int(raw) if raw else None}
-                out["blocklist"] = {"entries": int(await self.r.hlen(self.p + "blocklist")),
+                out["blocklist"] = {"entries": int(await self.r.hlen(self.keys.blocklist)),
                                     "blocked_calls": int(await self.r.get(
-                                        self.p + "blocklist:blocked") or 0)}
+                                        self.keys.blocklist_blocked) or 0)}
                 out["failover_tests"] = await self.store.failover_tests()
             except (StoreUnavailable, RedisError, OSError) as e:
                 out["redis"] = {"ok": False, "url": self.store._safe_url(), "error": str(e)}
@@ -466,7 +468,7 @@ class Ops:
                 out.append(row)
             return out[: limit or None]
         if since is not None:
-            raw = await self.r.xrange(self.p + "calllog", min=f"{int(since * 1000)}",
+            raw = await self.r.xrange(self.keys.calllog, min=f"{int(since * 1000)}",
                                       max="+", count=limit or MAX_LIMIT)
             return [json.loads(f["record"]) for _, f in raw]
         return await self.store.recent_calls(limit or 50)
@@ -476,7 +478,7 @@ class Ops:
         """One call: its record (or live state), decision trace and event timeline."""
         if not isinstance(call_id, str) or not _CALL_ID_RE.fullmatch(call_id):
             raise OpsError(400, f"{call_id!r} is not a call id", "call_id")
-        live = await self.r.hgetall(self.p + f"call:{call_id}")
+        live = await self.r.hgetall(self.keys.call(call_id))
         trace = await self.store.get_trace(call_id)
         record = await self.store.find_call(call_id) if trace is not None or not live else None
         if not live and trace is None and record is None:
@@ -492,10 +494,10 @@ class Ops:
     async def _user_raw(self, uids: Sequence[str]) -> list[tuple[Any, ...]]:
         async with self.r.pipeline(transaction=False) as pipe:
             for u in uids:
-                pipe.get(self.p + f"busy:{u}")
-                pipe.zscore(self.p + "lastcall", u)
-                pipe.hgetall(self.p + f"user:{u}")
-                pipe.hgetall(self.p + f"stats:agent:{u}")
+                pipe.get(self.keys.busy(u))
+                pipe.zscore(self.keys.lastcall, u)
+                pipe.hgetall(self.keys.user(u))
+                pipe.hgetall(self.keys.agent_stats(u))
             raw = await pipe.execute()
         return [tuple(raw[4 * i: 4 * i + 4]) for i in range(len(uids))]
 
@@ -558,7 +560,7 @@ class Ops:
                    depts: list[str], device: Mapping[str, str] | None = None,
                    ) -> dict[str, Any]:
         busy, last, over, stats = raw
-        facts = facts_from(busy, last, over, f"{self.p}user:{user.id}")
+        facts = facts_from(busy, last, over, self.keys.user(user.id))
         e = check(user, facts, at, fs.settings)
         windows = effective_windows(user, facts)
         return {
@@ -583,7 +585,7 @@ class Ops:
     async def _set_override(self, uid: str, changes: Mapping[str, str | None], action: str,
                             by: str) -> dict[str, Any]:
         """HSET/HDEL overrides and append the audit entry, in one transaction."""
-        key = self.p + f"user:{uid}"
+        key = self.keys.user(uid)
         old = await self.r.hgetall(key)
         entry = {"at": f"{time.time():.3f}", "by": clean_by(by), "action": action,
                  "target": uid,
@@ -595,7 +597,7 @@ class Ops:
                     pipe.hdel(key, k)
                 else:
                     pipe.hset(key, k, v)
-            pipe.xadd(self.p + "audit", entry, maxlen=AUDIT_MAXLEN, approximate=True)
+            pipe.xadd(self.keys.audit, entry, maxlen=AUDIT_MAXLEN, approximate=True)
             await pipe.execute()
         return {"user": uid, "action": action, "by": entry["by"], "changes": dict(changes)}
 
@@ -656,7 +658,7 @@ class Ops:
         out: list[dict[str, Any]] = []
         last = "+"
         while len(out) < limit:
-            rows = await self.r.xrevrange(self.p + "audit", max=last, count=500)
+            rows = await self.r.xrevrange(self.keys.audit, max=last, count=500)
             for rid, f in rows:
                 if target is None or f.get("target") == target:
                     e: dict[str, Any] = {"id": rid, **f}
@@ -684,7 +686,7 @@ class Ops:
         raw = dict(zip(members, await self._user_raw(members), strict=True))
         async with self.r.pipeline(transaction=False) as pipe:
             for d in fs.departments:
-                pipe.hgetall(self.p + f"stats:dept:{d}")
+                pipe.hgetall(self.keys.dept_stats(d))
             stats = dict(zip(fs.departments, await pipe.execute(), strict=True))
         at = datetime.now(UTC)
         out = []
@@ -698,7 +700,7 @@ class Ops:
                     people.append({"id": m, "state": "unknown_user"})
                     continue
                 busy, last, over, _ = raw[m]
-                facts = facts_from(busy, last, over, f"{self.p}user:{m}")
+                facts = facts_from(busy, last, over, self.keys.user(m))
                 e = check(user, facts, at, fs.settings)
                 opted_out = not effective_receive_calls(user, facts)
                 people.append({"id": m, "name": user.name, "state": "busy" if busy else "idle",
@@ -732,16 +734,15 @@ class Ops:
             raise OpsError(400, str(e), "number") from None
         reason = " ".join((reason or "").split())[:200]
         entry = {"reason": reason, "by": clean_by(by), "at": round(time.time(), 3)}
-        p = self.p
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hexists(p + "blocklist", pattern)
-            pipe.hset(p + "blocklist", pattern, json.dumps(entry))
-            pipe.incr(p + "blocklist:version")
-            pipe.xadd(p + "audit", {"at": f"{entry['at']:.3f}", "by": entry["by"],
+            pipe.hexists(self.keys.blocklist, pattern)
+            pipe.hset(self.keys.blocklist, pattern, json.dumps(entry))
+            pipe.incr(self.keys.blocklist_version)
+            pipe.xadd(self.keys.audit, {"at": f"{entry['at']:.3f}", "by": entry["by"],
                                     "action": "block", "target": pattern,
                                     "old": "null", "new": json.dumps({"reason": reason})},
                       maxlen=AUDIT_MAXLEN, approximate=True)
-            pipe.publish(p + "blocklist:changed", pattern)
+            pipe.publish(self.keys.blocklist_changed, pattern)
             res = await pipe.execute()
         return {"pattern": pattern, **entry, "updated": bool(res[0])}
 
@@ -751,28 +752,26 @@ class Ops:
             pattern = normalise_pattern(number)
         except PatternError as e:
             raise OpsError(400, str(e), "number") from None
-        p = self.p
-        old = await self.r.hget(p + "blocklist", pattern)
+        old = await self.r.hget(self.keys.blocklist, pattern)
         if old is None:
             raise OpsError(404, f"{pattern} is not blocked", "number")
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hdel(p + "blocklist", pattern)
-            pipe.incr(p + "blocklist:version")
-            pipe.xadd(p + "audit", {"at": f"{time.time():.3f}", "by": clean_by(by),
+            pipe.hdel(self.keys.blocklist, pattern)
+            pipe.incr(self.keys.blocklist_version)
+            pipe.xadd(self.keys.audit, {"at": f"{time.time():.3f}", "by": clean_by(by),
                                     "action": "unblock", "target": pattern, "old": old,
                                     "new": "null"},
                       maxlen=AUDIT_MAXLEN, approximate=True)
-            pipe.publish(p + "blocklist:changed", pattern)
+            pipe.publish(self.keys.blocklist_changed, pattern)
             await pipe.execute()
         return {"pattern": pattern, "unblocked": True}
 
     @_redis_errors
     async def blocked(self) -> dict[str, Any]:
         """The blocklist with each pattern's rejected attempts, and the total."""
-        p = self.p
-        raw = await self.r.hgetall(p + "blocklist")
-        hits = await self.r.hgetall(p + "blocklist:hits")
-        total = int(await self.r.get(p + "blocklist:blocked") or 0)
+        raw = await self.r.hgetall(self.keys.blocklist)
+        hits = await self.r.hgetall(self.keys.blocklist_hits)
+        total = int(await self.r.get(self.keys.blocklist_blocked) or 0)
         entries = parse_entries(raw)
         rows = [{"pattern": pat, "reason": e.get("reason", ""), "by": e.get("by"),
                  "at": e.get("at"), "blocked_calls": int(hits.get(pat, 0))}
@@ -780,7 +779,7 @@ class Ops:
         return {"entries": rows, "blocked_calls": total, "cause": BLOCK_CAUSE}
 
     async def blocklist(self) -> Blocklist:
-        raw = await self.r.hgetall(self.p + "blocklist")
+        raw = await self.r.hgetall(self.keys.blocklist)
         return Blocklist(parse_entries(raw))
 
     # ------------------------------------------------------------------ failover tests
@@ -857,7 +856,7 @@ class Ops:
         tests = frozenset(await self.store.failover_tests())
 
         async def cursor(key: str) -> int:
-            raw = await self.r.get(self.p + key)
+            raw = await self.r.get(self.keys.cursor(key))
             return int(raw) if raw else 0
 
         lookups = SimLookups(facts=self.store.facts, sticky=self.store.get_sticky,

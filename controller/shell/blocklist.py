@@ -30,6 +30,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from controller.adapters.redis.keys import Keys
 from controller.adapters.redis.watch import watch
 
 __all__ = [
@@ -132,6 +133,7 @@ class BlocklistCache:
     def __init__(self, redis: Any, prefix: str, poll: float = 1.0) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.poll = poll
         self.current = Blocklist()
         self.version: str | None = None
@@ -153,15 +155,14 @@ class BlocklistCache:
 
     async def refresh(self) -> bool:
         """Reload if the list changed. True if it changed; Redis errors keep the old list."""
-        p = self.prefix
         try:
-            version = await self.redis.get(p + "blocklist:version")
+            version = await self.redis.get(self.keys.blocklist_version)
             if isinstance(version, bytes):
                 version = version.decode()
             version = version or "0"
             if version == self.version:
                 return False
-            raw = await self.redis.hgetall(p + "blocklist")
+            raw = await self.redis.hgetall(self.keys.blocklist)
         except (RedisError, OSError) as e:
             log.warning("blocklist: cannot read (%s); keeping %d entries",
                         e.__class__.__name__, len(self.current))
@@ -174,4 +175,4 @@ class BlocklistCache:
         return True
 
     async def _watch(self) -> None:
-        await watch(self.redis, (f"{self.prefix}blocklist:changed",), self.poll, self.refresh)
+        await watch(self.redis, (self.keys.blocklist_changed,), self.poll, self.refresh)

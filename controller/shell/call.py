@@ -58,7 +58,7 @@ from controller.core.ringrace import Cancel, Claim, Connect, Originate, RingRace
 from controller.logs import CURRENT_CALL
 
 if TYPE_CHECKING:
-    from controller.shell.runtime import Controller
+    from controller.shell.ports import CallHost
 
 log = logging.getLogger("callctl.call")
 
@@ -122,7 +122,7 @@ class Call:
     """The media whose end event the call waits for now: ("playback", id) or ("recording",
     name); the (re)connect resync checks it with ARI (its end may be lost)."""
 
-    def __init__(self, ctl: Controller, channel_id: str, ctx: CallContext, version: int) -> None:
+    def __init__(self, ctl: CallHost, channel_id: str, ctx: CallContext, version: int) -> None:
         self.ctl = ctl
         self.ari = ctl.ari
         self.id = channel_id

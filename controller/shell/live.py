@@ -17,6 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import flowstore as publish
+from controller.adapters.redis.keys import Keys
 from controller.adapters.redis.watch import watch
 
 log = logging.getLogger("callctl.flows")
@@ -81,6 +82,6 @@ class LiveFlows:
             await self.refresh()
             await self.refresh_tests()
 
-        await watch(self.store.redis,
-                    (f"{self.prefix}flows:published", f"{self.prefix}failover:changed"),
+        keys = Keys(self.prefix)
+        await watch(self.store.redis, (keys.flows_published, keys.failover_changed),
                     self.poll, tick)

@@ -5,42 +5,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
 
-from controller.adapters.ami import AmiError, failover_value
-from controller.adapters.ari.client import AriClient
-from controller.adapters.ari.errors import AriError, AriUnavailable, NotFound
-from controller.adapters.ari.events import (
-    ChannelDestroyed,
-    Event,
-    PlaybackFinished,
-    RecordingFinished,
-    StasisEnd,
-    StasisStart,
-    channel_id_of,
-    parse_channel,
-)
+from controller.adapters.ari.errors import AriError, AriUnavailable
+from controller.adapters.ari.events import StasisEnd
+from controller.adapters.ari.stream import EventStream
 from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.adapters.redis.leases import CallEnd
-from controller.cluster.manager import Cluster, Node
-from controller.config import Settings
-from controller.core import internal
-from controller.core.callerid import normalise, valid_did
+from controller.cluster.manager import Cluster
+from controller.cluster.ports import CallKit
+from controller.config import Settings, StartupError
 from controller.core.calllog import build_record, call_counts, counted_users, counter_updates
-from controller.core.flows.schema import outage_extras, outage_targets
-from controller.core.model import CallContext, HttpResponse, UserFacts, valid_endpoint
-from controller.logs import call_context
+from controller.core.model import HttpResponse, UserFacts
 from controller.shell import memory
-from controller.shell.blocklist import BLOCK_CAUSE, BlocklistCache
-from controller.shell.call import Call
+from controller.shell.blocklist import BlocklistCache
+from controller.shell.call import TARGET_VAR, Call, Winner, target_from_json
+from controller.shell.degraded import Degraded
 from controller.shell.live import LiveFlows
+from controller.shell.outage import OutageSync
+from controller.shell.resync import Resync
+from controller.shell.router import Router
 from controller.shell.services import Services
 
 log = logging.getLogger("callctl.runtime")
@@ -57,23 +48,11 @@ entries (two a call) are left out too, since a call knows when it bridged from i
 ``Controller.event_types``)."""
 
 
-_CALL_BRIDGE = re.compile(r"[\w.-]*\.\d+-B")
-"""A call's bridge: ``<Asterisk unique id>-B`` (controller.shell.call)."""
+class Controller(Router, Resync, Degraded, OutageSync):
+    """One controller process. Its roles, each in its module: :class:`Router` (events to
+    calls, arrivals; :class:`Rejections`), :class:`Resync` (after a reconnect),
+    :class:`Degraded` (Redis away), :class:`OutageSync` (AstDB failover targets)."""
 
-
-class StartupError(RuntimeError):
-    """A dependency is missing at start. The message is one line saying which and what to do."""
-
-
-def call_key(channel_id: str) -> str:
-    """The call a channel/playback id belongs to: legs are ``<call>-L<n>``, playbacks ``-P<n>``."""
-    head, sep, tail = channel_id.rpartition("-")
-    if (sep and tail[:1] in ("L", "P", "B") and tail[1:].isdigit()) or tail == "B":
-        return head
-    return channel_id
-
-
-class Controller:
     event_types: tuple[str, ...] = EVENT_TYPES
     """The ARI event types Asterisk sends us (see EVENT_TYPES)."""
 
@@ -83,14 +62,15 @@ class Controller:
         self.app = settings.app
         self.trunk = "pstn"
         self._event_node: str | None = None
-        self.cluster = Cluster(self)
+        self.cluster: Cluster[Call] = Cluster(self, CallKit(
+            new=partial(Call, self), winner=Winner, target_var=TARGET_VAR,
+            target_from_json=target_from_json))
         """The nodes served, their leases, call ownership and adoption
         (controller.cluster.manager)."""
         self.ari = self.cluster.first.ari  # the first (usually the only) node
         self.store = RedisStore(settings.redis_url, settings.redis_prefix)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
         self.blocklist = BlocklistCache(self.store.redis, settings.redis_prefix)
-        self.stream = self.cluster.first.stream
         self.ami = self.cluster.first.ami
         self.ami_ok = False
         self.flows.on_change.append(lambda version, fs: self.background(self.sync_outage()))
@@ -111,6 +91,11 @@ class Controller:
         """Called with events of calls in progress: ``{"event": "answered", ...}``."""
         self.services = Services(self)
         """Metrics, webhooks and the admin API (controller.shell.services)."""
+
+    @property
+    def stream(self) -> EventStream:
+        """The first node's event stream (a new one each time the node is taken again)."""
+        return self.cluster.first.stream
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,45 +139,10 @@ class Controller:
         await self.blocklist.start()
         await self.services.start(admin=admin)
         await self.cluster.start()  # takes the free nodes' leases, opens their websockets
-        self._spawn(self._outage_keeper())
+        self.spawn(self._outage_keeper())
         trim = memory.malloc_trim() if self.settings.malloc_trim_s else None
         if trim is not None:
-            self._spawn(memory.keep_trimmed(self.settings.malloc_trim_s, trim))
-
-    # ------------------------------------------------------------------ outage failover
-
-    async def sync_outage(self) -> None:
-        """Write each DID's outage failover target into AstDB (read by the dialplan when
-        this controller is down); remove stale ones. Never fatal."""
-        live = self.flows.current
-        if live is None:
-            return
-        extras = outage_extras(live[1])
-        wanted = {did: failover_value(num, box, *extras.get(did, ("", "")))
-                  for did, (num, box) in outage_targets(live[1]).items()}
-        for node in self.cluster.held():  # each node's own AstDB
-            try:
-                if not node.ami_ok:
-                    await node.ami.connect()
-                    node.ami_ok = True
-                written, removed = await node.ami.sync_failover(wanted)
-            except (AmiError, OSError, TimeoutError) as e:
-                node.ami_ok = False
-                await node.ami.close()
-                log.warning("node %s: outage failover targets not written to AstDB (AMI: %s); "
-                            "retrying", node.name, e)
-                continue
-            finally:
-                self.ami_ok = self.cluster.first.ami_ok
-            if written or removed:
-                log.info("node %s: outage failover targets: %d written, %d removed "
-                         "(version %d)", node.name, written, removed, live[0])
-
-    async def _outage_keeper(self) -> None:
-        """Re-sync periodically: AstDB may be wiped by an Asterisk reinstall or restart."""
-        while True:
-            await asyncio.sleep(30)
-            await self.sync_outage()
+            self.spawn(memory.keep_trimmed(self.settings.malloc_trim_s, trim))
 
     async def run(self) -> None:
         await self.start()
@@ -244,312 +194,6 @@ class Controller:
                 await aw
         except TimeoutError:
             log.warning("shutdown: %s did not stop within %.0f s; going on", what, seconds)
-
-    # ------------------------------------------------------------------ events
-
-    def on_node_event(self, node: str, ev: Event) -> None:
-        """An event from ``node``'s websocket: handled by ``on_event`` knowing its node."""
-        self._event_node = node
-        try:
-            self.on_event(ev)
-        finally:
-            self._event_node = None
-
-    def on_event(self, ev: Event) -> None:
-        if isinstance(ev, StasisStart):
-            args = ev.args
-            if args and args[0] in ("inbound", "internal"):
-                self._new_call(ev)
-                return
-            if args and args[0] == "leg" and len(args) > 1:
-                call = self.calls.get(args[1])
-                if call is not None:
-                    call.leg_starts.add(ev.channel.id)
-                    call.feed(ev)
-                else:  # a leg answering for a call that is gone: do not leave it up
-                    self.background(self._hangup_stray(ev.channel.id))
-                return
-        cid = channel_id_of(ev)
-        if cid is None:
-            return
-        call = self.calls.get(call_key(cid))
-        if call is not None:
-            call.feed(ev)
-
-    def _new_call(self, ev: StasisStart) -> None:
-        """A caller arrived: every line logged and job spawned about it carries its call_id
-        (controller.logs), rejected or not."""
-        with call_context(ev.channel.id):
-            self._arrive(ev)
-
-    def _arrive(self, ev: StasisStart) -> None:
-        ch = ev.channel
-        if ch.id in self.calls:
-            # Already driven: the resync routed a caller whose StasisStart looked lost and
-            # the event came after all (or Asterisk sent it twice). A second Call would ring
-            # the same legs (409) and fail over while the first one rings.
-            log.info("call %s: duplicate StasisStart ignored", ch.id)
-            return
-        if ev.args[0] == "internal":  # a registered phone (dialplan: from-agents)
-            self._new_internal_call(ev)
-            return
-        did = ev.args[1] if len(ev.args) > 1 else ch.exten
-        caller = normalise(ch.caller_number)
-        if not valid_did(did or ""):
-            log.warning("call %s: rejected: malformed DID", ch.id)
-            self.background(self._hangup_stray(ch.id, 1))
-            return
-        blocked_by = self.blocklist.match(caller)
-        if blocked_by is not None:
-            # Documented: a blocked caller is rejected unanswered, before any prompt, with
-            # cause 21 (call rejected: SIP 403), logged (result "blocked") and counted.
-            log.warning("call %s: caller %s blocked by %s: rejected with cause %d", ch.id,
-                        caller or "withheld", blocked_by, BLOCK_CAUSE)
-            self.background(self._hangup_stray(ch.id, BLOCK_CAUSE))
-            self.background(self._log_rejected(ch.id, did, caller, blocked_by=blocked_by,
-                                               **self._rejected_at()))
-            return
-        live = self.flows.current
-        ctx = CallContext(call_id=ch.id, did=did, caller=caller,
-                          flowset=live[1] if live else None, now=self.clock,
-                          failover_tests=self.flows.failover_tests)
-        if live is None or live[1].flow_for_did(did) is None:
-            # Documented: a DID with no published flow is rejected, unanswered, with cause 1
-            # (unallocated number: SIP 404 to the carrier), and logged with the DID.
-            log.warning("call %s: no published flow for DID %s (caller %s): rejected with "
-                        "cause 1", ch.id, did, caller or "withheld")
-            self.background(self._hangup_stray(ch.id, 1))
-            self.background(self._log_rejected(ch.id, did, caller, **self._rejected_at()))
-            return
-        self._start_call(ev, ctx, live[0])
-
-    def _new_internal_call(self, ev: StasisStart) -> None:
-        """A registered phone's call: ``internal,<dialled>,<endpoint>`` (both checked by the
-        dialplan, and again here). Routed by :func:`controller.core.internal.route`; a refused or
-        unroutable number is rejected unanswered (403 / 404) and logged like any call."""
-        ch = ev.channel
-        dialled = ev.args[1] if len(ev.args) > 1 else ""
-        endpoint = ev.args[2] if len(ev.args) > 2 else ""
-        dialled = dialled if valid_did(dialled) else ""
-        endpoint = endpoint if valid_endpoint(endpoint) else ""
-        live = self.flows.current
-        fs = live[1] if live else None
-        who = internal.caller_of(fs, endpoint)
-        where = internal.route(fs, dialled)
-        origin: dict[str, Any] = {"origin": "internal", "from_endpoint": endpoint or None,
-                                  "from_user": who.user, "route": where.kind}
-        if where.rejected or live is None:
-            cause = where.cause or internal.NO_ROUTE_CAUSE
-            log.warning("call %s: phone %s dialled %s: %s: rejected with cause %d", ch.id,
-                        endpoint or "?", dialled or "a malformed number",
-                        where.result or "no_route", cause)
-            self.background(self._hangup_stray(ch.id, cause))
-            self.background(self._log_rejected(
-                ch.id, dialled, who.number, **self._rejected_at(),
-                result=where.result or "no_route", cause=cause, origin=origin))
-            return
-        log.info("call %s: phone %s (%s) dialled %s: %s", ch.id, endpoint, who.user or "-",
-                 dialled, where.kind)
-        ctx = CallContext(call_id=ch.id, did=where.target if where.kind == "did" else dialled,
-                          caller=who.number, caller_name=who.name, flowset=live[1],
-                          now=self.clock, failover_tests=self.flows.failover_tests,
-                          target=None if where.kind == "did" else (where.kind, where.target),
-                          record=origin)
-        # The caller is on the phone: busy for departments until the call ends.
-        self._start_call(ev, ctx, live[0], busy=(who.user,) if who.user else ())
-
-    def _start_call(self, ev: StasisStart, ctx: CallContext, version: int,
-                    busy: tuple[str, ...] = ()) -> None:
-        """Drive a routed call: its task, its node, its lease and state in Redis."""
-        ch = ev.channel
-        did, caller = ctx.did, ctx.caller
-        call = Call(self, ch.id, ctx, version)
-        call.busy_users.update(busy)
-        self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
-        call.answered = ch.state == "Up"
-        self.calls[ch.id] = call
-        self.calls_total += 1
-        log.info("call %s: started: DID %s from %s, flow version %d, node %s", ch.id, did,
-                 caller or "withheld", version, call.node)
-        task = asyncio.ensure_future(call.run())  # first: its first step runs before the write
-        call.task = task
-        self._call_tasks.add(task)
-        task.add_done_callback(self._call_tasks.discard)
-        self.background(self._claim_new(call, {  # claims the call: lease + state
-            "did": did, "caller": caller, "started": str(call.started),
-            "flow_version": str(version)}, busy))
-
-    async def _claim_new(self, call: Call, fields: dict[str, str],
-                         busy: tuple[str, ...]) -> None:
-        """The call's lease and state; then ``busy`` (a phone's calling user) marked busy
-        for it, only while its state exists (a call that already ended marks nobody) and
-        never over another call's mark; released with the call's end, like any."""
-        await self.cluster.start_call(call, fields)
-        leases = self.cluster.leases
-        if busy and leases is not None and call.id in self.cluster._leased and \
-                self._live(call):
-            await leases.connected(call.id, busy, {"busy": ",".join(busy)})
-
-    def _rejected_at(self) -> dict[str, Any]:
-        """When, where and under which flow version a call was rejected on arrival."""
-        live = self.flows.current
-        return {"started": time.time(), "node": self.cluster.node(self._event_node).name,
-                "version": live[0] if live else None}
-
-    def _hangup_stray(self, channel_id: str, cause: int | None = None) -> Awaitable[None]:
-        ari = self.cluster.node(self._event_node).ari  # the node the event came from
-
-        async def hangup() -> None:
-            try:
-                await ari.hangup(channel_id, reason_code=cause)
-            except AriError:
-                pass
-
-        return hangup()
-
-    async def _log_rejected(self, call_id: str, did: str, caller: str, *, started: float,
-                            node: str, version: int | None,
-                            blocked_by: str | None = None, result: str | None = None,
-                            cause: int = 1, origin: dict[str, Any] | None = None) -> None:
-        """The call log record of a call rejected before its flow: the same fields as any
-        other record (controller.core.calllog.build_record), with one trace entry saying why
-        (``result``: a phone's call, ``no_route`` or ``external_refused``, with its
-        ``cause`` and ``origin`` fields)."""
-        trace = [{"at": started, "kind": "blocked", "pattern": blocked_by,
-                  "cause": BLOCK_CAUSE} if blocked_by else
-                 {"at": started, "kind": result or "no_flow", "did": did, "cause": cause}]
-        record = build_record(
-            call_id=call_id, did=did, caller=caller, flow_version=version, started=started,
-            ended=time.time(), result=result or ("blocked" if blocked_by else "no_flow"),
-            trace=trace, node=node, blocked_by=blocked_by, **(origin or {}))
-        self._notify({**record, "trace": trace})
-        if blocked_by:
-            await self.store.count_blocked(blocked_by)
-        await self.store.log_call(record, trace)
-
-    async def resync(self, node: str | None = None) -> None:
-        """After a (re)connect to a node: its calls whose channels vanished meanwhile are
-        ended; calls left there by a controller that is gone are adopted."""
-        n = self.cluster.node(node)
-        try:
-            await n.ari.set_event_filter(self.event_types)
-        except AriError as e:  # an older Asterisk: all events come, and are ignored
-            log.info("ARI event filter not set (%s): receiving every event", e)
-        try:
-            channels = await n.ari.list_channels()
-        except AriError as e:
-            log.warning("resync: cannot list channels: %s", e)
-            return
-        alive = {c["id"] for c in channels or []}
-        for call in list(self.calls.values()):
-            if call.node != n.name or call.abandoned:
-                continue
-            if call.id not in alive:
-                log.info("call %s: gone while disconnected", call.id,
-                         extra={"call_id": call.id})
-                call.feed(StasisEnd.synthetic(call.id))
-                continue
-            for leg in list(call.legs):
-                if leg not in alive:
-                    call.feed(ChannelDestroyed.synthetic(leg, 0))
-        await self._lost_media_ends(n, alive)
-        await self.cluster.adopt_orphans(n, {c["id"]: c for c in channels or []})
-        await self._missed_starts(n.name, channels or [])
-        await self._sweep_bridges(n.ari)
-
-    async def _lost_media_ends(self, node: Node, alive: set[str]) -> None:
-        """A call waiting for a PlaybackFinished / RecordingFinished Asterisk sent while we
-        were disconnected (or to the connection that took our app over) would wait until its
-        bound: ask ARI about each such playback or recording and deliver its end now if it
-        is gone. A duplicate (the real event came too) is ignored by the call."""
-        waiting = [(c, c.waiting_on) for c in self.calls.values()
-                   if c.node == node.name and not c.abandoned and c.waiting_on is not None
-                   and c.id in alive]
-        if not waiting:
-            return
-
-        async def check(call: Call, kind: str, ident: str) -> None:
-            try:
-                if kind == "playback":
-                    await node.ari.get_playback(ident)
-                else:
-                    await node.ari.get_live_recording(ident)
-                return  # still going: its end event will come on this connection
-            except NotFound:
-                pass
-            except AriError as e:  # the bound still holds
-                log.info("resync: cannot check %s %s: %s", kind, ident, e)
-                return
-            if call.waiting_on != (kind, ident) or self.calls.get(call.id) is not call:
-                return  # the call went on meanwhile
-            self.media_event_lost(call, kind, ident, "resync")
-            call.feed(PlaybackFinished(ident, state="gone") if kind == "playback"
-                      else RecordingFinished(ident, state="gone"))
-
-        await asyncio.gather(*(check(c, *w) for c, w in waiting))
-
-    def media_event_lost(self, call: Call, kind: str, ident: str, found_by: str) -> None:
-        """The end event of a call's playback or recording never came (found at the wait's
-        bound, or by the resync): logged on the call and counted."""
-        log.warning("call %s: %s %s ended without its %s event (lost; found by the %s): "
-                    "going on", call.id, kind, ident,
-                    "PlaybackFinished" if kind == "playback" else "RecordingFinished",
-                    found_by, extra={"call_id": call.id})
-        call.ctx.log("media_event_lost", media=kind, id=ident, found_by=found_by)
-        self.services.metrics.media_events_lost.inc(media=kind, found_by=found_by)
-
-    async def _missed_starts(self, node: str, channels: list[dict[str, Any]]) -> None:
-        """StasisStarts Asterisk sent while our websocket was going down (to the closing
-        socket): a caller already in our app that we never heard of would wait forever, and
-        a leg that answered would ring on unnoticed. Deliver them now, from the channels'
-        state. A caller with call state in Redis is an adopted call, not a missed one."""
-        prefix = f"{self.app},"
-        for ch in channels:
-            dp = ch.get("dialplan") or {}
-            data = str(dp.get("app_data") or "")
-            if dp.get("app_name") != "Stasis" or not data.startswith(prefix):
-                continue
-            args = data[len(prefix):].split(",")
-            cid = ch.get("id", "")
-            if args[0] in ("inbound", "internal") and cid not in self.calls and \
-                    call_key(cid) == cid:
-                try:
-                    if await self.store.redis.exists(f"{self.settings.redis_prefix}call:{cid}"):
-                        continue  # adopted (or being adopted) by controller.cluster.manager
-                except Exception:
-                    pass  # Redis away: nobody could have adopted it
-                if cid in self.calls:  # its StasisStart arrived meanwhile
-                    continue
-                log.warning("call %s: its StasisStart was lost with the websocket: routing it "
-                            "now", cid, extra={"call_id": cid})
-            elif args[0] == "leg" and len(args) > 1 and ch.get("state") == "Up":
-                call = self.calls.get(args[1])
-                if call is None or cid in call.leg_starts or call.connected_leg is not None:
-                    continue
-                log.warning("call %s: leg %s answered while the websocket was down", args[1],
-                            cid, extra={"call_id": args[1]})
-            else:
-                continue
-            self.on_node_event(node, StasisStart(parse_channel(ch), tuple(args)))
-
-    async def _sweep_bridges(self, ari: AriClient) -> None:
-        """Destroy our call bridges (``<call>-B``) left empty by a call that is gone (a
-        teardown that could not reach Asterisk, a controller killed mid-call). We hold the
-        node, so every live call on it is in ``self.calls`` (adopted ones included)."""
-        try:
-            bridges = await ari.list_bridges() or []
-        except AriError as e:
-            log.info("resync: cannot list bridges: %s", e)
-            return
-        for b in bridges:
-            bid = b.get("id", "")
-            if _CALL_BRIDGE.fullmatch(bid) and not b.get("channels") and \
-                    bid[:-2] not in self.calls:
-                log.info("bridge %s: left empty by a call that is gone: destroyed", bid)
-                try:
-                    await ari.destroy_bridge(bid)
-                except AriError:
-                    pass
 
     # ------------------------------------------------------------------ services for calls
 
@@ -610,65 +254,6 @@ class Controller:
             except Exception:
                 log.exception("call observer failed")
 
-    # ------------------------------------------------------------------ degraded mode
-
-    def local_busy(self) -> set[str]:
-        """Users on a call of this controller (busy as far as we know without Redis)."""
-        return {u for c in self.calls.values() for u in c.busy_users}
-
-    def store_failed(self) -> None:
-        """A Redis operation failed: routing goes on from memory (last flows, last user
-        facts, local round-robin); when Redis answers again, :meth:`store_resync` runs."""
-        if self.store_degraded:
-            return
-        self.store_degraded = True
-        log.warning("redis unavailable: degraded mode (routing from memory) until it is back")
-        self._spawn(self._store_watch())
-
-    async def _store_watch(self, every: float = 0.5) -> None:
-        while True:
-            await asyncio.sleep(every)
-            if not await self.store.ping():
-                continue
-            try:
-                await self.store_resync()
-            except StoreUnavailable as e:
-                log.warning("redis re-sync interrupted (%s); retrying", e)
-                continue
-            self.store_degraded = False
-            log.info("redis is back: state re-synced")
-            return
-
-    async def store_resync(self) -> None:
-        """Write back what happened while Redis was away: the state of calls that started
-        meanwhile (so a peer could adopt them), busy marks, released marks, finished calls'
-        state removal and call logs."""
-        for call in list(self.calls.values()):
-            # Every write is decided again after each await: a call that ended (or began
-            # its teardown) meanwhile must not get its start state or busy marks written
-            # back after its end (a ghost call, an agent left busy): its end wins.
-            if not self._live(call):
-                continue
-            if call.id not in self.cluster._leased:
-                await self.cluster.start_call(call, {
-                    "did": call.ctx.did, "caller": call.ctx.caller,
-                    "started": str(call.started), "flow_version": str(call.version)})
-                if not self._live(call):
-                    # It ended during the write: its end was written after it (one ordered
-                    # connection) or is pending below; the lease is not ours to renew.
-                    self.cluster._leased.discard(call.id)
-                    continue
-            if call.result == "connected" or call.busy_users:
-                await self.cluster.save_connected(call)
-        while self._pending_ends:
-            call, end = self._pending_ends[0]
-            await self.cluster.end_call(call, end)
-            self._pending_ends.popleft()
-
-    def _live(self, call: Call) -> bool:
-        """Still ours and not ending: its state may be written."""
-        return not (call.abandoned or call.ending) and self.calls.get(call.id) is call
-
     def local_cursor(self, key: str) -> int:
         n = self._cursors.get(key, 0)
         self._cursors[key] = n + 1
@@ -690,12 +275,21 @@ class Controller:
 
     def background(self, aw: Awaitable[Any]) -> None:
         """Run a side job (never on the call's critical path); failures are logged."""
-        self._spawn(aw, quiet=True)
+        self.spawn(aw, quiet=True)
 
-    def _spawn(self, aw: Awaitable[Any], quiet: bool = False) -> None:
+    def spawn(self, aw: Awaitable[Any], quiet: bool = False) -> asyncio.Task[Any]:
+        """A task of the process: cancelled at ``close``; failures logged."""
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
+
+    def drive(self, call: Call, aw: Awaitable[None]) -> None:
+        """Run ``aw`` (``run``, or ``resume`` for an adopted call) as ``call``'s task."""
+        task = asyncio.ensure_future(aw)
+        call.task = task
+        self._call_tasks.add(task)
+        task.add_done_callback(self._call_tasks.discard)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from controller.adapters.redis.keys import Keys
 from controller.config import ConfigError, Settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -50,20 +51,21 @@ def cmd_dispatcher(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cluster_status(redis: Any, prefix: str) -> dict[str, Any]:
     """Live controllers (presence), who holds each node, live calls per node."""
+    keys = Keys(prefix)
     now_ms = int(time.time() * 1000)
-    ids = await redis.zrangebyscore(f"{prefix}controllers", now_ms, "+inf")
+    ids = await redis.zrangebyscore(keys.controllers, now_ms, "+inf")
     controllers: dict[str, Any] = {}
     for cid in ids:
-        raw = await redis.get(f"{prefix}controller:{cid}")
+        raw = await redis.get(keys.controller(cid))
         if raw:
             controllers[cid] = json.loads(raw)
     nodes: dict[str, dict[str, Any]] = {}
-    async for key in redis.scan_iter(match=f"{prefix}lease:node:*"):
-        name = key.removeprefix(f"{prefix}lease:node:")
+    async for key in redis.scan_iter(match=keys.node_lease("*")):
+        name = key.removeprefix(keys.node_lease(""))
         nodes.setdefault(name, {})["owner"] = await redis.get(key)
         nodes[name]["lease_ms"] = await redis.pttl(key)
-    async for key in redis.scan_iter(match=f"{prefix}calls:node:*"):
-        name = key.removeprefix(f"{prefix}calls:node:")
+    async for key in redis.scan_iter(match=keys.node_calls("*")):
+        name = key.removeprefix(keys.node_calls(""))
         nodes.setdefault(name, {})["calls"] = await redis.scard(key)
     for info in controllers.values():
         for name in info.get("nodes", ()):

@@ -149,7 +149,8 @@ async def test_a_controller_given_the_wrong_redis_password_says_so_not_that_redi
     from redisproc import RedisServer
 
     from controller.adapters.redis import RedisStore
-    from controller.shell.runtime import Controller, StartupError
+    from controller.config import StartupError
+    from controller.shell.runtime import Controller
 
     server = RedisServer()
     server.start()

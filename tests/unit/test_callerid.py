@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core.callerid import normalise, presentable, valid_did
-from controller.shell.runtime import call_key
+from controller.shell.router import call_key
 
 
 @pytest.mark.parametrize(("raw", "want"), [

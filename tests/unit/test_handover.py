@@ -1,4 +1,4 @@
-"""Handover on stop and give-back: the pure decisions (controller.cluster.manager) and the setting
+"""Handover on stop and give-back: the pure decisions (controller.cluster.policy) and the setting
 (CALLCTL_ON_STOP). The behaviour itself is tested on the real stack (test_resilience,
 test_scaleout)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller.cluster.manager import (
+from controller.cluster.policy import (
     answered_legs,
     bridged,
     give_back,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.adapters.redis.connect import parse_sentinel_url
-from controller.cluster.manager import node_specs
+from controller.cluster.policy import node_specs
 from controller.config import ConfigError, load_settings
 from controller.tools import dispatcher
+from controller.urls import parse_sentinel_url
 
 
 def test_one_node_by_default_named_by_callctl_node() -> None:

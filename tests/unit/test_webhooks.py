@@ -25,16 +25,14 @@ from controller.adapters.webhooks import (
     WebhookConfig,
     Webhooks,
     WebhookSecretError,
-    parse_urls,
-    safe_url,
     should_retry,
     sign,
     verify,
 )
-from controller.config import ConfigError, Settings, load_settings
+from controller.config import ConfigError, Settings, StartupError, load_settings
 from controller.core.backoff import ExponentialBackoff
-from controller.shell.runtime import StartupError
 from controller.shell.services import Services
+from controller.urls import parse_urls, safe_url
 
 SECRET = "s3cret"
 

@@ -1,7 +1,6 @@
-"""Our own thin ARI layer: REST client, typed events, event websocket, per-call dispatch."""
+"""Our own thin ARI layer: REST client, typed events, event websocket."""
 
 from controller.adapters.ari.client import AriClient
-from controller.adapters.ari.dispatch import KeyedDispatcher
 from controller.adapters.ari.errors import (
     AriError,
     AriUnavailable,
@@ -25,7 +24,6 @@ __all__ = [
     "Conflict",
     "Event",
     "EventStream",
-    "KeyedDispatcher",
     "NotFound",
     "PreconditionFailed",
     "ServerError",

@@ -9,51 +9,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from controller.adapters.redis.mux import Endpoint, RedisMux
-
-SENTINEL_SCHEME = "redis+sentinel"
-
-
-@dataclass(frozen=True)
-class SentinelUrl:
-    sentinels: tuple[tuple[str, int], ...]
-    master: str
-    db: int = 0
-    password: str | None = field(default=None, repr=False)
-    username: str | None = None
-
-
-def parse_sentinel_url(url: str) -> SentinelUrl:
-    """``redis+sentinel://[user:pass@]h1:p1,h2:p2/<master>[/<db>]``; ValueError if malformed."""
-    parts = urlsplit(url)
-    if parts.scheme != SENTINEL_SCHEME:
-        raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
-    netloc = parts.netloc
-    user = password = None
-    if "@" in netloc:
-        cred, netloc = netloc.rsplit("@", 1)
-        user, _, password = cred.partition(":")
-        user, password = unquote(user) or None, unquote(password) or None
-    hosts: list[tuple[str, int]] = []
-    for item in netloc.split(","):
-        host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"sentinel address {item!r} is not host:port")
-        hosts.append((host, int(port)))
-    path = [p for p in parts.path.split("/") if p]
-    if not path or len(path) > 2:
-        raise ValueError("give the master's name as the path: .../<master>[/<db>]")
-    db = path[1] if len(path) == 2 else "0"
-    if not db.isdigit():
-        raise ValueError(f"database {db!r} is not a number")
-    return SentinelUrl(tuple(hosts), path[0], int(db), password, user)
+from controller.urls import SENTINEL_SCHEME, parse_sentinel_url
 
 
 def client(url: str, *, timeout: float = 1.0, max_connections: int = 64,

@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controller.adapters.redis.keys import DEFAULT_PREFIX, Keys
 from controller.core.flows.loader import LoadResult, Problem
 from controller.core.flows.schema import FlowSet
 
@@ -55,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger("callctl.flows")
 
-DEFAULT_PREFIX = "callctl:"
 
 # KEYS[1] flows:version  KEYS[2] flows:live  KEYS[3] flows:meta
 # ARGV[1] prefix of version keys ("callctl:flows:v:")  ARGV[2] channel
@@ -137,18 +137,6 @@ class VersionInfo:
     sha256: str = ""
 
 
-class _Keys:
-    def __init__(self, prefix: str) -> None:
-        self.counter = f"{prefix}flows:version"
-        self.live = f"{prefix}flows:live"
-        self.meta = f"{prefix}flows:meta"
-        self.version_prefix = f"{prefix}flows:v:"
-        self.channel = f"{prefix}flows:published"
-
-    def version(self, n: int) -> str:
-        return f"{self.version_prefix}{n}"
-
-
 def _text(raw: Any) -> str | None:
     if raw is None:
         return None
@@ -184,7 +172,7 @@ async def publish_flows(
     :class:`PublishRejected` (and changes nothing) when it has errors."""
     if result.errors or result.flowset is None:
         raise PublishRejected(list(result.errors))
-    keys = _Keys(prefix)
+    keys = Keys(prefix)
     fs = result.flowset
     digest = content_hash(result)
     published_at = time.time() if now is None else now
@@ -200,8 +188,8 @@ async def publish_flows(
     )
     script = redis.register_script(PUBLISH_SCRIPT)
     version, status = await script(
-        keys=[keys.counter, keys.live, keys.meta],
-        args=[keys.version_prefix, keys.channel, body[1:], meta[1:], digest,
+        keys=[keys.flows_version, keys.flows_live, keys.flows_meta],
+        args=[keys.flows_v, keys.flows_published, body[1:], meta[1:], digest,
               "if_empty" if if_empty else "always"],
     )
     out = Published(int(version), _text(status) or "published", digest)
@@ -229,7 +217,7 @@ async def publish(
 async def load_version(redis: Any, version: int, *, prefix: str = DEFAULT_PREFIX) -> FlowSet:
     """The flow set of a stored version. Raises LookupError (absent) or ValueError (it does
     not validate with this code)."""
-    raw = _text(await redis.get(_Keys(prefix).version(version)))
+    raw = _text(await redis.get(Keys(prefix).flow(version)))
     if raw is None:
         raise LookupError(f"no flow version {version}")
     try:
@@ -245,7 +233,7 @@ async def load_live(
     """``(version, flow set)`` of the live version; None when nothing is published, when the
     live version is ``if_not`` (unchanged), or when it cannot be loaded (logged: the caller
     keeps what it has). Redis errors propagate."""
-    live = _int(await redis.get(_Keys(prefix).live))
+    live = _int(await redis.get(Keys(prefix).flows_live))
     if live is None or live == if_not:
         return None
     try:
@@ -260,8 +248,8 @@ async def rollback(
 ) -> int:
     """Make ``version`` live again (None: the newest version older than the live one).
     The version must still load. Returns the version now live."""
-    keys = _Keys(prefix)
-    live = _int(await redis.get(keys.live))
+    keys = Keys(prefix)
+    live = _int(await redis.get(keys.flows_live))
     if version is None:
         if live is None:
             raise RollbackError("nothing is published")
@@ -275,8 +263,8 @@ async def rollback(
     except (LookupError, ValueError) as e:
         raise RollbackError(str(e)) from None
     script = redis.register_script(ROLLBACK_SCRIPT)
-    ok = await script(keys=[keys.live, keys.version(version)],
-                      args=[str(version), keys.channel])
+    ok = await script(keys=[keys.flows_live, keys.flow(version)],
+                      args=[str(version), keys.flows_published])
     if not int(ok):
         raise RollbackError(f"no flow version {version}")
     log.info("flows: rolled back to version %d (was %s)", version, live)
@@ -285,9 +273,9 @@ async def rollback(
 
 async def list_versions(redis: Any, *, prefix: str = DEFAULT_PREFIX) -> list[VersionInfo]:
     """Every published version, oldest first."""
-    keys = _Keys(prefix)
-    live = _int(await redis.get(keys.live))
-    raw: dict[Any, Any] = await redis.hgetall(keys.meta)
+    keys = Keys(prefix)
+    live = _int(await redis.get(keys.flows_live))
+    raw: dict[Any, Any] = await redis.hgetall(keys.flows_meta)
     out: list[VersionInfo] = []
     for k, v in raw.items():
         n = _int(k)

@@ -34,7 +34,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import connect
+from controller.adapters.redis.keys import Keys
 from controller.adapters.redis.mux import RedisMux, Script
+from controller.adapters.redis.scripts import (
+    ADOPT,
+    CLAIM,
+    CONNECTED,
+    FINISH_CALL,
+    HEARTBEAT,
+    RELEASE,
+    RELEASE_CALLS,
+    RENEW,
+    START_CALL,
+)
 from controller.adapters.redis.store import (
     BUSY_TTL,
     CALL_TTL,
@@ -43,209 +55,9 @@ from controller.adapters.redis.store import (
     StoreUnavailable,
 )
 
-# KEYS[1] lease   ARGV[1] my token  ARGV[2] "<my id>/"  ARGV[3] ttl ms  ARGV[4] "1": mine counts
-# Take the lease if it is free, held by our previous life, or (ARGV[4]) already ours.
-CLAIM = """
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or (cur == ARGV[1] and ARGV[4] == '1')
-   or (cur ~= ARGV[1] and string.sub(cur, 1, #ARGV[2]) == ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  return 1
-end
-return 0
-"""
-
-# KEYS[1] lease  ARGV[1] my token
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"""
-
-# KEYS = N node leases, then pairs (call lease, call:<id>)   ARGV[1] my token  ARGV[2] ttl ms
-# ARGV[3] N.  A node lease: ours -> extend; lapsed -> take again (we still hold its websocket).
-# A call lease: ours -> extend; lapsed while the call's state still exists -> take again.
-# Else (someone else's; or the call ended) -> 0.
-RENEW = """
-local out = {}
-local n = tonumber(ARGV[3])
-for i = 1, n do
-  local cur = redis.call('GET', KEYS[i])
-  if cur == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    out[#out + 1] = 1
-  elseif not cur then
-    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-for i = n + 1, #KEYS, 2 do
-  local cur = redis.call('GET', KEYS[i])
-  if cur == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    out[#out + 1] = 1
-  elseif (not cur) and redis.call('EXISTS', KEYS[i + 1]) == 1 then
-    redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"""
-
-# KEYS[1] call:<id>  KEYS[2] calls:live  KEYS[3] lease:call:<id>  KEYS[4] calls:node:<node>
-# ARGV[1] call id  ARGV[2] started  ARGV[3] hash ttl s  ARGV[4] my token  ARGV[5] lease ms
-# ARGV[6..] field/value pairs.   A new call: lease, hash and indexes in one step.
-START_CALL = """
-local cur = redis.call('GET', KEYS[3])
-if cur and cur ~= ARGV[4] then
-  return 0
-end
-redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
-redis.call('HSET', KEYS[1], 'owner', ARGV[4], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[1])
-return 1
-"""
-
-# KEYS[1] call:<id>  KEYS[2] calls:live  KEYS[3] lease:call:<id>  KEYS[4] calls:node:<node>
-# KEYS[5] lastcall  KEYS[6] trace:<id>  KEYS[7] calllog, then NB busy:<user>, NU user:<user>,
-# NC stats:<key> keys.   ARGV[1] call id  ARGV[2] my token  ARGV[3] now  ARGV[4] trace JSON
-# ARGV[5] trace ttl s  ARGV[6] record JSON  ARGV[7] calllog maxlen  ARGV[8] NB  ARGV[9] NU
-# ARGV[10] NC, then NB busy users, NU published receive_calls ("1"/"0") of the user:<user>
-# keys, NC (field, increment, index of the owning user in the user keys or 0) triples.
-# A finished call in one step: state, indexes and lease gone; busy marks released (only the
-# ones this call holds) with the end of the user's call stamped; trace and call log written;
-# answered/missed counters added, leaving out users opted out right now (runtime override
-# in user:<user>, else the published value).
-FINISH_CALL = """
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[4], ARGV[1])
-if redis.call('GET', KEYS[3]) == ARGV[2] then
-  redis.call('DEL', KEYS[3])
-end
-local nb, nu, nc = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local k, a = 8, 11
-for i = 1, nb do
-  if redis.call('GET', KEYS[k]) == ARGV[1] then
-    redis.call('DEL', KEYS[k])
-    redis.call('ZADD', KEYS[5], ARGV[3], ARGV[a])
-  end
-  k, a = k + 1, a + 1
-end
-local out = {}
-for i = 1, nu do
-  local rc = redis.call('HGET', KEYS[k], 'receive_calls') or ARGV[a]
-  out[i] = rc ~= '1'
-  k, a = k + 1, a + 1
-end
-for i = 1, nc do
-  local owner = tonumber(ARGV[a + 2])
-  if owner == 0 or not out[owner] then
-    redis.call('HINCRBY', KEYS[k], ARGV[a], ARGV[a + 1])
-  end
-  k, a = k + 1, a + 3
-end
-redis.call('SET', KEYS[6], ARGV[4], 'EX', ARGV[5])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[7], '*', 'record', ARGV[6])
-return 1
-"""
-
-# KEYS[1] call:<id>, then busy:<user> keys   ARGV[1] call id  ARGV[2] busy ttl s
-# ARGV[3] "1": claim, "0": save   ARGV[4..] field/value pairs.
-# Claim (a leg answered, before the caller is answered or bridged): its users must be free
-# or already this call's, else nothing is written and 0 is returned (booked by another
-# call). Then their busy marks and the call's connected state (what a peer needs to finish
-# the connect and supervise the call) in the same step: 1; 2 if the call's state does not
-# exist (not written yet: its marks are set, its state is written later).
-# Save (the state of a bridged call written again: a handover, Redis back): only while the
-# call is live (its state exists; else 0), so a late write never marks anyone busy for a
-# call that already ended; a busy mark held by another call is left alone.
-CONNECTED = """
-local claim = ARGV[3] == '1'
-local free = true
-for i = 2, #KEYS do
-  local cur = redis.call('GET', KEYS[i])
-  if cur and cur ~= ARGV[1] then
-    free = false
-  end
-end
-if claim and not free then
-  return 0
-end
-local live = redis.call('EXISTS', KEYS[1]) == 1
-if not (claim or live) then
-  return 0
-end
-for i = 2, #KEYS do
-  local cur = redis.call('GET', KEYS[i])
-  if (not cur) or cur == ARGV[1] then
-    redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2])
-  end
-end
-if not live then
-  return 2
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-return 1
-"""
 CLAIMED, CLAIMED_ELSEWHERE, CLAIMED_NO_STATE = 1, 0, 2
 """CONNECTED's answers to a claim."""
 
-# KEYS[1] lease:call:<id>  KEYS[2] call:<id>   ARGV[1] my token  ARGV[2] "<my id>/"
-# ARGV[3] ttl ms.   Adopt an orphan: claim its lease (free or our previous life's) and
-# stamp the new owner on the call. Returns the call's hash as it was (its "owner" is the
-# previous one); -1 if the call's state is gone,
-# 0 if another controller holds it.
-ADOPT = """
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return -1
-end
-local cur = redis.call('GET', KEYS[1])
-if cur and (cur == ARGV[1] or string.sub(cur, 1, #ARGV[2]) ~= ARGV[2]) then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-local state = redis.call('HGETALL', KEYS[2])
-redis.call('HSET', KEYS[2], 'owner', ARGV[1])
-return state
-"""
-
-# KEYS[1] controllers (zset)  KEYS[2] controller:<id>
-# ARGV[1] id  ARGV[2] now ms  ARGV[3] ttl ms  ARGV[4] JSON {token, nodes, primary}
-# Say we are alive; forget controllers whose presence lapsed. Returns {our presence as it
-# was (false if none), live id, live id, ...}.
-HEARTBEAT = """
-local before = redis.call('GET', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local out = {before}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  out[#out + 1] = id
-end
-return out
-"""
-
-# KEYS = lease:call:<id> keys   ARGV[1] my token.   A handover: release the call leases
-# that are still ours (the others are left alone). Returns how many were released.
-RELEASE_CALLS = """
-local n = 0
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then
-    redis.call('DEL', KEYS[i])
-    n = n + 1
-  end
-end
-return n
-"""
 _RELEASE_CALLS = Script(RELEASE_CALLS)
 
 GONE = "gone"
@@ -271,7 +83,7 @@ class Leases:
     def __init__(self, redis: aioredis.Redis, prefix: str, controller_id: str, instance: str,
                  ttl_ms: int, *, mux: RedisMux | None = None) -> None:
         self.redis = redis
-        self.p = prefix
+        self.keys = Keys(prefix)
         self.id = controller_id
         self.token = f"{controller_id}/{instance}"
         self.ttl_ms = ttl_ms
@@ -287,28 +99,18 @@ class Leases:
         self._connected = Script(CONNECTED)
         self._heartbeat = redis.register_script(HEARTBEAT)
 
-    # ----------------------------------------------------------------- keys
-
-    def node_key(self, node: str) -> str:
-        return f"{self.p}lease:node:{node}"
-
-    def call_key(self, call_id: str) -> str:
-        return f"{self.p}lease:call:{call_id}"
-
-    def node_calls_key(self, node: str) -> str:
-        return f"{self.p}calls:node:{node}"
-
     # ----------------------------------------------------------------- nodes
 
     async def claim_node(self, node: str) -> bool:
         return bool(await self._do(self._claim(
-            keys=[self.node_key(node)], args=[self.token, f"{self.id}/", self.ttl_ms, "1"])))
+            keys=[self.keys.node_lease(node)], args=[self.token, f"{self.id}/", self.ttl_ms, "1"])))
 
     async def node_owner(self, node: str) -> str | None:
-        return await self._do(self.redis.get(self.node_key(node)))  # type: ignore[no-any-return]
+        owner = await self._do(self.redis.get(self.keys.node_lease(node)))
+        return owner  # type: ignore[no-any-return]
 
     async def release_node(self, node: str) -> bool:
-        return bool(await self._do(self._release(keys=[self.node_key(node)],
+        return bool(await self._do(self._release(keys=[self.keys.node_lease(node)],
                                                  args=[self.token])))
 
     async def renew(self, nodes: Sequence[str], calls: Sequence[str]) -> tuple[
@@ -316,9 +118,9 @@ class Leases:
         """Extend our node and call leases in one step: ``({node: still ours}, {call: ...})``.
         A lapsed node lease is taken again (we still hold its websocket); a lapsed call lease
         only while the call's state still exists."""
-        keys = [self.node_key(n) for n in nodes]
+        keys = [self.keys.node_lease(n) for n in nodes]
         for c in calls:
-            keys += [self.call_key(c), f"{self.p}call:{c}"]
+            keys += [self.keys.call_lease(c), self.keys.call(c)]
         if not keys:
             return {}, {}
         res = await self._do(self.mux.evalsha(self._renew, keys=keys,
@@ -333,7 +135,7 @@ class Leases:
         controller's (``{id: {"token", "nodes", "primary", "held"}}``) and our own presence
         as it was before (another token there: a previous life, or a duplicate id)."""
         res = await self._do(self._heartbeat(
-            keys=[f"{self.p}controllers", f"{self.p}controller:{self.id}"],
+            keys=[self.keys.controllers, self.keys.controller(self.id)],
             args=[self.id, int(time.time() * 1000), self.ttl_ms, json.dumps(info)]))
         before: dict[str, Any] | None = None
         if res and res[0]:
@@ -342,7 +144,7 @@ class Leases:
         ids = list(res[1:]) if res else []
         if not ids:
             return {}, before
-        raw = await self._do(self.redis.mget([f"{self.p}controller:{i}" for i in ids]))
+        raw = await self._do(self.redis.mget([self.keys.controller(i) for i in ids]))
         out: dict[str, dict[str, Any]] = {}
         for i, r in zip(ids, raw, strict=True):
             if r:
@@ -355,8 +157,8 @@ class Leases:
     async def leave(self) -> None:
         """We stop: remove our presence at once."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(f"{self.p}controllers", self.id)
-            pipe.delete(f"{self.p}controller:{self.id}")
+            pipe.zrem(self.keys.controllers, self.id)
+            pipe.delete(self.keys.controller(self.id))
             await self._do(pipe.execute())
 
     # ----------------------------------------------------------------- calls
@@ -369,25 +171,24 @@ class Leases:
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
         return bool(await self._do(self.mux.evalsha(self._start,
-            keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
-                  self.node_calls_key(node)], args=args)))
+            keys=[self.keys.call(call_id), self.keys.calls_live, self.keys.call_lease(call_id),
+                  self.keys.node_calls(node)], args=args)))
 
     async def finish_call(self, call_id: str, node: str, end: CallEnd) -> None:
         """The call ended: everything Redis keeps of it, in one atomic step (FINISH_CALL)."""
-        p = self.p
-        keys = [f"{p}call:{call_id}", f"{p}calls:live", self.call_key(call_id),
-                self.node_calls_key(node), f"{p}lastcall", f"{p}trace:{call_id}",
-                f"{p}calllog"]
-        keys += [f"{p}busy:{u}" for u in end.busy]
+        k = self.keys
+        keys = [k.call(call_id), k.calls_live, k.call_lease(call_id), k.node_calls(node),
+                k.lastcall, k.trace(call_id), k.calllog]
+        keys += [k.busy(u) for u in end.busy]
         users = list(end.published)
-        keys += [f"{p}user:{u}" for u in users]
+        keys += [k.user(u) for u in users]
         index = {u: i + 1 for i, u in enumerate(users)}
         args: list[Any] = [call_id, self.token, end.ended, end.trace_json, TRACE_TTL,
                            end.record_json, CALLLOG_MAXLEN, len(end.busy), len(users),
                            len(end.counts), *end.busy]
         args += ["1" if end.published[u] else "0" for u in users]
         for key, name, n, owner in end.counts:
-            keys.append(f"{p}stats:{key}")
+            keys.append(k.stats(key))
             args += [name, n, index.get(owner or "", 0)]
         await self._do(self.mux.evalsha(self._finish, keys=keys, args=args))
 
@@ -411,21 +212,21 @@ class Leases:
         for k, v in fields.items():
             args += [k, v]
         return int(await self._do(self.mux.evalsha(self._connected,
-            keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
+            keys=[self.keys.call(call_id), *(self.keys.busy(u) for u in busy)],
             args=args)))
 
     async def release_call(self, call_id: str) -> bool:
-        return bool(await self._do(self._release(keys=[self.call_key(call_id)],
+        return bool(await self._do(self._release(keys=[self.keys.call_lease(call_id)],
                                                  args=[self.token])))
 
     async def orphans(self, node: str, mine: set[str]) -> list[str]:
         """Live calls on ``node`` that are not ours and whose lease has lapsed (or is our
         previous life's): candidates for adoption."""
-        ids = [c for c in await self._do(self.redis.smembers(self.node_calls_key(node)))
+        ids = [c for c in await self._do(self.redis.smembers(self.keys.node_calls(node)))
                if c not in mine]
         if not ids:
             return []
-        owners = await self._do(self.redis.mget([self.call_key(c) for c in ids]))
+        owners = await self._do(self.redis.mget([self.keys.call_lease(c) for c in ids]))
         prefix = f"{self.id}/"
         return [c for c, o in zip(ids, owners, strict=True)
                 if o is None or (o != self.token and o.startswith(prefix))]
@@ -434,7 +235,7 @@ class Leases:
         """Claim an orphan call: its state (the ``call:<id>`` hash), ``GONE`` if that state
         no longer exists, or None if another controller holds the call."""
         raw = await self._do(self._adopt(
-            keys=[self.call_key(call_id), f"{self.p}call:{call_id}"],
+            keys=[self.keys.call_lease(call_id), self.keys.call(call_id)],
             args=[self.token, f"{self.id}/", self.ttl_ms]))
         if raw == -1:
             return GONE
@@ -445,16 +246,16 @@ class Leases:
 
     async def forget(self, call_id: str, node: str) -> None:
         """Drop a dangling index entry (its ``call:<id>`` hash expired)."""
-        await self._do(self.redis.srem(self.node_calls_key(node), call_id))
+        await self._do(self.redis.srem(self.keys.node_calls(node), call_id))
 
     async def release_calls(self, call_ids: Sequence[str]) -> int:
-        """A handover (controller.cluster.manager): release, in one step, the leases of these calls
+        """A handover (controller.cluster.handover): release, in one step, the leases of these calls
         that are still ours, so whoever holds their node next adopts them at once. Returns
         how many were released."""
         if not call_ids:
             return 0
         return int(await self._do(self.mux.evalsha(
-            _RELEASE_CALLS, keys=[self.call_key(c) for c in call_ids], args=[self.token])))
+            _RELEASE_CALLS, keys=[self.keys.call_lease(c) for c in call_ids], args=[self.token])))
 
     # ----------------------------------------------------------------- plumbing
 

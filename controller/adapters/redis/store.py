@@ -39,6 +39,7 @@ from redis.exceptions import (
 )
 
 from controller.adapters.redis import connect
+from controller.adapters.redis.keys import DEFAULT_PREFIX, Keys
 from controller.config import redis_safe_url
 from controller.core.model import UserFacts
 from controller.core.overrides import user_facts
@@ -54,9 +55,10 @@ class StoreUnavailable(RuntimeError):
 
 
 class RedisStore:
-    def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX, *, timeout: float = 1.0) -> None:
         self.url = url
         self.p = prefix
+        self.keys = Keys(prefix)
         # A bounded pool that waits for a free connection (up to ``timeout``): under load
         # the default pool raises MaxConnectionsError past 100 connections instead. A
         # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
@@ -86,14 +88,14 @@ class RedisStore:
     # ----------------------------------------------------------------- live calls
 
     async def live_calls(self) -> list[dict[str, str]]:
-        ids = await self._do(self.redis.zrange(self.p + "calls:live", 0, -1))
+        ids = await self._do(self.redis.zrange(self.keys.calls_live, 0, -1))
         out = []
         for cid in ids:
-            h = await self._do(self.redis.hgetall(self.p + f"call:{cid}"))
+            h = await self._do(self.redis.hgetall(self.keys.call(cid)))
             if h:
                 out.append({"id": cid, **h})
             else:  # expired hash: drop the index entry too
-                await self._do(self.redis.zrem(self.p + "calls:live", cid))
+                await self._do(self.redis.zrem(self.keys.calls_live, cid))
         return out
 
     # ----------------------------------------------------------------- users
@@ -103,19 +105,19 @@ class RedisStore:
             return {}
         cmds: list[tuple[str, ...]] = []
         for u in users:
-            cmds += [("EXISTS", f"{self.p}busy:{u}"), ("ZSCORE", f"{self.p}lastcall", u),
-                     ("HGETALL", f"{self.p}user:{u}")]
+            cmds += [("EXISTS", self.keys.busy(u)), ("ZSCORE", self.keys.lastcall, u),
+                     ("HGETALL", self.keys.user(u))]
         raw = await self._do(self.mux.execute_many(cmds))
         out: dict[str, UserFacts] = {}
         for i, u in enumerate(users):
             busy, last, pairs = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or []
             over = dict(zip(pairs[::2], pairs[1::2], strict=True))
             # bad stored values are logged and skipped there, never raised: see the module
-            out[u] = user_facts(busy, last, over, f"{self.p}user:{u}")
+            out[u] = user_facts(busy, last, over, self.keys.user(u))
         return out
 
     async def set_user_override(self, user: str, field: str, value: str | None) -> None:
-        key = self.p + f"user:{user}"
+        key = self.keys.user(user)
         if value is None:
             await self._do(self.redis.hdel(key, field))
         else:
@@ -127,7 +129,7 @@ class RedisStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for key, fields in counts.items():
                     for f, n in fields.items():
-                        pipe.hincrby(self.p + f"stats:{key}", f, n)
+                        pipe.hincrby(self.keys.stats(key), f, n)
                 await pipe.execute()
 
         await self._do(run())
@@ -136,8 +138,8 @@ class RedisStore:
         """One rejected attempt of a blocked caller (controller.shell.blocklist)."""
         async def run() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(self.p + "blocklist:hits", pattern, 1)
-                pipe.incr(self.p + "blocklist:blocked")
+                pipe.hincrby(self.keys.blocklist_hits, pattern, 1)
+                pipe.incr(self.keys.blocklist_blocked)
                 await pipe.execute()
 
         await self._do(run())
@@ -145,14 +147,14 @@ class RedisStore:
     # ----------------------------------------------------------------- strategies
 
     async def next_cursor(self, key: str) -> int:
-        return int(await self._do(self.mux.execute("INCR", self.p + key))) - 1
+        return int(await self._do(self.mux.execute("INCR", self.keys.cursor(key)))) - 1
 
     async def get_sticky(self, dept: str, caller: str) -> str | None:
-        key = self.p + f"sticky:{dept}:{caller}"
+        key = self.keys.sticky(dept, caller)
         return await self._do(self.mux.execute("GET", key))  # type: ignore[no-any-return]
 
     async def set_sticky(self, dept: str, caller: str, user: str, ttl: int) -> None:
-        await self._do(self.mux.execute("SET", self.p + f"sticky:{dept}:{caller}", user,
+        await self._do(self.mux.execute("SET", self.keys.sticky(dept, caller), user,
                                         "EX", ttl))
 
     # ----------------------------------------------------------------- call log
@@ -162,20 +164,20 @@ class RedisStore:
 
         async def run() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.p + f"trace:{call_id}", json.dumps(trace), ex=TRACE_TTL)
-                pipe.xadd(self.p + "calllog", {"record": json.dumps(record)},
+                pipe.set(self.keys.trace(call_id), json.dumps(trace), ex=TRACE_TTL)
+                pipe.xadd(self.keys.calllog, {"record": json.dumps(record)},
                           maxlen=CALLLOG_MAXLEN, approximate=True)
                 await pipe.execute()
 
         await self._do(run())
 
     async def get_trace(self, call_id: str) -> list[dict[str, Any]] | None:
-        raw = await self._do(self.redis.get(self.p + f"trace:{call_id}"))
+        raw = await self._do(self.redis.get(self.keys.trace(call_id)))
         return json.loads(raw) if raw else None
 
     async def find_call(self, call_id: str, scan: int = 10_000) -> dict[str, Any] | None:
         """The call log record of ``call_id``, searched among the ``scan`` newest calls."""
-        rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=scan))
+        rows = await self._do(self.redis.xrevrange(self.keys.calllog, count=scan))
         for _, fields in rows:
             rec = json.loads(fields["record"])
             if rec.get("call_id") == call_id:
@@ -183,7 +185,7 @@ class RedisStore:
         return None
 
     async def recent_calls(self, count: int = 50) -> list[dict[str, Any]]:
-        rows = await self._do(self.redis.xrevrange(self.p + "calllog", count=count))
+        rows = await self._do(self.redis.xrevrange(self.keys.calllog, count=count))
         return [json.loads(fields["record"]) for _, fields in rows]
 
     # ----------------------------------------------------------------- failover tests
@@ -193,11 +195,11 @@ class RedisStore:
 
         async def run() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self.p + "failover:tests", line, until)
-                pipe.xadd(self.p + "failover:log", {"event": "start", "line": line,
+                pipe.hset(self.keys.failover_tests, line, until)
+                pipe.xadd(self.keys.failover_log, {"event": "start", "line": line,
                                                     "until": until, "by": by},
                           maxlen=10000, approximate=True)
-                pipe.publish(self.p + "failover:changed", line)
+                pipe.publish(self.keys.failover_changed, line)
                 await pipe.execute()
 
         await self._do(run())
@@ -206,10 +208,10 @@ class RedisStore:
     async def failover_test_stop(self, line: str, by: str, event: str = "stop") -> bool:
         async def run() -> int:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hdel(self.p + "failover:tests", line)
-                pipe.xadd(self.p + "failover:log", {"event": event, "line": line, "by": by},
+                pipe.hdel(self.keys.failover_tests, line)
+                pipe.xadd(self.keys.failover_log, {"event": event, "line": line, "by": by},
                           maxlen=10000, approximate=True)
-                pipe.publish(self.p + "failover:changed", line)
+                pipe.publish(self.keys.failover_changed, line)
                 res = await pipe.execute()
                 return int(res[0])
 
@@ -217,24 +219,24 @@ class RedisStore:
 
     async def failover_tests(self) -> dict[str, float]:
         """Active tests: line -> end time. Expired ones are ended (and logged) here."""
-        raw = await self._do(self.redis.hgetall(self.p + "failover:tests"))
+        raw = await self._do(self.redis.hgetall(self.keys.failover_tests))
         now = time.time()
         active = {}
         for line, until in raw.items():
             if float(until) > now:
                 active[line] = float(until)
-            elif await self._do(self.redis.hdel(self.p + "failover:tests", line)):
-                await self._do(self.redis.xadd(self.p + "failover:log",
+            elif await self._do(self.redis.hdel(self.keys.failover_tests, line)):
+                await self._do(self.redis.xadd(self.keys.failover_log,
                                                {"event": "expired", "line": line, "by": "ttl"},
                                                maxlen=10000, approximate=True))
         return active
 
     async def failover_log(self, event: dict[str, str]) -> None:
-        await self._do(self.redis.xadd(self.p + "failover:log", event, maxlen=10000,
+        await self._do(self.redis.xadd(self.keys.failover_log, event, maxlen=10000,
                                        approximate=True))
 
     async def failover_events(self, count: int = 50) -> list[dict[str, str]]:
-        rows = await self._do(self.redis.xrevrange(self.p + "failover:log", count=count))
+        rows = await self._do(self.redis.xrevrange(self.keys.failover_log, count=count))
         return [{"id": rid, **fields} for rid, fields in rows]
 
     # ----------------------------------------------------------------- plumbing
