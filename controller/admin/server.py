@@ -41,7 +41,10 @@ from controller.admin import diagram
 from controller.admin.flowworker import FlowWorker, WorkerBusy
 from controller.core.flows import loader
 from controller.core.flows.schema import FLOW_VAR
-from controller.ops.ops import Ops, OpsError, parse_since, records_csv
+from controller.ops.calls import records_csv
+from controller.ops.errors import OpsError
+from controller.ops.facade import Ops
+from controller.ops.parse import parse_since
 from controller.shell.services import ari_nodes
 
 if TYPE_CHECKING:

@@ -270,7 +270,8 @@ def format_trace(call_id: str, record: dict[str, Any] | None,
 
 def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
     """`callctl calls [--live] [--since 2h] [--limit N] [--format text|json|csv]`."""
-    from controller.ops.ops import parse_since, records_csv
+    from controller.ops.calls import records_csv
+    from controller.ops.parse import parse_since
 
     fmt = "json" if args.json else args.format
 
@@ -367,7 +368,8 @@ def _run_op(settings: Settings, op: Any, as_json: bool, human: Any,
             ok: Any = None) -> int:
     """Run ``await op(Ops)``; print JSON or ``human(data)``; OpsError -> its exit code."""
     from controller.adapters.redis import RedisStore
-    from controller.ops.ops import Ops, OpsError, exit_code
+    from controller.ops.errors import OpsError, exit_code
+    from controller.ops.facade import Ops
 
     async def main() -> int:
         store = RedisStore(settings.redis_url, settings.redis_prefix)
@@ -661,7 +663,8 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from controller.adapters.redis import RedisStore, StoreUnavailable
-    from controller.ops.ops import Ops, OpsError, exit_code
+    from controller.ops.errors import OpsError, exit_code
+    from controller.ops.facade import Ops
 
     async def main() -> int:
         store = RedisStore(settings.redis_url, settings.redis_prefix)

@@ -353,7 +353,8 @@ async def test_live_calls_and_missed_counts(
 
 async def test_failover_test_operations(harness: Harness, tmp_path: Path) -> None:
     from controller.adapters.redis import RedisStore
-    from controller.ops.ops import Ops, OpsError
+    from controller.ops.errors import OpsError
+    from controller.ops.facade import Ops
 
     await harness.publish(FLOW, tmp_path)
     store = RedisStore(harness.settings.redis_url, harness.prefix)

@@ -11,15 +11,14 @@ from controller.core.eligibility import OUTSIDE_WINDOW, check
 from controller.core.flows.directory import Settings, User, Window
 from controller.core.flows.schema import FlowSet
 from controller.core.model import UserFacts
-from controller.ops.ops import (
-    OpsError,
+from controller.ops.calls import records_csv
+from controller.ops.errors import OpsError, exit_code
+from controller.ops.parse import (
     clean_by,
-    exit_code,
     facts_from,
     parse_at,
     parse_since,
     parse_slots,
-    records_csv,
     validate_alternate,
     window_text,
 )
