@@ -41,9 +41,12 @@ from controller.admin import diagram
 from controller.admin.flowworker import FlowWorker, WorkerBusy
 from controller.core.flows import loader
 from controller.core.flows.schema import FLOW_VAR
+from controller.ops import audit, blocklist, departments, dryrun, failover, status, users
+from controller.ops import calls as ops_calls
 from controller.ops.calls import records_csv
+from controller.ops.context import Context
 from controller.ops.errors import OpsError
-from controller.ops.facade import Ops
+from controller.ops.flows import live_flows
 from controller.ops.parse import parse_since
 from controller.shell.services import ari_nodes
 
@@ -332,7 +335,7 @@ class AdminServer:
         self.host = host or s.admin_bind
         self.port = s.admin_port if port is None else port
         self.token = token if token is not None else s.admin_token
-        self.ops = Ops(ctl.store, s, controller=ctl)
+        self.ops = Context(ctl.store, s, controller=ctl)
         self.flow_worker = FlowWorker()
         self._routes = {(r.method, r.path): r for r in ROUTES}
         self._runner: web.AppRunner | None = None
@@ -503,7 +506,7 @@ class AdminServer:
     # ------------------------------------------------------------------ ops
 
     async def h_status(self, request: web.Request) -> web.Response:
-        data = await self.ops.status()
+        data = await status.get_status(self.ops)
         data["services"] = self.ctl.services.status()
         return _json(data)
 
@@ -512,7 +515,7 @@ class AdminServer:
         return None if not raw else parse_since(raw)
 
     async def h_calls(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.calls(live=_bool_query(request, "live"),
+        return _json(await ops_calls.list_calls(self.ops, live=_bool_query(request, "live"),
                                           since=self._since(request),
                                           limit=_int_query(request, "limit", None)))
 
@@ -521,7 +524,7 @@ class AdminServer:
         if fmt not in ("csv", "json"):
             raise BadRequest(400, f"{fmt!r}: use csv or json", "format")
         since = self._since(request)
-        rows = await self.ops.calls(since=since if since is not None else 0.0,
+        rows = await ops_calls.list_calls(self.ops, since=since if since is not None else 0.0,
                                     limit=_int_query(request, "limit", None))
         if fmt == "json":
             return _json(rows)
@@ -529,47 +532,48 @@ class AdminServer:
                             headers={"Content-Disposition": 'attachment; filename="calls.csv"'})
 
     async def h_call(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.call(request.match_info["call_id"]))
+        return _json(await ops_calls.get_call(self.ops, request.match_info["call_id"]))
 
     async def h_users(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.users())
+        return _json(await users.list_users(self.ops))
 
     async def h_user(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.user(request.match_info["user"]))
+        return _json(await users.get_user(self.ops, request.match_info["user"]))
 
     async def h_opt_out(self, request: web.Request) -> web.Response:
         b: OptOutBody = await self.body(request, OptOutBody)
-        return _json(await self.ops.set_opt_out(request.match_info["user"], b.opted_out,
+        return _json(await users.set_opt_out(self.ops, request.match_info["user"], b.opted_out,
                                                 by=self.who(request)))
 
     async def h_availability(self, request: web.Request) -> web.Response:
         b: AvailabilityBody = await self.body(request, AvailabilityBody)
-        return _json(await self.ops.set_availability(
-            request.match_info["user"], b.windows, by=self.who(request), tz=b.timezone,
+        return _json(await users.set_availability(
+            self.ops, request.match_info["user"], b.windows, by=self.who(request), tz=b.timezone,
             mode=b.mode))
 
     async def h_alternate(self, request: web.Request) -> web.Response:
         b: AlternateBody = await self.body(request, AlternateBody)
-        return _json(await self.ops.set_alternate(request.match_info["user"], b.alternate,
+        return _json(await users.set_alternate(self.ops, request.match_info["user"], b.alternate,
                                                   by=self.who(request), reset=b.reset))
 
     async def h_audit(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.audit(limit=_int_query(request, "limit", 50) or 50,
+        return _json(await audit.list_audit(self.ops, limit=_int_query(request, "limit", 50) or 50,
                                           target=request.query.get("target") or None))
 
     async def h_departments(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.departments())
+        return _json(await departments.list_departments(self.ops))
 
     async def h_blocked(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.blocked())
+        return _json(await blocklist.list_blocked(self.ops))
 
     async def h_block(self, request: web.Request) -> web.Response:
         b: BlockBody = await self.body(request, BlockBody)
-        return _json(await self.ops.block(b.number, reason=b.reason, by=self.who(request)))
+        return _json(await blocklist.block(self.ops, b.number, reason=b.reason,
+                                           by=self.who(request)))
 
     async def h_unblock(self, request: web.Request) -> web.Response:
         try:
-            return _json(await self.ops.unblock(request.match_info["pattern"],
+            return _json(await blocklist.unblock(self.ops, request.match_info["pattern"],
                                                 by=self.who(request)))
         except OpsError as e:  # the CLI's argument is the number; here the path's pattern
             if e.field == "number":
@@ -577,14 +581,14 @@ class AdminServer:
             raise
 
     async def h_failover_status(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.failover_status(_int_query(request, "limit", 20) or 20))
+        return _json(await failover.test_status(self.ops, _int_query(request, "limit", 20) or 20))
 
     async def h_failover_start(self, request: web.Request) -> web.Response:
         b: FailoverTestBody = await self.body(request, FailoverTestBody)
-        return _json(await self.ops.failover_start(b.line, b.seconds, by=self.who(request)))
+        return _json(await failover.start_test(self.ops, b.line, b.seconds, by=self.who(request)))
 
     async def h_failover_stop(self, request: web.Request) -> web.Response:
-        return _json(await self.ops.failover_stop(request.match_info["line"],
+        return _json(await failover.stop_test(self.ops, request.match_info["line"],
                                                   by=self.who(request)))
 
     async def h_simulate(self, request: web.Request) -> web.Response:
@@ -597,7 +601,7 @@ class AdminServer:
                                  _problem_field(res.errors[0], "flows") if res.errors
                                  else "flows", problems=_problems(res))
             draft = res.flowset
-        return _json(await self.ops.simulate(did=b.did, caller=b.from_, at=b.at, tz=b.tz,
+        return _json(await dryrun.simulate(self.ops, did=b.did, caller=b.from_, at=b.at, tz=b.tz,
                                              digits=b.digits, flowset=draft, answer=b.answer))
 
     # ------------------------------------------------------------------ flows
@@ -684,7 +688,7 @@ class AdminServer:
     # ------------------------------------------------------------------ diagram
 
     async def h_graph(self, request: web.Request) -> web.Response:
-        live = await self.ops.live_flows()
+        live = await live_flows(self.ops)
         return _json(diagram.flow_graphs(live[1] if live else None,
                                          live[0] if live else None))
 

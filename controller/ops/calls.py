@@ -1,4 +1,5 @@
 """Calls: live, recent, since a time, one call; the call log as CSV."""
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controller.core.calllog import iso
-from controller.ops.context import MAX_LIMIT, _redis_errors
+from controller.ops.context import MAX_LIMIT, Context, redis_errors
 from controller.ops.errors import OpsError
 from controller.ops.timeline import call_events
 
@@ -43,47 +44,46 @@ def records_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
-class CallsOps:
+@redis_errors
+async def list_calls(ctx: Context, *, live: bool = False, since: float | None = None,
+                     limit: int | None = None) -> list[dict[str, Any]]:
+    """Live calls, or finished calls newest first, or (``since``) oldest first."""
+    if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
+        raise OpsError(400, f"limit must be 1..{MAX_LIMIT}", "limit")
+    if live:
+        rows = await ctx.store.live_calls()
+        now = time.time()
+        out = []
+        for r in rows:
+            row: dict[str, Any] = dict(r)
+            row["call_id"] = row.pop("id", None)
+            try:
+                row["started"] = float(row.get("started", 0))
+                row["age"] = round(now - row["started"], 1)
+            except (TypeError, ValueError):
+                pass
+            row["result"] = "live"
+            out.append(row)
+        return out[: limit or None]
+    if since is not None:
+        raw = await ctx.r.xrange(ctx.p + "calllog", min=f"{int(since * 1000)}",
+                                  max="+", count=limit or MAX_LIMIT)
+        return [json.loads(f["record"]) for _, f in raw]
+    return await ctx.store.recent_calls(limit or 50)
 
-    @_redis_errors
-    async def calls(self, *, live: bool = False, since: float | None = None,
-                    limit: int | None = None) -> list[dict[str, Any]]:
-        """Live calls, or finished calls newest first, or (``since``) oldest first."""
-        if limit is not None and not 1 <= int(limit) <= MAX_LIMIT:
-            raise OpsError(400, f"limit must be 1..{MAX_LIMIT}", "limit")
-        if live:
-            rows = await self.store.live_calls()
-            now = time.time()
-            out = []
-            for r in rows:
-                row: dict[str, Any] = dict(r)
-                row["call_id"] = row.pop("id", None)
-                try:
-                    row["started"] = float(row.get("started", 0))
-                    row["age"] = round(now - row["started"], 1)
-                except (TypeError, ValueError):
-                    pass
-                row["result"] = "live"
-                out.append(row)
-            return out[: limit or None]
-        if since is not None:
-            raw = await self.r.xrange(self.p + "calllog", min=f"{int(since * 1000)}",
-                                      max="+", count=limit or MAX_LIMIT)
-            return [json.loads(f["record"]) for _, f in raw]
-        return await self.store.recent_calls(limit or 50)
 
-    @_redis_errors
-    async def call(self, call_id: str) -> dict[str, Any]:
-        """One call: its record (or live state), decision trace and event timeline."""
-        if not isinstance(call_id, str) or not _CALL_ID_RE.fullmatch(call_id):
-            raise OpsError(400, f"{call_id!r} is not a call id", "call_id")
-        live = await self.r.hgetall(self.p + f"call:{call_id}")
-        trace = await self.store.get_trace(call_id)
-        record = await self.store.find_call(call_id) if trace is not None or not live else None
-        if not live and trace is None and record is None:
-            raise OpsError(404, f"no call {call_id!r} (live or in the call log)", "call_id")
-        started = (record or {}).get("started")
-        if started is None and live.get("started"):
-            started = float(live["started"])
-        return {"call_id": call_id, "live": dict(live) if live else None, "record": record,
-                "trace": trace or [], "events": call_events(trace or [], started)}
+@redis_errors
+async def get_call(ctx: Context, call_id: str) -> dict[str, Any]:
+    """One call: its record (or live state), decision trace and event timeline."""
+    if not isinstance(call_id, str) or not _CALL_ID_RE.fullmatch(call_id):
+        raise OpsError(400, f"{call_id!r} is not a call id", "call_id")
+    live = await ctx.r.hgetall(ctx.p + f"call:{call_id}")
+    trace = await ctx.store.get_trace(call_id)
+    record = await ctx.store.find_call(call_id) if trace is not None or not live else None
+    if not live and trace is None and record is None:
+        raise OpsError(404, f"no call {call_id!r} (live or in the call log)", "call_id")
+    started = (record or {}).get("started")
+    if started is None and live.get("started"):
+        started = float(live["started"])
+    return {"call_id": call_id, "live": dict(live) if live else None, "record": record,
+            "trace": trace or [], "events": call_events(trace or [], started)}

@@ -1,4 +1,5 @@
 """Parsing and validation of operators' input (pure): windows, alternates, times."""
+
 from __future__ import annotations
 
 import re
@@ -11,15 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.core.flows.directory import DAYS, ID_RE, User, Window, normalise_alternate
-from controller.core.model import (
-    valid_endpoint,
-)
-from controller.core.overrides import user_facts
+from controller.core.model import valid_endpoint
 from controller.ops.errors import OpsError
 
 _BY_JUNK = re.compile(r"[^\w.@:+-]")
-
-
 _HHMM_RANGE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
 
 
@@ -27,11 +23,6 @@ def clean_by(by: str | None) -> str:
     """Who made a change, safe to store and print (``$SUDO_USER``, ``$USER``, token name)."""
     s = _BY_JUNK.sub("", (by or "").strip())[:64]
     return s or "unknown"
-
-
-facts_from = user_facts
-"""UserFacts from the raw Redis values (controller.core.overrides: the one parser, also used by
-``RedisStore.facts``)."""
 
 
 def window_text(w: Window) -> str:
@@ -130,7 +121,8 @@ def validate_alternate(spec: str, uid: str, users: Mapping[str, User]) -> str:
     return norm
 
 
-def _zone(name: str | None, field: str = "tz") -> zoneinfo.ZoneInfo | None:
+def parse_zone(name: str | None, field: str = "tz") -> zoneinfo.ZoneInfo | None:
+    """An IANA zone (None for none), or OpsError(400) naming ``field``."""
     if not name:
         return None
     try:
@@ -141,7 +133,7 @@ def _zone(name: str | None, field: str = "tz") -> zoneinfo.ZoneInfo | None:
 
 def parse_at(text: str | None, tz: str, *, now: datetime | None = None) -> datetime:
     """``'2026-12-06 22:00'`` (read in ``tz``), an ISO time with an offset, or ``now``."""
-    zone = _zone(tz) or zoneinfo.ZoneInfo("UTC")
+    zone = parse_zone(tz) or zoneinfo.ZoneInfo("UTC")
     if text is None or text.strip().lower() in ("", "now"):
         return (now or datetime.now(UTC)).astimezone(zone)
     s = text.strip().replace("T", " ")

@@ -270,6 +270,7 @@ def format_trace(call_id: str, record: dict[str, Any] | None,
 
 def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
     """`callctl calls [--live] [--since 2h] [--limit N] [--format text|json|csv]`."""
+    from controller.ops import calls as ops_calls
     from controller.ops.calls import records_csv
     from controller.ops.parse import parse_since
 
@@ -277,7 +278,7 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
 
     async def op(ops: Any) -> Any:
         since = parse_since(args.since) if args.since else None
-        return await ops.calls(live=args.live, since=since, limit=args.limit)
+        return await ops_calls.list_calls(ops, live=args.live, since=since, limit=args.limit)
 
     def human(rows: Any) -> str:
         if fmt == "csv":
@@ -335,7 +336,9 @@ def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
     """`callctl call ID`: the record, decision trace and events of one call."""
 
     async def op(ops: Any) -> Any:
-        d = await ops.call(args.call_id)
+        from controller.ops.calls import get_call
+
+        d = await get_call(ops, args.call_id)
         return {"call": d["record"], "live": d["live"], "trace": d["trace"],
                 "events": d["events"]}
 
@@ -368,13 +371,13 @@ def _run_op(settings: Settings, op: Any, as_json: bool, human: Any,
             ok: Any = None) -> int:
     """Run ``await op(Ops)``; print JSON or ``human(data)``; OpsError -> its exit code."""
     from controller.adapters.redis import RedisStore
+    from controller.ops.context import Context
     from controller.ops.errors import OpsError, exit_code
-    from controller.ops.facade import Ops
 
     async def main() -> int:
         store = RedisStore(settings.redis_url, settings.redis_prefix)
         try:
-            data = await op(Ops(store, settings))
+            data = await op(Context(store, settings))
         except OpsError as e:
             if as_json:
                 print(json.dumps(e.to_dict()))
@@ -394,6 +397,7 @@ def _updown(flag: Any) -> str:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """Controller, ARI, AMI, Redis and live calls; exit 3 if any is not reachable."""
+    from controller.ops import status as ops_status
 
     def human(s: Any) -> str:
         c, a = s["controller"], s["ari"]
@@ -415,7 +419,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                       f"failover tests: {tests}"]
         return "\n".join(lines)
 
-    return _run_op(settings, lambda ops: ops.status(), args.json, human,
+    return _run_op(settings, lambda ops: ops_status.get_status(ops), args.json, human,
                    ok=lambda s: s["ok"])
 
 
@@ -443,14 +447,16 @@ def _user_change(u: Any) -> str:
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     """`callctl users [opt-out|availability|alternate ...]`."""
+    from controller.ops import users as ops_users
+
     action = getattr(args, "users_cmd", None)
     if action is None:
-        return _run_op(settings, lambda ops: ops.users(), args.json,
+        return _run_op(settings, lambda ops: ops_users.list_users(ops), args.json,
                        lambda rows: "\n".join(map(_user_line, rows)) or "no users")
     by = actor()
     if action == "opt-out":
         value = {"on": True, "off": False, "reset": None}[args.state]
-        return _run_op(settings, lambda ops: ops.set_opt_out(args.user, value, by=by),
+        return _run_op(settings, lambda ops: ops_users.set_opt_out(ops, args.user, value, by=by),
                        args.json, _user_change)
     if action == "availability":
         if sum(bool(x) for x in (args.slots, args.clear, args.reset)) != 1:
@@ -459,29 +465,33 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         mode = "reset" if args.reset else "always" if args.clear else "set"
-        return _run_op(settings, lambda ops: ops.set_availability(
-            args.user, args.slots, by=by, tz=args.tz, mode=mode), args.json, _user_change)
+        return _run_op(settings, lambda ops: ops_users.set_availability(
+            ops, args.user, args.slots, by=by, tz=args.tz, mode=mode), args.json, _user_change)
     # alternate
     if sum(bool(x) for x in (args.number, args.clear, args.reset)) != 1:
         print("callctl users alternate: give a NUMBER (or user), --clear (no alternate) or "
               "--reset (the published alternate)", file=sys.stderr)
         return EXIT_USAGE
-    return _run_op(settings, lambda ops: ops.set_alternate(
-        args.user, args.number, by=by, reset=args.reset), args.json, _user_change)
+    return _run_op(settings, lambda ops: ops_users.set_alternate(
+        ops, args.user, args.number, by=by, reset=args.reset), args.json, _user_change)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from controller.ops.audit import list_audit
+
     def human(rows: Any) -> str:
         return "\n".join(
             f"{_clock(e['at'])}  {e.get('by'):<10} {e.get('action'):<20} {e.get('target')}  "
             f"{json.dumps(e.get('old'))} -> {json.dumps(e.get('new'))}" for e in rows
         ) or "no changes recorded"
 
-    return _run_op(settings, lambda ops: ops.audit(limit=args.limit, target=args.target),
+    return _run_op(settings, lambda ops: list_audit(ops, limit=args.limit, target=args.target),
                    args.json, human)
 
 
 def cmd_departments(args: argparse.Namespace, settings: Settings) -> int:
+    from controller.ops.departments import list_departments
+
     def human(rows: Any) -> str:
         out = []
         for d in rows:
@@ -498,19 +508,22 @@ def cmd_departments(args: argparse.Namespace, settings: Settings) -> int:
                            f"{'rings' if m.get('eligible_now') else 'skipped'}{why}  {tally}")
         return "\n".join(out) or "no departments"
 
-    return _run_op(settings, lambda ops: ops.departments(), args.json, human)
+    return _run_op(settings, lambda ops: list_departments(ops), args.json, human)
 
 
 def cmd_block(args: argparse.Namespace, settings: Settings) -> int:
+    from controller.ops import blocklist as ops_blocklist
+
     by = actor()
     if args.command == "block":
-        return _run_op(settings, lambda ops: ops.block(args.number, reason=args.reason, by=by),
+        return _run_op(settings, lambda ops: ops_blocklist.block(ops, args.number,
+                                                                 reason=args.reason, by=by),
                        args.json, lambda e: f"blocked {e['pattern']}"
                        + (f" ({e['reason']})" if e["reason"] else "")
                        + ": its calls are rejected with cause 21 (SIP 403)")
     if args.command == "unblock":
-        return _run_op(settings, lambda ops: ops.unblock(args.number, by=by), args.json,
-                       lambda e: f"unblocked {e['pattern']}")
+        return _run_op(settings, lambda ops: ops_blocklist.unblock(ops, args.number, by=by),
+                       args.json, lambda e: f"unblocked {e['pattern']}")
 
     def human(d: Any) -> str:
         rows = [f"{e['pattern']:<18} {e['blocked_calls']:>5} calls  by {e['by']}  "
@@ -518,7 +531,7 @@ def cmd_block(args: argparse.Namespace, settings: Settings) -> int:
         return "\n".join([*rows, f"{d['blocked_calls']} blocked calls in all"]) \
             if rows else f"nobody is blocked ({d['blocked_calls']} blocked calls in all)"
 
-    return _run_op(settings, lambda ops: ops.blocked(), args.json, human)
+    return _run_op(settings, lambda ops: ops_blocklist.list_blocked(ops), args.json, human)
 
 
 def format_simulation(r: dict[str, Any]) -> str:
@@ -553,6 +566,8 @@ def format_simulation(r: dict[str, Any]) -> str:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Dry-run a call through the published (or a draft) flow; nothing rings."""
+    from controller.ops.dryrun import simulate
+
     draft = None
     if args.flows:
         from controller.core.flows.loader import load
@@ -566,8 +581,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAIL
         draft = res.flowset
     digits = [d.strip() for d in args.digits.split(",")] if args.digits else []
-    return _run_op(settings, lambda ops: ops.simulate(
-        did=args.did, caller=args.caller, at=args.at, tz=args.tz, digits=digits,
+    return _run_op(settings, lambda ops: simulate(
+        ops, did=args.did, caller=args.caller, at=args.at, tz=args.tz, digits=digits,
         flowset=draft, answer=args.answer), args.json, format_simulation)
 
 
@@ -663,8 +678,9 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from controller.adapters.redis import RedisStore, StoreUnavailable
+    from controller.ops.context import Context
     from controller.ops.errors import OpsError, exit_code
-    from controller.ops.facade import Ops
+    from controller.ops.failover import start_test, stop_test
 
     async def main() -> int:
         store = RedisStore(settings.redis_url, settings.redis_prefix)
@@ -681,16 +697,16 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
                     " ".join(f"{k}={v}" for k, v in e.items()) for e in events)
                 _print(data, args.json, human)
                 return EXIT_OK
-            ops = Ops(store, settings)
+            ops = Context(store, settings)
             try:
                 if args.action == "start":
-                    res = await ops.failover_start(args.line, args.duration, by=actor())
+                    res = await start_test(ops, args.line, args.duration, by=actor())
                     human = (f"failover test started on {args.line}: new calls go to its "
                              "failover target until "
                              f"{time.strftime('%H:%M:%S', time.localtime(res['until']))} "
                              f"(or `callctl failover test stop {args.line}`)")
                 else:
-                    res = await ops.failover_stop(args.line, by=actor())
+                    res = await stop_test(ops, args.line, by=actor())
                     human = (f"failover test on {args.line} "
                              f"{'stopped' if res['stopped'] else 'was not running'}")
             except OpsError as e:
