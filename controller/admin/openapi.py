@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from controller.admin.server import ROUTES, Route
+from controller.admin.routes import ROUTES
+from controller.admin.routes.base import Route
 
 ERROR_SCHEMA = {
     "type": "object",

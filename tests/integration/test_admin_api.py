@@ -27,8 +27,8 @@ from yarl import URL
 
 from controller.adapters.ari.client import AriClient
 from controller.adapters.webhooks import DELIVERY_HEADER, verify
+from controller.admin.http import MAX_BODY
 from controller.admin.openapi import document
-from controller.admin.server import MAX_BODY
 from controller.config import PROJECT_ROOT, Settings
 from controller.shell.runtime import Controller
 from controller.tools import stack

@@ -13,25 +13,16 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from controller.admin import diagram
+from controller.admin.http import BadRequest, field_path, parse_body
+from controller.admin.middleware import check_query, token_ok
 from controller.admin.openapi import document
-from controller.admin.server import (
-    PUBLIC_PATHS,
-    ROUTES,
-    AdminServer,
-    AlternateBody,
-    AvailabilityBody,
-    BadRequest,
-    BlockBody,
-    FailoverTestBody,
-    FlowFilesBody,
-    OptOutBody,
-    RollbackBody,
-    SimulateBody,
-    check_query,
-    field_path,
-    parse_body,
-    token_ok,
-)
+from controller.admin.routes import PUBLIC_PATHS, ROUTES
+from controller.admin.routes.blocklist import BlockBody
+from controller.admin.routes.failover import FailoverTestBody
+from controller.admin.routes.flows import FlowFilesBody, RollbackBody
+from controller.admin.routes.simulate import SimulateBody
+from controller.admin.routes.users import AlternateBody, AvailabilityBody, OptOutBody
+from controller.admin.server import AdminServer
 from controller.config import PROJECT_ROOT, Settings
 from controller.core.flows import loader
 
