@@ -1,4 +1,5 @@
-"""Request parsing (bodies, query parameters) and JSON responses of the admin API."""
+"""The admin API's requests and responses: strict bodies and query parameters (errors naming
+the field), who is asking, JSON out."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+
+from controller.ops.parse import parse_since
 
 MAX_BODY = 1 << 20  # 1 MiB: flow files included
 
@@ -24,21 +27,25 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def error(status: int, message: str, fld: str | None = None,
           **extra: Any) -> web.Response:
+    """The error body: ``{"error", "field", "status", ...extra}``."""
     return web.json_response({"error": message, "field": fld, "status": status, **extra},
                              status=status)
 
 
 class BadRequest(Exception):
+    """A request the API refuses (400, 413, 422): the error middleware answers with it."""
+
     def __init__(self, status: int, message: str, fld: str | None, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.extra = status, message, fld, extra
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def respond_json(data: Any, status: int = 200) -> web.Response:
+    """``data`` as JSON (anything JSON does not know as its ``str``)."""
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
 
 
-def _int_query(request: web.Request, name: str, default: int | None) -> int | None:
+def int_query(request: web.Request, name: str, default: int | None) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -47,7 +54,7 @@ def _int_query(request: web.Request, name: str, default: int | None) -> int | No
     return int(raw)
 
 
-def _bool_query(request: web.Request, name: str) -> bool:
+def bool_query(request: web.Request, name: str) -> bool:
     raw = request.query.get(name, "").lower()
     if raw in ("", "0", "false", "no"):
         return False
@@ -94,3 +101,20 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
         raise BadRequest(400, f"{first['field']}: {first['message']}", first["field"],
                          errors=errs, **({"value": first["value"]} if "value" in first
                                          else {})) from None
+
+
+async def read_body(request: web.Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body validated by ``model`` (see :func:`parse_body`)."""
+    return parse_body(await request.read(), model)
+
+
+def who(request: web.Request) -> str:
+    """Who a change is audited as: ``<X-Callctl-User or admin>@api``."""
+    name = request.headers.get("X-Callctl-User", "").strip()[:32]
+    return f"{name or 'admin'}@api"
+
+
+def since_query(request: web.Request) -> float | None:
+    """``?since=``: 15m, 2h, 7d, an ISO time or epoch seconds (None: not given)."""
+    raw = request.query.get("since")
+    return None if not raw else parse_since(raw)

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from controller.admin.http import MAX_BODY, BadRequest, error
-from controller.admin.routes import PUBLIC_PATHS
-from controller.admin.routes.base import Route
+from controller.admin.routes import PUBLIC_PATHS, ROUTE_OF
+from controller.admin.routing import Route
 from controller.ops.errors import OpsError
 
 log = logging.getLogger("callctl.admin")
@@ -40,49 +40,56 @@ def check_query(request: web.Request, route: Route | None) -> None:
             raise BadRequest(400, f"query parameter {name!r} given more than once", name)
 
 
-class Middleware:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def auth(token: str) -> Middleware:
+    """Every request but a public route's GET/HEAD needs ``Authorization: Bearer <token>``,
+    else 401 before the handler reads or changes anything."""
 
     @web.middleware
-    async def _auth(self, request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in PUBLIC_PATHS and request.method in ("GET", "HEAD"):
             return await handler(request)
-        if not token_ok(request.headers.get("Authorization", ""), self.token):
+        if not token_ok(request.headers.get("Authorization", ""), token):
             resp = error(401, "missing or wrong bearer token (Authorization: Bearer <admin "
                          "token>, see ADMIN_TOKEN in the run directory's secrets.env)")
             resp.headers["WWW-Authenticate"] = 'Bearer realm="callctl"'
             return resp
         return await handler(request)
 
-    @web.middleware
-    async def _query(self, request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                     ) -> web.StreamResponse:
-        resource = request.match_info.route.resource
-        if resource is not None:  # a route of ours (not a 404/405)
-            method = "GET" if request.method == "HEAD" else request.method
-            check_query(request, self._routes.get((method, resource.canonical)))
-        return await handler(request)
+    return middleware
 
-    @web.middleware
-    async def _errors(self, request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except OpsError as e:
-            return error(e.status, e.message, e.field)
-        except BadRequest as e:
-            return error(e.status, e.message, e.field, **e.extra)
-        except web.HTTPRequestEntityTooLarge:
-            return error(413, f"body larger than {MAX_BODY} bytes", "(body)")
-        except web.HTTPException as e:
-            if e.status >= 400:
-                return error(e.status, e.reason)
-            raise
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("admin API: %s %s failed", request.method, request.path)
-            return error(500, "internal error (see the controller log)")
+
+@web.middleware
+async def strict_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A route of ours takes only its own query parameters (:func:`check_query`)."""
+    resource = request.match_info.route.resource
+    if resource is not None:  # a route of ours (not a 404/405)
+        method = "GET" if request.method == "HEAD" else request.method
+        check_query(request, ROUTE_OF.get((method, resource.canonical)))
+    return await handler(request)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors as the JSON error body: OpsError and BadRequest with their status, aiohttp's
+    own (404, 405, 413), anything else 500 (logged)."""
+    try:
+        return await handler(request)
+    except OpsError as e:
+        return error(e.status, e.message, e.field)
+    except BadRequest as e:
+        return error(e.status, e.message, e.field, **e.extra)
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, f"body larger than {MAX_BODY} bytes", "(body)")
+    except web.HTTPException as e:
+        if e.status >= 400:
+            return error(e.status, e.reason)
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("admin API: %s %s failed", request.method, request.path)
+        return error(500, "internal error (see the controller log)")

@@ -6,8 +6,9 @@ but ``/health``, ``/openapi.json`` and the diagram page's HTML shell needs
 generated on first start, or ``CALLCTL_ADMIN_TOKEN``); the token is compared in constant
 time, and a request without it gets 401 before anything is read or changed.
 
-The routes are the CLI's operations (:class:`controller.ops.ops.Ops`) as JSON, described by the
-table :data:`ROUTES`, from which ``/openapi.json`` is generated too. Errors are
+The routes are the CLI's operations (:mod:`controller.ops`) as JSON: ``routes/<area>.py`` holds
+an area's route table, bodies and handlers (:mod:`controller.admin.routes`), from which
+``/openapi.json`` is generated too (:mod:`controller.admin.openapi`). Errors are
 ``{"error": message, "field": path-of-the-bad-input, "status": code}``: 400 malformed or
 invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 413 too big,
 422 flow files with errors, 503 Redis/ARI unavailable (or the flow worker busy).
@@ -15,34 +16,36 @@ invalid input, 401 no/bad token, 404 unknown thing, 409 nothing published, 413 t
 Input is strict: bodies are pydantic models in strict mode (``"yes"`` is not a boolean,
 ``"900"`` not a number; unknown fields refused), query parameters are the route's own
 (others refused), and names in paths are checked before use (400 when malformed, 404 when
-unknown). Flow files are loaded in a worker process (:mod:`controller.admin.flowworker`), off
-the event loop, under the loader's limits (:mod:`controller.core.flows.loader`).
+unknown): :mod:`controller.admin.http`, :mod:`controller.admin.middleware`. Flow files are
+loaded in a worker process (:mod:`controller.admin.flowworker`), off the event loop, under
+the loader's limits (:mod:`controller.core.flows.loader`).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from controller.admin.flowworker import FlowWorker
+from controller.admin.http import MAX_BODY
+from controller.admin.middleware import auth, errors, strict_query
+from controller.admin.routes import HANDLERS, ROUTES
+from controller.admin.routing import Api
 from controller.ops.context import Context
 
 if TYPE_CHECKING:
     from controller.shell.runtime import Controller
 
-from controller.admin.flowinput import FlowInput
-from controller.admin.http import MAX_BODY, parse_body
-from controller.admin.middleware import Middleware
-from controller.admin.routes import ROUTES, Routes
-
 log = logging.getLogger("callctl.admin")
 
 
-class AdminServer(Routes, FlowInput, Middleware):
+class AdminServer:
+    """The admin API of one controller: made by the process's composition root
+    (:mod:`controller.tools.app`) and started/stopped with the controller's services."""
 
     def __init__(self, ctl: Controller, *, host: str | None = None, port: int | None = None,
                  token: str | None = None) -> None:
@@ -51,9 +54,7 @@ class AdminServer(Routes, FlowInput, Middleware):
         self.host = host or s.admin_bind
         self.port = s.admin_port if port is None else port
         self.token = token if token is not None else s.admin_token
-        self.ops = Context(ctl.store, s, controller=ctl)
-        self.flow_worker = FlowWorker()
-        self._routes = {(r.method, r.path): r for r in ROUTES}
+        self.api = Api(ctl, Context(ctl.store, s, controller=ctl), FlowWorker(), ROUTES)
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
 
@@ -63,10 +64,11 @@ class AdminServer(Routes, FlowInput, Middleware):
         return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth, self._query],
+        app = web.Application(middlewares=[errors, auth(self.token), strict_query],
                               client_max_size=MAX_BODY)
         for r in ROUTES:
-            app.router.add_route(r.method, r.path, getattr(self, "h_" + r.handler))
+            app.router.add_route(r.method, r.path, functools.partial(HANDLERS[r.handler],
+                                                                     self.api))
         return app
 
     async def start(self) -> None:
@@ -105,11 +107,4 @@ class AdminServer(Routes, FlowInput, Middleware):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self.flow_worker.close()
-
-    async def body(self, request: web.Request, model: type[BaseModel]) -> Any:
-        return parse_body(await request.read(), model)
-
-    def who(self, request: web.Request) -> str:
-        name = request.headers.get("X-Callctl-User", "").strip()[:32]
-        return f"{name or 'admin'}@api"
+        await self.api.flow_worker.close()

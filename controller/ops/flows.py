@@ -1,11 +1,15 @@
-"""The published flows, as the operations read them."""
+"""The published flows: the live version, publish, rollback, the versions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.exceptions import RedisError
 
+from controller.adapters.redis import flowstore
+from controller.core.flows.loader import LoadResult
 from controller.core.flows.schema import FlowSet
-from controller.ops.context import Context
+from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError
 
 
@@ -15,10 +19,8 @@ async def live_flows(ctx: Context) -> tuple[int, FlowSet] | None:
     ctl = ctx.controller
     if ctl is not None and ctl.flows.current is not None:
         return ctl.flows.current  # type: ignore[no-any-return]
-    from controller.adapters.redis import flowstore as publish
-
     try:
-        return await publish.load_live(ctx.r, prefix=ctx.p)
+        return await flowstore.load_live(ctx.r, prefix=ctx.p)
     except (RedisError, OSError) as e:
         raise OpsError(503, f"redis unavailable: {e.__class__.__name__}") from None
 
@@ -29,3 +31,27 @@ async def published(ctx: Context) -> tuple[int, FlowSet]:
     if live is None:
         raise OpsError(409, "no flows are published yet (callctl publish DIR)")
     return live
+
+
+@redis_errors
+async def publish(ctx: Context, res: LoadResult) -> flowstore.Published:
+    """Publish loaded flow files (without errors) as the live version (the same content as
+    the live version: no new version, ``status`` unchanged)."""
+    return await flowstore.publish_flows(ctx.r, res, prefix=ctx.p)
+
+
+@redis_errors
+async def rollback(ctx: Context, version: int | None) -> int:
+    """Make ``version`` (None: the previous one) live; OpsError(404) when there is none."""
+    try:
+        return await flowstore.rollback(ctx.r, version, prefix=ctx.p)
+    except flowstore.RollbackError as e:
+        raise OpsError(404, str(e), "version") from None
+
+
+@redis_errors
+async def list_versions(ctx: Context) -> list[dict[str, Any]]:
+    """Every published version, oldest first."""
+    rows = await flowstore.list_versions(ctx.r, prefix=ctx.p)
+    return [{"version": v.version, "published_at": v.published_at, "files": list(v.files),
+             "flows": v.flows, "dids": v.dids, "live": v.live} for v in rows]

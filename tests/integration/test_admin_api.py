@@ -29,6 +29,7 @@ from controller.adapters.ari.client import AriClient
 from controller.adapters.webhooks import DELIVERY_HEADER, verify
 from controller.admin.http import MAX_BODY
 from controller.admin.openapi import document
+from controller.admin.routes import ROUTES
 from controller.config import PROJECT_ROOT, Settings
 from controller.shell.runtime import Controller
 from controller.tools import stack
@@ -637,7 +638,7 @@ async def test_diagram_page_draws_flows_and_highlights_live_call_in_chromium(
 # Issue 13 item 15: every route of /openapi.json refuses bad input with a 400 naming the field
 # (and the value), unknown names get 404, and nothing changes.
 
-DOC = document()
+DOC = document(ROUTES)
 ROUTE_IDS = [(path, method) for path, ops in DOC["paths"].items() for method in ops]
 GOOD_BODY = {"opt_out": {"opted_out": True}, "availability": {"mode": "always"},
              "alternate": {"alternate": None}}

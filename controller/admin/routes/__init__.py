@@ -1,4 +1,6 @@
-"""The admin API's routes, one module per area (OpenAPI tag)."""
+"""The admin API's routes, one module per area (an OpenAPI tag): each declares its part of
+the route table next to its handlers and body models; here they are joined in the order
+``/openapi.json`` lists them."""
 
 from __future__ import annotations
 
@@ -14,17 +16,13 @@ from controller.admin.routes import (
     status,
     users,
 )
-from controller.admin.routes.base import Route
+from controller.admin.routing import Handler, Route
 
-ROUTES: tuple[Route, ...] = (*health.ROUTES, *status.ROUTES, *calls.ROUTES, *users.ROUTES,
-    *departments.ROUTES, *blocklist.ROUTES, *failover.ROUTES, *simulate.ROUTES,
-    *flows.ROUTES, *diagram.ROUTES)
-
-
-class Routes(health.HealthRoutes, status.StatusRoutes, calls.CallsRoutes, users.UsersRoutes,
-    departments.DepartmentsRoutes, blocklist.BlocklistRoutes, failover.FailoverRoutes,
-    simulate.SimulateRoutes, flows.FlowsRoutes, diagram.DiagramRoutes):
-    """Every route's handler (``h_<handler>``)."""
-
-
+AREAS = (health, status, calls, users, departments, blocklist, failover, simulate, flows,
+         diagram)
+ROUTES: tuple[Route, ...] = tuple(r for area in AREAS for r in area.ROUTES)
+HANDLERS: dict[str, Handler] = {r.handler: getattr(area, "h_" + r.handler)
+                                for area in AREAS for r in area.ROUTES}
+"""Route handler name -> ``h_<name>`` of its module (a route without one fails at import)."""
+ROUTE_OF: dict[tuple[str, str], Route] = {(r.method, r.path): r for r in ROUTES}
 PUBLIC_PATHS = frozenset(r.path for r in ROUTES if r.public)

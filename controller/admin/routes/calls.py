@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.admin.http import BadRequest, _bool_query, _int_query, _json
-from controller.admin.routes.base import P_LIMIT, Param, Route
+from controller.admin.http import BadRequest, bool_query, int_query, respond_json, since_query
+from controller.admin.routing import P_LIMIT, Api, Param, Route
 from controller.ops import calls as ops_calls
 from controller.ops.calls import records_csv
-from controller.ops.parse import parse_since
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/calls", "calls", "Recent calls, calls since a time, or live calls", "calls",
@@ -24,28 +23,24 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class CallsRoutes:
+async def h_calls(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await ops_calls.list_calls(
+        api.ops, live=bool_query(request, "live"), since=since_query(request),
+        limit=int_query(request, "limit", None)))
 
-    def _since(self, request: web.Request) -> float | None:
-        raw = request.query.get("since")
-        return None if not raw else parse_since(raw)
 
-    async def h_calls(self, request: web.Request) -> web.Response:
-        return _json(await ops_calls.list_calls(self.ops, live=_bool_query(request, "live"),
-                                          since=self._since(request),
-                                          limit=_int_query(request, "limit", None)))
+async def h_calls_export(api: Api, request: web.Request) -> web.Response:
+    fmt = request.query.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise BadRequest(400, f"{fmt!r}: use csv or json", "format")
+    since = since_query(request)
+    rows = await ops_calls.list_calls(api.ops, since=since if since is not None else 0.0,
+                                      limit=int_query(request, "limit", None))
+    if fmt == "json":
+        return respond_json(rows)
+    return web.Response(text=records_csv(rows), content_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="calls.csv"'})
 
-    async def h_calls_export(self, request: web.Request) -> web.Response:
-        fmt = request.query.get("format", "csv")
-        if fmt not in ("csv", "json"):
-            raise BadRequest(400, f"{fmt!r}: use csv or json", "format")
-        since = self._since(request)
-        rows = await ops_calls.list_calls(self.ops, since=since if since is not None else 0.0,
-                                    limit=_int_query(request, "limit", None))
-        if fmt == "json":
-            return _json(rows)
-        return web.Response(text=records_csv(rows), content_type="text/csv",
-                            headers={"Content-Disposition": 'attachment; filename="calls.csv"'})
 
-    async def h_call(self, request: web.Request) -> web.Response:
-        return _json(await ops_calls.get_call(self.ops, request.match_info["call_id"]))
+async def h_call(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await ops_calls.get_call(api.ops, request.match_info["call_id"]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.admin.http import _json
-from controller.admin.routes.base import Route
+from controller.admin.http import respond_json
+from controller.admin.routing import Api, Route
 from controller.ops import departments
 
 ROUTES: tuple[Route, ...] = (
@@ -14,7 +14,5 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class DepartmentsRoutes:
-
-    async def h_departments(self, request: web.Request) -> web.Response:
-        return _json(await departments.list_departments(self.ops))
+async def h_departments(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await departments.list_departments(api.ops))

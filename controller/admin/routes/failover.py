@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
-from controller.admin.http import _int_query, _json
-from controller.admin.routes.base import P_LIMIT, Param, Route, _Body
+from controller.admin.http import int_query, read_body, respond_json, who
+from controller.admin.routing import P_LIMIT, Api, Body, Param, Route
 from controller.ops import failover
 
 
-class FailoverTestBody(_Body):
+class FailoverTestBody(Body):
     line: str = Field(description="a published DID or department id", max_length=64)
     seconds: int = Field(900, ge=1, le=7 * 86400, description="auto-revert after (s)")
 
@@ -25,15 +25,16 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class FailoverRoutes:
+async def h_failover_status(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await failover.test_status(api.ops,
+                                                   int_query(request, "limit", 20) or 20))
 
-    async def h_failover_status(self, request: web.Request) -> web.Response:
-        return _json(await failover.test_status(self.ops, _int_query(request, "limit", 20) or 20))
 
-    async def h_failover_start(self, request: web.Request) -> web.Response:
-        b: FailoverTestBody = await self.body(request, FailoverTestBody)
-        return _json(await failover.start_test(self.ops, b.line, b.seconds, by=self.who(request)))
+async def h_failover_start(api: Api, request: web.Request) -> web.Response:
+    b: FailoverTestBody = await read_body(request, FailoverTestBody)
+    return respond_json(await failover.start_test(api.ops, b.line, b.seconds, by=who(request)))
 
-    async def h_failover_stop(self, request: web.Request) -> web.Response:
-        return _json(await failover.stop_test(self.ops, request.match_info["line"],
-                                                  by=self.who(request)))
+
+async def h_failover_stop(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await failover.stop_test(api.ops, request.match_info["line"],
+                                                 by=who(request)))

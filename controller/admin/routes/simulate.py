@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
-from controller.admin.flowinput import _problem_field, _problems
-from controller.admin.http import MAX_BODY, BadRequest, _json
-from controller.admin.routes.base import Route, _Body
+from controller.admin.flowinput import load_flows, problem_field, problems
+from controller.admin.http import MAX_BODY, BadRequest, read_body, respond_json
+from controller.admin.routing import Api, Body, Route
 from controller.ops import dryrun
 
 
-class SimulateBody(_Body):
+class SimulateBody(Body):
     did: str = Field(max_length=32)
     from_: str = Field("", alias="from", max_length=32, description="the caller's number")
     at: str | None = Field(None, description="'2026-12-06 22:00' (flow time zone) or ISO")
@@ -32,17 +32,16 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class SimulateRoutes:
-
-    async def h_simulate(self, request: web.Request) -> web.Response:
-        b: SimulateBody = await self.body(request, SimulateBody)
-        draft = None
-        if b.flows is not None:
-            res = await self.load_flows({"flows": b.flows}, "flows")
-            if res.errors or res.flowset is None:
-                raise BadRequest(422, f"the draft flows have {len(res.errors)} error(s)",
-                                 _problem_field(res.errors[0], "flows") if res.errors
-                                 else "flows", problems=_problems(res))
-            draft = res.flowset
-        return _json(await dryrun.simulate(self.ops, did=b.did, caller=b.from_, at=b.at, tz=b.tz,
-                                             digits=b.digits, flowset=draft, answer=b.answer))
+async def h_simulate(api: Api, request: web.Request) -> web.Response:
+    b: SimulateBody = await read_body(request, SimulateBody)
+    draft = None
+    if b.flows is not None:
+        res = await load_flows(api.flow_worker, {"flows": b.flows}, "flows")
+        if res.errors or res.flowset is None:
+            raise BadRequest(422, f"the draft flows have {len(res.errors)} error(s)",
+                             problem_field(res.errors[0], "flows") if res.errors
+                             else "flows", problems=problems(res))
+        draft = res.flowset
+    return respond_json(await dryrun.simulate(api.ops, did=b.did, caller=b.from_, at=b.at,
+                                              tz=b.tz, digits=b.digits, flowset=draft,
+                                              answer=b.answer))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.admin.http import _json
-from controller.admin.routes.base import Route
+from controller.admin.http import respond_json
+from controller.admin.routing import Api, Route
 from controller.ops import status
 
 ROUTES: tuple[Route, ...] = (
@@ -13,9 +13,7 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class StatusRoutes:
-
-    async def h_status(self, request: web.Request) -> web.Response:
-        data = await status.get_status(self.ops)
-        data["services"] = self.ctl.services.status()
-        return _json(data)
+async def h_status(api: Api, request: web.Request) -> web.Response:
+    data = await status.get_status(api.ops)
+    data["services"] = api.ctl.services.status()
+    return respond_json(data)

@@ -7,21 +7,21 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from controller.admin.http import _int_query, _json
-from controller.admin.routes.base import P_LIMIT, P_USER, Param, Route, _Body
+from controller.admin.http import int_query, read_body, respond_json, who
+from controller.admin.routing import P_LIMIT, P_USER, Api, Body, Param, Route
 from controller.ops import audit, users
 
 
-class OptOutBody(_Body):
+class OptOutBody(Body):
     opted_out: bool | None = Field(
         description="true: never rung; false: rung again; null: the published value applies")
 
 
-class AvailabilityBody(_Body):
+class AvailabilityBody(Body):
     mode: Literal["set", "always", "reset"] = Field(
         "set", description="set: these windows; always: any time; reset: the published "
                            "windows apply")
-    windows: list[Any] = Field(  # checked by Ops.set_availability (it names the field)
+    windows: list[Any] = Field(  # checked by ops.users.set_availability (it names the field)
         default_factory=list, max_length=50,
         description="'mon-fri 09:00-17:00' strings or {days, start, end} objects",
         json_schema_extra={"items": {"anyOf": [
@@ -33,7 +33,7 @@ class AvailabilityBody(_Body):
     timezone: str | None = Field(None, description="IANA zone (default: the user's)")
 
 
-class AlternateBody(_Body):
+class AlternateBody(Body):
     alternate: str | None = Field(
         description="+E.164 number, user id / 'user:<id>' or 'sip:<endpoint>'; null: no "
                     "alternate (even if the flow has one)")
@@ -55,30 +55,34 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-class UsersRoutes:
+async def h_users(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await users.list_users(api.ops))
 
-    async def h_users(self, request: web.Request) -> web.Response:
-        return _json(await users.list_users(self.ops))
 
-    async def h_user(self, request: web.Request) -> web.Response:
-        return _json(await users.get_user(self.ops, request.match_info["user"]))
+async def h_user(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await users.get_user(api.ops, request.match_info["user"]))
 
-    async def h_opt_out(self, request: web.Request) -> web.Response:
-        b: OptOutBody = await self.body(request, OptOutBody)
-        return _json(await users.set_opt_out(self.ops, request.match_info["user"], b.opted_out,
-                                                by=self.who(request)))
 
-    async def h_availability(self, request: web.Request) -> web.Response:
-        b: AvailabilityBody = await self.body(request, AvailabilityBody)
-        return _json(await users.set_availability(
-            self.ops, request.match_info["user"], b.windows, by=self.who(request), tz=b.timezone,
-            mode=b.mode))
+async def h_opt_out(api: Api, request: web.Request) -> web.Response:
+    b: OptOutBody = await read_body(request, OptOutBody)
+    return respond_json(await users.set_opt_out(api.ops, request.match_info["user"],
+                                                b.opted_out, by=who(request)))
 
-    async def h_alternate(self, request: web.Request) -> web.Response:
-        b: AlternateBody = await self.body(request, AlternateBody)
-        return _json(await users.set_alternate(self.ops, request.match_info["user"], b.alternate,
-                                                  by=self.who(request), reset=b.reset))
 
-    async def h_audit(self, request: web.Request) -> web.Response:
-        return _json(await audit.list_audit(self.ops, limit=_int_query(request, "limit", 50) or 50,
-                                          target=request.query.get("target") or None))
+async def h_availability(api: Api, request: web.Request) -> web.Response:
+    b: AvailabilityBody = await read_body(request, AvailabilityBody)
+    return respond_json(await users.set_availability(
+        api.ops, request.match_info["user"], b.windows, by=who(request), tz=b.timezone,
+        mode=b.mode))
+
+
+async def h_alternate(api: Api, request: web.Request) -> web.Response:
+    b: AlternateBody = await read_body(request, AlternateBody)
+    return respond_json(await users.set_alternate(api.ops, request.match_info["user"],
+                                                  b.alternate, by=who(request), reset=b.reset))
+
+
+async def h_audit(api: Api, request: web.Request) -> web.Response:
+    return respond_json(await audit.list_audit(api.ops,
+                                               limit=int_query(request, "limit", 50) or 50,
+                                               target=request.query.get("target") or None))
