@@ -8,8 +8,8 @@ from typing import Any
 
 from controller.config import Settings
 from controller.tools.cli.common import (
-    _clock,
-    _run_op,
+    clock,
+    run_op,
 )
 
 
@@ -18,9 +18,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
     def human(rows: Any) -> str:
         return "\n".join(
-            f"{_clock(e['at'])}  {e.get('by'):<10} {e.get('action'):<20} {e.get('target')}  "
+            f"{clock(e['at'])}  {e.get('by'):<10} {e.get('action'):<20} {e.get('target')}  "
             f"{json.dumps(e.get('old'))} -> {json.dumps(e.get('new'))}" for e in rows
         ) or "no changes recorded"
 
-    return _run_op(settings, lambda ops: list_audit(ops, limit=args.limit, target=args.target),
+    return run_op(settings, lambda ops: list_audit(ops, limit=args.limit, target=args.target),
                    args.json, human)

@@ -7,8 +7,8 @@ from typing import Any
 
 from controller.config import Settings
 from controller.tools.cli.common import (
-    _run_op,
     actor,
+    run_op,
 )
 
 
@@ -17,13 +17,13 @@ def cmd_block(args: argparse.Namespace, settings: Settings) -> int:
 
     by = actor()
     if args.command == "block":
-        return _run_op(settings, lambda ops: ops_blocklist.block(ops, args.number,
+        return run_op(settings, lambda ops: ops_blocklist.block(ops, args.number,
                                                                  reason=args.reason, by=by),
                        args.json, lambda e: f"blocked {e['pattern']}"
                        + (f" ({e['reason']})" if e["reason"] else "")
                        + ": its calls are rejected with cause 21 (SIP 403)")
     if args.command == "unblock":
-        return _run_op(settings, lambda ops: ops_blocklist.unblock(ops, args.number, by=by),
+        return run_op(settings, lambda ops: ops_blocklist.unblock(ops, args.number, by=by),
                        args.json, lambda e: f"unblocked {e['pattern']}")
 
     def human(d: Any) -> str:
@@ -32,4 +32,4 @@ def cmd_block(args: argparse.Namespace, settings: Settings) -> int:
         return "\n".join([*rows, f"{d['blocked_calls']} blocked calls in all"]) \
             if rows else f"nobody is blocked ({d['blocked_calls']} blocked calls in all)"
 
-    return _run_op(settings, lambda ops: ops_blocklist.list_blocked(ops), args.json, human)
+    return run_op(settings, lambda ops: ops_blocklist.list_blocked(ops), args.json, human)

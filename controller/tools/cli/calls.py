@@ -9,8 +9,8 @@ from typing import Any
 
 from controller.config import Settings
 from controller.tools.cli.common import (
-    _clock,
-    _run_op,
+    clock,
+    run_op,
 )
 
 
@@ -28,7 +28,7 @@ def format_trace(call_id: str, record: dict[str, Any] | None,
         lines.append(f"call {call_id}  did={record.get('did')}  "
                      f"caller={record.get('caller') or '-'}  result={record.get('result')}  "
                      f"answered_by={record.get('answered_by') or '-'}  "
-                     f"started={_clock(started)}{took}")
+                     f"started={clock(started)}{took}")
     else:
         lines.append(f"call {call_id}  (no call log record)")
     for t in trace:
@@ -36,12 +36,12 @@ def format_trace(call_id: str, record: dict[str, Any] | None,
         for k, v in t.items():
             if k in ("at", "kind"):
                 continue
-            parts.append(f"{k}={_clock(v)}" if k in ("started", "ended") else f"{k}={v}")
+            parts.append(f"{k}={clock(v)}" if k in ("started", "ended") else f"{k}={v}")
         if t.get("kind") == "leg":
             start, stop = t.get("started"), t.get("ended")
             if isinstance(start, int | float) and isinstance(stop, int | float) and stop > 0:
                 parts.append(f"rang={max(stop - start, 0.0):.2f}s")
-        lines.append(f"{_clock(t.get('at'))}  {t.get('kind', '?'):<8} {' '.join(parts)}")
+        lines.append(f"{clock(t.get('at'))}  {t.get('kind', '?'):<8} {' '.join(parts)}")
     return "\n".join(lines)
 
 
@@ -62,7 +62,7 @@ def cmd_calls(args: argparse.Namespace, settings: Settings) -> int:
             return records_csv(rows).rstrip("\n")
         return format_calls(rows)
 
-    return _run_op(settings, op, fmt == "json", human)
+    return run_op(settings, op, fmt == "json", human)
 
 
 def _age(seconds: float) -> str:
@@ -129,4 +129,4 @@ def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
                 else f"  {e['text']}" for e in d["events"])
         return text
 
-    return _run_op(settings, op, args.json, human)
+    return run_op(settings, op, args.json, human)

@@ -12,11 +12,12 @@ from controller.config import Settings
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
-def _print(data: Any, as_json: bool, human: str) -> None:
+def emit(data: Any, as_json: bool, human: str) -> None:
+    """Print ``data`` as JSON (``--json``) or the ``human`` text."""
     print(json.dumps(data, indent=2, default=str) if as_json else human)
 
 
-def _clock(epoch: Any) -> str:
+def clock(epoch: Any) -> str:
     """Epoch seconds as local wall-clock time with milliseconds (``14:03:07.412``)."""
     if not isinstance(epoch, int | float) or epoch <= 0:
         return "-"
@@ -33,9 +34,10 @@ def actor() -> str:
     return os.environ.get("SUDO_USER") or os.environ.get("USER") or getpass.getuser()
 
 
-def _run_op(settings: Settings, op: Any, as_json: bool, human: Any,
+def run_op(settings: Settings, op: Any, as_json: bool, human: Any,
             ok: Any = None) -> int:
-    """Run ``await op(Ops)``; print JSON or ``human(data)``; OpsError -> its exit code."""
+    """Run ``await op(ctx)`` (an operation of :mod:`controller.ops` over this Redis); print
+    JSON or ``human(data)``; OpsError -> its exit code (``ok(data)`` false: 3)."""
     from controller.adapters.redis import RedisStore
     from controller.ops.context import Context
     from controller.ops.errors import OpsError, exit_code
@@ -51,7 +53,7 @@ def _run_op(settings: Settings, op: Any, as_json: bool, human: Any,
             return exit_code(e)
         finally:
             await store.close()
-        _print(data, as_json, human(data))
+        emit(data, as_json, human(data))
         return EXIT_OK if ok is None or ok(data) else EXIT_UNAVAILABLE
 
     return asyncio.run(main())

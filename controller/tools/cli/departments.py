@@ -7,7 +7,7 @@ from typing import Any
 
 from controller.config import Settings
 from controller.tools.cli.common import (
-    _run_op,
+    run_op,
 )
 
 
@@ -30,4 +30,4 @@ def cmd_departments(args: argparse.Namespace, settings: Settings) -> int:
                            f"{'rings' if m.get('eligible_now') else 'skipped'}{why}  {tally}")
         return "\n".join(out) or "no departments"
 
-    return _run_op(settings, lambda ops: list_departments(ops), args.json, human)
+    return run_op(settings, lambda ops: list_departments(ops), args.json, human)

@@ -10,8 +10,8 @@ from controller.config import Settings
 from controller.tools.cli.common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
-    _print,
     actor,
+    emit,
 )
 
 
@@ -49,7 +49,7 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
                      for line, until in tests.items()] or ["no failover test active"])
                 human += "\n" + "\n".join(
                     " ".join(f"{k}={v}" for k, v in e.items()) for e in events)
-                _print(data, args.json, human)
+                emit(data, args.json, human)
                 return EXIT_OK
             ops = Context(store, settings)
             try:
@@ -66,7 +66,7 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
             except OpsError as e:
                 print(f"callctl failover: {e}", file=sys.stderr)
                 return exit_code(e)
-            _print(res, args.json, human)
+            emit(res, args.json, human)
             return EXIT_OK
         except StoreUnavailable as e:
             print(f"callctl: {e}", file=sys.stderr)

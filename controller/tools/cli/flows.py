@@ -11,8 +11,9 @@ from typing import Any
 from controller.config import Settings
 
 
-async def _publish(paths: Sequence[str], settings: Settings, *, if_empty: bool = False,
-                   as_json: bool = False, out: Any = None) -> int:
+async def publish_dirs(paths: Sequence[str], settings: Settings, *, if_empty: bool = False,
+                       as_json: bool = False, out: Any = None) -> int:
+    """Validate, lint and publish the flow files under ``paths``: the exit code."""
     from controller.tools import flowcmds as commands
 
     return await commands.publish_async([Path(p) for p in paths], settings.redis_url,
@@ -27,8 +28,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_publish(args.paths, settings, if_empty=args.if_empty,
-                                as_json=args.json))
+    return asyncio.run(publish_dirs(args.paths, settings, if_empty=args.if_empty,
+                                    as_json=args.json))
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:

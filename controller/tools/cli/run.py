@@ -17,7 +17,7 @@ from controller.tools.cli.common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
-from controller.tools.cli.flows import _publish
+from controller.tools.cli.flows import publish_dirs
 from controller.tools.cli.stack import cmd_stack
 
 
@@ -33,8 +33,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         paths = getattr(args, "publish", None) or getattr(args, "publish_if_empty", None)
         if paths:  # its report goes to the log (JSON lines when the log is JSON)
             out = logs.LineWriter("callctl.publish") if logs.json_enabled() else None
-            rc = await _publish(paths, settings, if_empty=not getattr(args, "publish", None),
-                                out=out)
+            rc = await publish_dirs(paths, settings,
+                                    if_empty=not getattr(args, "publish", None), out=out)
             if rc != EXIT_OK:
                 return rc
         loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ from typing import Any
 from controller.config import Settings
 from controller.tools.cli.common import (
     EXIT_FAIL,
-    _run_op,
+    run_op,
 )
 
 
@@ -61,6 +61,6 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAIL
         draft = res.flowset
     digits = [d.strip() for d in args.digits.split(",")] if args.digits else []
-    return _run_op(settings, lambda ops: simulate(
+    return run_op(settings, lambda ops: simulate(
         ops, did=args.did, caller=args.caller, at=args.at, tz=args.tz, digits=digits,
         flowset=draft, answer=args.answer), args.json, format_simulation)

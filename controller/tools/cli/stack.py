@@ -14,7 +14,7 @@ from controller.tools.cli.common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    _print,
+    emit,
 )
 
 
@@ -98,7 +98,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "secrets":
             d = stack_secrets(settings, show=args.show)
-            _print(d, args.json, _secrets_human(d))
+            emit(d, args.json, _secrets_human(d))
             return EXIT_OK if d["exists"] else EXIT_UNAVAILABLE
         if args.action == "up":
             for line in stack.up(load_settings(generate=True), progress=StackProgress()):
@@ -118,7 +118,7 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
                         if st["asterisk"]["root"] else "") + "\n"  # type: ignore[index]
                      f"redis:    {'up' if st['redis']['ping'] else 'DOWN'} "  # type: ignore[index]
                      f"{st['redis']['url']}\nlogs:     {st['logs']}")  # type: ignore[index]
-            _print(st, args.json, human)
+            emit(st, args.json, human)
             return EXIT_OK if ok else EXIT_UNAVAILABLE
     except stack.StackError as e:
         print(f"callctl stack: {e}", file=sys.stderr)

@@ -7,7 +7,7 @@ from typing import Any
 
 from controller.config import Settings
 from controller.tools.cli.common import (
-    _run_op,
+    run_op,
 )
 
 
@@ -39,5 +39,5 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                       f"failover tests: {tests}"]
         return "\n".join(lines)
 
-    return _run_op(settings, lambda ops: ops_status.get_status(ops), args.json, human,
+    return run_op(settings, lambda ops: ops_status.get_status(ops), args.json, human,
                    ok=lambda s: s["ok"])

@@ -9,8 +9,8 @@ from typing import Any
 from controller.config import Settings
 from controller.tools.cli.common import (
     EXIT_USAGE,
-    _run_op,
     actor,
+    run_op,
 )
 
 
@@ -42,12 +42,12 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
 
     action = getattr(args, "users_cmd", None)
     if action is None:
-        return _run_op(settings, lambda ops: ops_users.list_users(ops), args.json,
+        return run_op(settings, lambda ops: ops_users.list_users(ops), args.json,
                        lambda rows: "\n".join(map(_user_line, rows)) or "no users")
     by = actor()
     if action == "opt-out":
         value = {"on": True, "off": False, "reset": None}[args.state]
-        return _run_op(settings, lambda ops: ops_users.set_opt_out(ops, args.user, value, by=by),
+        return run_op(settings, lambda ops: ops_users.set_opt_out(ops, args.user, value, by=by),
                        args.json, _user_change)
     if action == "availability":
         if sum(bool(x) for x in (args.slots, args.clear, args.reset)) != 1:
@@ -56,12 +56,12 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         mode = "reset" if args.reset else "always" if args.clear else "set"
-        return _run_op(settings, lambda ops: ops_users.set_availability(
+        return run_op(settings, lambda ops: ops_users.set_availability(
             ops, args.user, args.slots, by=by, tz=args.tz, mode=mode), args.json, _user_change)
     # alternate
     if sum(bool(x) for x in (args.number, args.clear, args.reset)) != 1:
         print("callctl users alternate: give a NUMBER (or user), --clear (no alternate) or "
               "--reset (the published alternate)", file=sys.stderr)
         return EXIT_USAGE
-    return _run_op(settings, lambda ops: ops_users.set_alternate(
+    return run_op(settings, lambda ops: ops_users.set_alternate(
         ops, args.user, args.number, by=by, reset=args.reset), args.json, _user_change)
