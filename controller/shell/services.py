@@ -2,7 +2,8 @@
 
 The Controller owns one :class:`Services`; it feeds it finished call records (observers) and
 live call events (``live_observers``) and starts/stops it with itself. Nothing here is on a
-call's critical path: observers only count and enqueue.
+call's critical path: observers only count and enqueue. The admin API is made above the shell
+(controller.tools.app) and handed in (:class:`AdminApi`).
 """
 
 from __future__ import annotations
@@ -10,18 +11,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.adapters.metrics import LoopLag, Metrics
 from controller.adapters.webhooks import WebhookConfig, Webhooks, WebhookSecretError
 
 if TYPE_CHECKING:
-    from controller.admin.server import AdminServer
     from controller.shell.runtime import Controller
 
 log = logging.getLogger("callctl.services")
 PROBE_S = 5.0
 """How often Redis and ARI are probed for ``callctl_redis_up`` and ``callctl_build_info``."""
+
+
+class AdminApi(Protocol):
+    """The admin HTTP API as the services start and stop it: made by the process's
+    composition root (controller.tools.app) and handed in as ``Services.admin_api``."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def ari_nodes(ctl: Controller, *, held_only: bool = True) -> list[Any]:
@@ -72,7 +84,10 @@ class Services:
             from controller.shell.runtime import StartupError
 
             raise StartupError(f"webhooks are configured but {e}") from None
-        self.admin: AdminServer | None = None
+        self.admin_api: AdminApi | None = None
+        """The admin API, handed in by the composition root (controller.tools.app)."""
+        self.admin: AdminApi | None = None
+        """The admin API while it runs."""
         ctl.observers.append(self.metrics.observe)
         ctl.observers.append(self.webhooks.on_call_ended)
         ctl.live_observers.append(self.webhooks.on_answered)
@@ -118,9 +133,13 @@ class Services:
         if admin is None:
             admin = self.ctl.settings.admin == "on"
         if admin and self.admin is None:
-            from controller.admin.server import AdminServer
+            if self.admin_api is None:
+                from controller.shell.runtime import StartupError
 
-            self.admin = AdminServer(self.ctl)
+                raise StartupError("the admin API is on (CALLCTL_ADMIN=on) but this process "
+                                   "has none: build the controller with "
+                                   "controller.tools.app.build_controller")
+            self.admin = self.admin_api
             await self.admin.start()
 
     async def stop(self) -> None:

@@ -22,7 +22,8 @@ from controller.tools.cli.stack import cmd_stack
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from controller.shell.runtime import Controller, StartupError
+    from controller.shell.runtime import StartupError
+    from controller.tools.app import build_controller
 
     logs.setup(settings.log_format)
 
@@ -44,8 +45,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             loop.add_signal_handler(sig, task.cancel)
         try:
             # The admin API runs with the product unless CALLCTL_ADMIN=off.
-            ctl = Controller(replace(settings, admin="off" if settings.admin == "off"
-                                     else "on"))
+            ctl = build_controller(replace(settings, admin="off" if settings.admin == "off"
+                                           else "on"))
             await ctl.run()
         except StartupError as e:
             if logs.json_enabled():
