@@ -1,5 +1,5 @@
 """Throw-away redis-server processes for tests: a password (``requirepass``) from a 0600
-config file, as ``callctl stack up`` starts its own (controller.tools.stack.redis_config)."""
+config file, as ``callctl stack up`` starts its own (controller.tools.stack.conf.redis_config)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from controller.tools import stack
+from controller.tools.stack.conf import redis_config
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -39,7 +40,7 @@ class RedisServer:
         self.conf = self.dir / f"redis-{self.port}.conf"
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(stack.redis_config(self.port, self.dir, self.password, extra=extra))
+            fh.write(redis_config(self.port, self.dir, self.password, extra=extra))
         self.sentinel = sentinel
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.config import PROJECT_ROOT, ConfigError, _bad, _port
-from controller.tools.stack import StackError, _read_pid, _spawn, _stop_pid
+from controller.tools.stack.procs import StackError, _read_pid, _spawn, _stop_pid
 
 CFG_DIR = PROJECT_ROOT / "kamailio"
 SET_ID = 1

@@ -1,4 +1,4 @@
-"""The stack's Redis config (controller.tools.stack.redis_config) and probe, against a real
+"""The stack's Redis config (controller.tools.stack.conf.redis_config) and probe, against a real
 redis-server: the password is required, and any password survives the config's quoting."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from redisproc import REDIS_SERVER, RedisServer
 
 from controller.config import load_settings
 from controller.tools import stack
+from controller.tools.stack.conf import redis_credentials
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 
@@ -50,6 +51,6 @@ def test_render_writes_a_private_redis_conf_with_the_generated_password(tmp_path
     conf = paths.etc / "redis.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     text = conf.read_text()
-    _, password = stack.redis_credentials(s.redis_url)
+    _, password = redis_credentials(s.redis_url)
     assert password and f'requirepass "{password}"' in text
     assert "port 6390" in text and "bind 127.0.0.1" in text
