@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from controller.tools import stack
 from controller.tools.stack.conf import redis_config
+from controller.tools.stack.probes import redis_probe
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -54,7 +54,7 @@ class RedisServer:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while stack.redis_probe(self.url) != "ok":
+        while redis_probe(self.url) != "ok":
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server {self.conf} exited ({self.proc.returncode})")
             if time.monotonic() > deadline:

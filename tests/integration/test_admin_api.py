@@ -33,6 +33,7 @@ from controller.admin.routes import ROUTES
 from controller.config import PROJECT_ROOT, Settings
 from controller.shell.runtime import Controller
 from controller.tools import stack
+from controller.tools.stack import procs
 
 from integration.conftest import Harness, PhoneBank, until
 from pngread import decode
@@ -448,7 +449,7 @@ async def test_health_ready_then_503_naming_redis_when_redis_stops(
                                       "checks": {"ari": {"ok": True}, "redis": {"ok": True},
                                                  "ari_replaced": {"ok": True}}}
     pidfile = stack.Paths(test_settings.run_dir).pids / "redis.pid"
-    assert stack._stop_pid(pidfile)
+    assert procs.stop_pid(pidfile)
     try:
         status, body = await api.get("/health", token="")
         assert status == 503 and body["ready"] is False and body["failing"] == ["redis"], body

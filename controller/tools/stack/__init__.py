@@ -22,11 +22,11 @@ from controller.tools.stack.conf import Paths, render
 from controller.tools.stack.probes import ami_ping, ari_ping, redis_ping, redis_probe
 from controller.tools.stack.procs import (
     StackError,
-    _read_pid,
-    _spawn,
-    _stop_pid,
     asterisk_argv,
     asterisk_cli,
+    read_pid,
+    spawn,
+    stop_pid,
 )
 
 __all__ = ["Paths", "Progress", "StackError", "asterisk_argv", "asterisk_cli", "down",
@@ -89,7 +89,7 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True,
                 raise StackError("redis-server is not installed: run scripts/install.sh")
             port = urlsplit(settings.redis_url).port or 6379
             log = p.log / "redis.log"
-            _spawn([exe, str(p.etc / "redis.conf")], log, p.pids / "redis.pid")
+            spawn([exe, str(p.etc / "redis.conf")], log, p.pids / "redis.pid")
             _wait(lambda: redis_ping(settings.redis_url), 10, f"Redis at 127.0.0.1:{port}", log,
                   progress)
             lines.append(f"redis: started on 127.0.0.1:{port} with a password (config "
@@ -112,9 +112,9 @@ def up(settings: Settings, *, asterisk: bool = True, redis: bool = True,
                          "dialplan and PJSIP config reloaded")
         else:
             argv = asterisk_argv(settings, "-C", str(p.asterisk_conf), "-f", "-n")
-            if _read_pid(p.pids / "asterisk.pid") is None:
+            if read_pid(p.pids / "asterisk.pid") is None:
                 log = p.log / "asterisk.out"
-                _spawn(argv, log, p.pids / "asterisk.pid")
+                spawn(argv, log, p.pids / "asterisk.pid")
             _wait(lambda: ari_ping(settings)[0], 45, f"Asterisk ARI at {settings.ari_url}",
                   p.log / "asterisk.out", progress)
             _wait(lambda: ami_ping(settings.ami_host, settings.ami_port), 15,
@@ -133,7 +133,7 @@ def down(settings: Settings) -> list[str]:
     p = Paths(settings.run_dir)
     lines = []
     for name in ("asterisk", "redis"):
-        stopped = _stop_pid(p.pids / f"{name}.pid")
+        stopped = stop_pid(p.pids / f"{name}.pid")
         lines.append(f"{name}: {'stopped' if stopped else 'not running (not started by us)'}")
     return lines
 
@@ -142,10 +142,10 @@ def status(settings: Settings) -> dict[str, object]:
     p = Paths(settings.run_dir)
     ari_ok, ari_detail = ari_ping(settings)
     return {
-        "asterisk": {"pid": _read_pid(p.pids / "asterisk.pid"), "ari": ari_ok,
+        "asterisk": {"pid": read_pid(p.pids / "asterisk.pid"), "ari": ari_ok,
                      "detail": ari_detail, "url": settings.ari_url,
                      "root": str(settings.asterisk_root) if settings.asterisk_root else None},
-        "redis": {"pid": _read_pid(p.pids / "redis.pid"),
+        "redis": {"pid": read_pid(p.pids / "redis.pid"),
                   "ping": redis_ping(settings.redis_url),
                   "url": redis_safe_url(settings.redis_url)},
         "logs": str(p.log),

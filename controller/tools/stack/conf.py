@@ -23,6 +23,8 @@ PHONE_QUALIFY_TIMEOUT = 3.0
 
 @dataclass(frozen=True)
 class Paths:
+    """Where a run directory keeps the rendered config, logs, spool, pid files, Redis data."""
+
     run: Path
 
     @property

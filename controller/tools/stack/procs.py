@@ -69,7 +69,8 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
+    """The pid in the pid file ``path`` while that process lives, else None."""
     try:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
@@ -77,7 +78,7 @@ def _read_pid(path: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
-def _spawn(argv: list[str], log: Path, pidfile: Path) -> int:
+def spawn(argv: list[str], log: Path, pidfile: Path) -> int:
     """Start ``argv`` detached (own session, reparented to init) and return its pid.
 
     A shell launches it in the background and exits at once, so no Popen object of ours
@@ -94,8 +95,10 @@ def _spawn(argv: list[str], log: Path, pidfile: Path) -> int:
     return pid
 
 
-def _stop_pid(pidfile: Path, timeout: float = 10.0) -> bool:
-    pid = _read_pid(pidfile)
+def stop_pid(pidfile: Path, timeout: float = 10.0) -> bool:
+    """SIGTERM the pid file's process (SIGKILL after ``timeout`` s) and remove the file; False
+    when nothing of ours was running."""
+    pid = read_pid(pidfile)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return False
