@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from controller.adapters.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from controller.adapters.prometheus import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from controller.admin.http import respond_json
 from controller.admin.openapi import document
 from controller.admin.routing import Api, Route
