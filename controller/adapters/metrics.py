@@ -66,9 +66,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controller.adapters.prometheus import MAX_SERIES, NONE, OTHER, Registry
+from controller.adapters.prometheus import MAX_SERIES, OTHER, Registry
 from controller.core.calllog import call_counts
 
+NONE = "none"
+"""The ``flow``/``department`` label of a call that reached no flow (or whose answer no
+department)."""
 MAX_IDS = 50
 """Flow ids (and department ids) that get their own label value; more are ``other``."""
 SETUP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)

@@ -11,7 +11,9 @@ from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "callctl_"
-OTHER, NONE = "other", "none"
+"""Every family's name starts with it."""
+OTHER = "other"
+"""The label value a family folds label sets into past its ``max_series``."""
 MAX_SERIES = 200
 """Label sets one family holds at most; more are folded into ``other``."""
 
