@@ -1,3 +1,3 @@
-from controller.tools.cli import main
+from controller.tools.cli.main import main
 
 raise SystemExit(main())

@@ -2,7 +2,7 @@
 # Asterisk 22 as a second test target: a Debian sid (minbase) root made with debootstrap in
 # the git-ignored run/ directory, with Debian's `asterisk` package (22.x) installed inside it.
 # Sid's Asterisk needs a newer libc than bookworm, so it is never installed on the host itself.
-# `callctl stack up` runs it from that root when CALLCTL_ASTERISK=22 (see controller/tools/stack.py).
+# `callctl stack up` runs it from that root when CALLCTL_ASTERISK=22 (see controller/tools/stack/procs.py).
 #
 # Idempotent: a second run only checks that the root answers `asterisk -V` (about a second).
 # The archive address is read from this machine's own apt sources: none is written here.

@@ -1,5 +1,5 @@
 """Throw-away redis-server processes for tests: a password (``requirepass``) from a 0600
-config file, as ``callctl stack up`` starts its own (controller.tools.stack.redis_config)."""
+config file, as ``callctl stack up`` starts its own (controller.tools.stack.conf.redis_config)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from controller.tools import stack
+from controller.tools.stack.conf import redis_config
+from controller.tools.stack.probes import redis_probe
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -39,7 +40,7 @@ class RedisServer:
         self.conf = self.dir / f"redis-{self.port}.conf"
         fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(stack.redis_config(self.port, self.dir, self.password, extra=extra))
+            fh.write(redis_config(self.port, self.dir, self.password, extra=extra))
         self.sentinel = sentinel
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -53,7 +54,7 @@ class RedisServer:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while stack.redis_probe(self.url) != "ok":
+        while redis_probe(self.url) != "ok":
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server {self.conf} exited ({self.proc.returncode})")
             if time.monotonic() > deadline:

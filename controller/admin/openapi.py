@@ -1,8 +1,8 @@
 """``/openapi.json``: an OpenAPI 3.1 document generated from the route table (pure).
 
-Request bodies are the pydantic models of :mod:`controller.admin.server` (their JSON Schema
-goes into ``components.schemas``), so the document cannot drift from what the server
-validates.
+Request bodies are the pydantic models of the route modules (:mod:`controller.admin.routes`;
+their JSON Schema goes into ``components.schemas``), so the document cannot drift from what
+the server validates.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from controller.admin.server import ROUTES, Route
+from controller.admin.routing import Route
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -78,10 +78,11 @@ def _operation(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 @functools.cache
-def document() -> dict[str, Any]:
+def document(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """The document of ``routes`` (:data:`controller.admin.routes.ROUTES`), in their order."""
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, Any] = {}
-    for r in ROUTES:
+    for r in routes:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, schemas)
     return {
         "openapi": "3.1.0",

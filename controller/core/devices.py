@@ -3,7 +3,7 @@
 The source is one AMI ``PJSIPShowEndpoints`` action for every endpoint at once (its
 ``EndpointList`` events: the endpoint's contacts, static or registered, and its device
 state, which Asterisk derives from the contacts' qualify results and the endpoint's
-channels); :class:`controller.ops.ops.Ops` caches it for :data:`DEVICE_CACHE_S` seconds.
+channels); :func:`controller.ops.users.devices` caches it for :data:`DEVICE_CACHE_S` seconds.
 
 States:
 

@@ -1,7 +1,7 @@
 """A user's runtime overrides (the ``user:<id>`` Redis hash) and live state as UserFacts. Pure.
 
-The one parser for them (``RedisStore.facts`` on every call, ``controller.ops.ops`` for the CLI
-and the admin API). Fields, as ``controller.ops.ops`` writes them:
+The one parser for them (``RedisStore.facts`` on every call, ``controller.ops.users`` for the CLI
+and the admin API). Fields, as ``controller.ops.users`` writes them:
 
 - ``receive_calls``: ``"1"`` or ``"0"``
 - ``alternate``: an alternate spec (``+E164``, ``sip:<endpoint>``, ``user:<id>``) or ``""``

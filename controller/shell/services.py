@@ -2,7 +2,8 @@
 
 The Controller owns one :class:`Services`; it feeds it finished call records (observers) and
 live call events (``live_observers``) and starts/stops it with itself. Nothing here is on a
-call's critical path: observers only count and enqueue.
+call's critical path: observers only count and enqueue. The admin API is made above the shell
+(controller.tools.app) and handed in (:class:`AdminApi`).
 """
 
 from __future__ import annotations
@@ -10,21 +11,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from controller.adapters.ari.client import AriClient
 from controller.adapters.metrics import LoopLag, Metrics
+from controller.adapters.redis import RedisStore
 from controller.adapters.webhooks import WebhookConfig, Webhooks, WebhookSecretError
+from controller.config import Settings, StartupError
 
 if TYPE_CHECKING:
-    from controller.admin.server import AdminServer
-    from controller.shell.runtime import Controller
+    from controller.shell.live import LiveFlows
 
 log = logging.getLogger("callctl.services")
 PROBE_S = 5.0
 """How often Redis and ARI are probed for ``callctl_redis_up`` and ``callctl_build_info``."""
 
 
-def ari_nodes(ctl: Controller, *, held_only: bool = True) -> list[Any]:
+class ServicesHost(Protocol):
+    """What the services use of their controller (controller.shell.runtime.Controller is
+    one): typed here so that this module does not import the runtime (which imports it)."""
+
+    settings: Settings
+    calls: dict[str, Any]
+    store: RedisStore
+    ari: AriClient
+    flows: LiveFlows
+    store_degraded: bool
+    observers: list[Any]
+    live_observers: list[Any]
+
+
+
+class AdminApi(Protocol):
+    """The admin HTTP API as the services start and stop it: made by the process's
+    composition root (controller.tools.app) and handed in as ``Services.admin_api``."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def ari_nodes(ctl: ServicesHost, *, held_only: bool = True) -> list[Any]:
     """The Asterisk nodes this controller serves: objects with ``name``, ``ari``, ``stream``
     and ``held``. With ``held_only``, the nodes it holds now (none held: the first one)."""
     cluster = getattr(ctl, "cluster", None)
@@ -36,7 +66,7 @@ def ari_nodes(ctl: Controller, *, held_only: bool = True) -> list[Any]:
 
 
 class Services:
-    def __init__(self, ctl: Controller) -> None:
+    def __init__(self, ctl: ServicesHost) -> None:
         self.ctl = ctl
         s = ctl.settings
         self.metrics = Metrics()
@@ -69,10 +99,11 @@ class Services:
                               retries=s.webhook_retries),
                 self.metrics)
         except WebhookSecretError as e:  # blank: set on purpose, never replaced silently
-            from controller.shell.runtime import StartupError
-
             raise StartupError(f"webhooks are configured but {e}") from None
-        self.admin: AdminServer | None = None
+        self.admin_api: AdminApi | None = None
+        """The admin API, handed in by the composition root (controller.tools.app)."""
+        self.admin: AdminApi | None = None
+        """The admin API while it runs."""
         ctl.observers.append(self.metrics.observe)
         ctl.observers.append(self.webhooks.on_call_ended)
         ctl.live_observers.append(self.webhooks.on_answered)
@@ -118,9 +149,11 @@ class Services:
         if admin is None:
             admin = self.ctl.settings.admin == "on"
         if admin and self.admin is None:
-            from controller.admin.server import AdminServer
-
-            self.admin = AdminServer(self.ctl)
+            if self.admin_api is None:
+                raise StartupError("the admin API is on (CALLCTL_ADMIN=on) but this process "
+                                   "has none: build the controller with "
+                                   "controller.tools.app.build_controller")
+            self.admin = self.admin_api
             await self.admin.start()
 
     async def stop(self) -> None:

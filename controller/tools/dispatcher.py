@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.config import PROJECT_ROOT, ConfigError, _bad, _port
-from controller.tools.stack import StackError, _read_pid, _spawn, _stop_pid
+from controller.tools.stack.procs import StackError, read_pid, spawn, stop_pid
 
 CFG_DIR = PROJECT_ROOT / "kamailio"
 SET_ID = 1
@@ -171,10 +171,10 @@ def check_config(ds: DispatcherSettings) -> None:
 
 def up(ds: DispatcherSettings, timeout: float = 10.0) -> list[str]:
     """Start Kamailio (unless ours already runs) and wait until its control socket answers."""
-    if _read_pid(ds.pidfile) is not None and ping(ds):
+    if read_pid(ds.pidfile) is not None and ping(ds):
         return [f"dispatcher: already running on udp {ds.bind}:{ds.port}"]
     cfg = render(ds)
-    _spawn([_kamailio(), "-f", str(cfg), "-L", modules_dir(), "-DD", "-E", "-m", "32",
+    spawn([_kamailio(), "-f", str(cfg), "-L", modules_dir(), "-DD", "-E", "-m", "32",
             "-M", "4", "-Y", str(ds.dir), "-w", str(ds.dir)], ds.log, ds.pidfile)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -182,14 +182,14 @@ def up(ds: DispatcherSettings, timeout: float = 10.0) -> list[str]:
             nodes = ", ".join(f"{h}:{p}" for h, p in ds.nodes)
             return [f"dispatcher: kamailio on udp {ds.bind}:{ds.port} -> nodes {nodes} "
                     f"(log {ds.log})"]
-        if _read_pid(ds.pidfile) is None:
+        if read_pid(ds.pidfile) is None:
             break
         time.sleep(0.1)
     raise StackError(f"kamailio did not start; see {ds.log}")
 
 
 def down(ds: DispatcherSettings) -> list[str]:
-    stopped = _stop_pid(ds.pidfile)
+    stopped = stop_pid(ds.pidfile)
     return [f"dispatcher: {'stopped' if stopped else 'not running (not started by us)'}"]
 
 
@@ -227,7 +227,7 @@ def destinations(ds: DispatcherSettings) -> dict[str, str]:
 
 
 def status(ds: DispatcherSettings) -> dict[str, object]:
-    running = _read_pid(ds.pidfile)
+    running = read_pid(ds.pidfile)
     dests: dict[str, str] = {}
     if running is not None:
         try:

@@ -26,6 +26,7 @@ from controller.config import PROJECT_ROOT, Settings, load_settings
 from controller.core.flows import loader
 from controller.shell.runtime import Controller
 from controller.tools import stack
+from controller.tools.app import build_controller
 
 from sippctl import Phone, place_call
 
@@ -169,7 +170,7 @@ class Harness:
         return await publish.publish(self.redis, res, prefix=self.prefix)
 
     async def start(self, **kw: Any) -> Controller:
-        self.ctl = Controller(self.settings, **kw)
+        self.ctl = build_controller(self.settings, **kw)
         self.ctl.observers.append(self.records.put_nowait)
         await self.ctl.start()
         await asyncio.wait_for(self.ctl.stream.connected_event.wait(), 10)

@@ -27,11 +27,13 @@ from yarl import URL
 
 from controller.adapters.ari.client import AriClient
 from controller.adapters.webhooks import DELIVERY_HEADER, verify
+from controller.admin.http import MAX_BODY
 from controller.admin.openapi import document
-from controller.admin.server import MAX_BODY
+from controller.admin.routes import ROUTES
 from controller.config import PROJECT_ROOT, Settings
 from controller.shell.runtime import Controller
 from controller.tools import stack
+from controller.tools.stack import procs
 
 from integration.conftest import Harness, PhoneBank, until
 from pngread import decode
@@ -447,7 +449,7 @@ async def test_health_ready_then_503_naming_redis_when_redis_stops(
                                       "checks": {"ari": {"ok": True}, "redis": {"ok": True},
                                                  "ari_replaced": {"ok": True}}}
     pidfile = stack.Paths(test_settings.run_dir).pids / "redis.pid"
-    assert stack._stop_pid(pidfile)
+    assert procs.stop_pid(pidfile)
     try:
         status, body = await api.get("/health", token="")
         assert status == 503 and body["ready"] is False and body["failing"] == ["redis"], body
@@ -637,7 +639,7 @@ async def test_diagram_page_draws_flows_and_highlights_live_call_in_chromium(
 # Issue 13 item 15: every route of /openapi.json refuses bad input with a 400 naming the field
 # (and the value), unknown names get 404, and nothing changes.
 
-DOC = document()
+DOC = document(ROUTES)
 ROUTE_IDS = [(path, method) for path, ops in DOC["paths"].items() for method in ops]
 GOOD_BODY = {"opt_out": {"opted_out": True}, "availability": {"mode": "always"},
              "alternate": {"alternate": None}}

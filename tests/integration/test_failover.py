@@ -27,6 +27,7 @@ from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
 from controller.core.flows import loader
 from controller.tools import stack
+from controller.tools.stack import probes, procs
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 from sippctl import Phone
@@ -455,9 +456,9 @@ async def test_controller_and_redis_down_then_dialplan_reaches_failover_number(
         assert caller_number_of(initial_invites(pstn)[0], "from") == DID
 
         # 2. Redis down too: the same (the target lives in AstDB)
-        assert stack._stop_pid(redis_pidfile(test_settings))
+        assert procs.stop_pid(redis_pidfile(test_settings))
         redis_stopped = True
-        assert not stack.redis_ping(test_settings.redis_url)
+        assert not probes.redis_ping(test_settings.redis_url)
         result = await harness.call(DID, hold_ms=1500)
         assert result.final_status() == 200, result.trace[-1500:]
         await until(lambda: invited_numbers(pstn) == [LINE_FO, LINE_FO], 5,

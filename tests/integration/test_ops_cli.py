@@ -353,22 +353,24 @@ async def test_live_calls_and_missed_counts(
 
 async def test_failover_test_operations(harness: Harness, tmp_path: Path) -> None:
     from controller.adapters.redis import RedisStore
-    from controller.ops.ops import Ops, OpsError
+    from controller.ops.context import Context
+    from controller.ops.errors import OpsError
+    from controller.ops.failover import start_test, stop_test, test_status
 
     await harness.publish(FLOW, tmp_path)
     store = RedisStore(harness.settings.redis_url, harness.prefix)
-    ops = Ops(store, harness.settings)
+    ops = Context(store, harness.settings)
     try:
         try:
-            await ops.failover_start("+15559999", 60, by="tester")
+            await start_test(ops, "+15559999", 60, by="tester")
             raise AssertionError("an unknown line was accepted")
         except OpsError as e:
             assert (e.status, e.field) == (404, "line")
-        res = await ops.failover_start("sales", 60, by="tester")
+        res = await start_test(ops, "sales", 60, by="tester")
         assert res["line"] == "sales" and res["until"] > 0
-        st = await ops.failover_status()
+        st = await test_status(ops)
         assert set(st["active"]) == {"sales"} and st["events"][0]["by"] == "tester"
-        assert (await ops.failover_stop("sales", by="tester"))["stopped"] is True
-        assert (await ops.failover_status())["active"] == {}
+        assert (await stop_test(ops, "sales", by="tester"))["stopped"] is True
+        assert (await test_status(ops))["active"] == {}
     finally:
         await store.close()

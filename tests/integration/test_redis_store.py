@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from controller.adapters.ari.client import AriClient
 from controller.config import PROJECT_ROOT, Settings
 from controller.tools import stack
+from controller.tools.stack import probes, procs
 
 from integration.conftest import TEST_ENV, Harness, PhoneBank, until
 
@@ -72,8 +73,8 @@ async def test_the_stacks_redis_refuses_a_client_without_the_password_and_the_co
     port = url.port
 
     # a local user without the password can neither read nor rewrite the live flows
-    assert stack.redis_probe(f"redis://127.0.0.1:{port}/0") == "auth"
-    assert stack.redis_probe(f"redis://:wrong@127.0.0.1:{port}/0") == "auth"
+    assert probes.redis_probe(f"redis://127.0.0.1:{port}/0") == "auth"
+    assert probes.redis_probe(f"redis://:wrong@127.0.0.1:{port}/0") == "auth"
     intruder = aioredis.Redis(port=port, decode_responses=True, socket_timeout=2)
     try:
         for attempt in (intruder.get(f"{harness.prefix}flows:live"),
@@ -88,7 +89,7 @@ async def test_the_stacks_redis_refuses_a_client_without_the_password_and_the_co
     conf = paths.etc / "redis.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     assert "requirepass" in conf.read_text()
-    pid = stack._read_pid(paths.pids / "redis.pid")
+    pid = procs.read_pid(paths.pids / "redis.pid")
     assert pid is not None, "the test stack's Redis was not started by `callctl stack`"
     assert password not in " ".join(_cmdline(pid))  # what `ps` shows
     assert (await harness.redis.info("server"))["config_file"] == str(conf)

@@ -44,6 +44,7 @@ from controller.config import PROJECT_ROOT, Settings
 from controller.core import waits
 from controller.core.backoff import ConstantBackoff
 from controller.tools import stack
+from controller.tools.stack import procs
 
 from integration.conftest import SIP_PORT, TEST_ENV, Harness, PhoneBank, until
 from integration.runproc import RunProcess, clean_env
@@ -642,7 +643,7 @@ async def _record_for(h: Harness, did_: str, timeout: float = 30) -> dict[str, A
 
 async def _redis_down(settings: Settings) -> None:
     pidfile = settings.run_dir / "run" / "redis.pid"
-    assert await asyncio.to_thread(stack._stop_pid, pidfile), "redis was not ours to stop"
+    assert await asyncio.to_thread(procs.stop_pid, pidfile), "redis was not ours to stop"
 
 
 async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state_resyncs(
@@ -705,7 +706,7 @@ async def test_given_asterisk_restarted_then_controller_reconnects_by_itself(
     ctl = await harness.start()
     before = ctl.stream.reconnects
     pidfile = test_settings.run_dir / "run" / "asterisk.pid"
-    assert await asyncio.to_thread(stack._stop_pid, pidfile), "asterisk was not ours to stop"
+    assert await asyncio.to_thread(procs.stop_pid, pidfile), "asterisk was not ours to stop"
     await until(lambda: not ctl.stream.connected, 5, "controller saw Asterisk go")
     await asyncio.to_thread(stack.up, test_settings, redis=False)
     await until(lambda: ctl.stream.reconnects > before and ctl.stream.connected, 15,

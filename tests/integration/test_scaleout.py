@@ -40,6 +40,7 @@ from controller.adapters.redis import flowstore as publish
 from controller.config import PROJECT_ROOT, Settings, ensure_secrets, load_settings
 from controller.core.flows import loader
 from controller.tools import dispatcher, stack
+from controller.tools.stack import procs
 
 from integration.conftest import until
 from integration.runproc import RunProcess, clean_env
@@ -164,7 +165,7 @@ class Scale:
             print(line)
 
     def kill_node(self, node: str) -> None:
-        pid = stack._read_pid(self.nodes[node].run_dir / "run" / "asterisk.pid")
+        pid = procs.read_pid(self.nodes[node].run_dir / "run" / "asterisk.pid")
         assert pid is not None, f"node {node} is not running"
         os.kill(pid, signal.SIGKILL)
 

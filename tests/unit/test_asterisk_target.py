@@ -8,6 +8,7 @@ import pytest
 
 from controller.config import PROJECT_ROOT, ConfigError, load_settings
 from controller.tools import stack
+from controller.tools.stack.conf import asterisk_moddir
 
 
 def _fake_root(tmp_path: Path, moddir: str) -> Path:
@@ -41,9 +42,9 @@ def test_moddir_follows_debians_multiarch_layout_in_the_root(tmp_path: Path) -> 
     root = _fake_root(tmp_path, "usr/lib/x86_64-linux-gnu/asterisk/modules")
     s = load_settings({"CALLCTL_RUN_DIR": str(tmp_path), "CALLCTL_ASTERISK": "22",
                        "CALLCTL_AST22_ROOT": str(root)})
-    assert stack.asterisk_moddir(s) == "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+    assert asterisk_moddir(s) == "/usr/lib/x86_64-linux-gnu/asterisk/modules"
     (root / "usr/lib/asterisk/modules").mkdir(parents=True)  # the classic path wins if present
-    assert stack.asterisk_moddir(s) == "/usr/lib/asterisk/modules"
+    assert asterisk_moddir(s) == "/usr/lib/asterisk/modules"
 
 
 def test_rendered_asterisk_conf_points_at_the_roots_modules(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from controller.config import SECRET_KEYS, load_settings
-from controller.tools import cli, stack
+from controller.tools import stack
+from controller.tools.cli import calls, main
+from controller.tools.cli import stack as stack_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "flows" / "examples"
@@ -30,7 +32,7 @@ def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     try:
-        rc = cli.main(argv)
+        rc = main.main(argv)
     except SystemExit as e:  # argparse: --version, --help, usage errors
         rc = int(e.code or 0)
     out = capsys.readouterr()
@@ -150,11 +152,11 @@ def test_the_rendered_pjsip_conf_points_to_commands_that_exist(
 
 
 def test_asterisk_flags_read_like_getopt() -> None:
-    assert cli.asterisk_flags(["-rx", "core show version"]) == {"r", "x"}
-    assert cli.asterisk_flags(["-x", "-C", "-r"]) == {"x", "r"}  # "-C" is -x's command
-    assert cli.asterisk_flags(["-rvvv"]) == {"r", "v"}
-    assert cli.asterisk_flags(["-C/etc/x.conf", "-c"]) == {"C", "c"}
-    assert cli.asterisk_flags(["-r", "--", "-C"]) == {"r"}
+    assert stack_cli.asterisk_flags(["-rx", "core show version"]) == {"r", "x"}
+    assert stack_cli.asterisk_flags(["-x", "-C", "-r"]) == {"x", "r"}  # "-C" is -x's command
+    assert stack_cli.asterisk_flags(["-rvvv"]) == {"r", "v"}
+    assert stack_cli.asterisk_flags(["-C/etc/x.conf", "-c"]) == {"C", "c"}
+    assert stack_cli.asterisk_flags(["-r", "--", "-C"]) == {"r"}
 
 
 def test_asterisk_refuses_its_own_config_and_starting_asterisk(
@@ -187,7 +189,7 @@ def test_calls_table_has_a_header_dates_and_ages() -> None:
             {"call_id": "node1-live", "did": "+15550100", "caller": "+1555",
              "started": str(t0 + 50)},  # a live call: no result yet, started as a string
         ]
-        lines = cli.format_calls(rows, now=t0 + 65).splitlines()
+        lines = calls.format_calls(rows, now=t0 + 65).splitlines()
     finally:
         if tz is None:
             del os.environ["TZ"]
@@ -205,7 +207,7 @@ def test_calls_table_has_a_header_dates_and_ages() -> None:
     col = lines[0].index("RESULT")
     assert all(line[col:].split()[0] in ("RESULT", "completed", "blocked", "live")
                for line in lines)
-    assert cli.format_calls([]) == "no calls"
+    assert calls.format_calls([]) == "no calls"
 
 
 # ---------------------------------------------------------------------------- stack up progress
@@ -227,7 +229,7 @@ def test_stack_wait_says_what_it_waits_for_and_how_long(tmp_path: Path) -> None:
 
 def test_stack_progress_lines_off_a_terminal() -> None:
     out = io.StringIO()
-    p = cli.StackProgress(out)
+    p = stack_cli.StackProgress(out)
     for elapsed in (0.0, 1.0, 2.0, 5.0, 6.0):
         p("Asterisk ARI at http://127.0.0.1:8088", elapsed, False)
     p("Asterisk ARI at http://127.0.0.1:8088", 6.4, True)

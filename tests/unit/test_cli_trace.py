@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from controller.tools.cli import format_trace
+from controller.tools.cli.calls import format_trace
 
 T0 = time.mktime((2026, 3, 2, 14, 3, 7, 0, 0, -1)) + 0.25  # local 14:03:07.250
 

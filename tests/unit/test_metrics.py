@@ -8,14 +8,8 @@ import pytest
 from drive import simulate
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.adapters.metrics import (
-    LoopLag,
-    Metric,
-    Metrics,
-    Registry,
-    escape_label,
-    failovers_of,
-)
+from controller.adapters.metrics import LoopLag, Metrics, failovers_of
+from controller.adapters.prometheus import Metric, Registry, escape_label
 from controller.core import engine
 from controller.core.model import CallContext, RingGroup, RingResult, UserFacts
 

@@ -1,4 +1,4 @@
-"""controller.ops.ops pure parts: parsing, validation, formatting, the simulation driver."""
+"""controller.ops pure parts: parsing, validation, formatting, the simulation driver."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ from controller.core.eligibility import OUTSIDE_WINDOW, check
 from controller.core.flows.directory import Settings, User, Window
 from controller.core.flows.schema import FlowSet
 from controller.core.model import UserFacts
-from controller.ops.ops import (
-    OpsError,
+from controller.core.overrides import user_facts
+from controller.ops.calls import records_csv
+from controller.ops.errors import OpsError, exit_code
+from controller.ops.parse import (
     clean_by,
-    exit_code,
-    facts_from,
     parse_at,
     parse_since,
     parse_slots,
-    records_csv,
     validate_alternate,
     window_text,
 )
@@ -147,11 +146,11 @@ def test_clean_by_keeps_names_and_drops_junk() -> None:
 
 
 def test_facts_from_raw_values() -> None:
-    f = facts_from("call-9", "12.5", {"receive_calls": "0", "alternate": "",
+    f = user_facts("call-9", "12.5", {"receive_calls": "0", "alternate": "",
                                       "availability": "[]", "timezone": "Asia/Tokyo"})
     assert f == UserFacts(busy=True, last_call_end=12.5, receive_calls=False, alternate="",
                           availability=(), timezone="Asia/Tokyo")
-    assert facts_from(None, None, {"availability": "not json"}).availability is None
+    assert user_facts(None, None, {"availability": "not json"}).availability is None
 
 
 def test_timezone_override_moves_the_windows() -> None:

@@ -1,4 +1,4 @@
-"""The stack's Redis config (controller.tools.stack.redis_config) and probe, against a real
+"""The stack's Redis config (controller.tools.stack.conf.redis_config) and probe, against a real
 redis-server: the password is required, and any password survives the config's quoting."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from redisproc import REDIS_SERVER, RedisServer
 
 from controller.config import load_settings
 from controller.tools import stack
+from controller.tools.stack import probes
+from controller.tools.stack.conf import redis_credentials
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
 
@@ -22,14 +24,14 @@ def test_a_password_with_quotes_spaces_and_non_ascii_is_the_one_redis_requires()
     try:
         srv.start()  # its start waits on redis_probe(srv.url) == "ok": the exact password
         base = f"127.0.0.1:{srv.port}/0"
-        assert stack.redis_probe(f"redis://:{quote(pw, safe='')}@{base}") == "ok"
-        assert stack.redis_probe(f"redis://{base}") == "auth"  # NOAUTH
-        assert stack.redis_probe(f"redis://:{quote(pw[:-1], safe='')}@{base}") == "auth"
+        assert probes.redis_probe(f"redis://:{quote(pw, safe='')}@{base}") == "ok"
+        assert probes.redis_probe(f"redis://{base}") == "auth"  # NOAUTH
+        assert probes.redis_probe(f"redis://:{quote(pw[:-1], safe='')}@{base}") == "auth"
         assert "requirepass" in srv.conf.read_text()
         assert stat.S_IMODE(srv.conf.stat().st_mode) == 0o600
     finally:
         srv.cleanup()
-    assert stack.redis_probe(f"redis://127.0.0.1:{srv.port}/0") == "down"
+    assert probes.redis_probe(f"redis://127.0.0.1:{srv.port}/0") == "down"
 
 
 def test_a_redis_without_a_password_refuses_ours() -> None:
@@ -38,7 +40,7 @@ def test_a_redis_without_a_password_refuses_ours() -> None:
     srv = RedisServer(password="")
     try:
         srv.start()
-        assert stack.redis_probe(f"redis://:ours@127.0.0.1:{srv.port}/0") == "auth"
+        assert probes.redis_probe(f"redis://:ours@127.0.0.1:{srv.port}/0") == "auth"
     finally:
         srv.cleanup()
 
@@ -50,6 +52,6 @@ def test_render_writes_a_private_redis_conf_with_the_generated_password(tmp_path
     conf = paths.etc / "redis.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
     text = conf.read_text()
-    _, password = stack.redis_credentials(s.redis_url)
+    _, password = redis_credentials(s.redis_url)
     assert password and f'requirepass "{password}"' in text
     assert "port 6390" in text and "bind 127.0.0.1" in text

@@ -13,7 +13,7 @@ Keys (prefix default ``callctl:``), their type, what they hold, TTL:
 - ``user:<user>`` hash: runtime overrides (receive_calls, alternate, availability, timezone)
 - ``stats:agent:<user>``, ``stats:dept:<id>`` hashes: answered/missed counters (calllog.py)
 - ``blocklist`` hash, ``blocklist:hits``, ``blocklist:version``: blocked callers (blocklist.py)
-- ``audit`` stream: who changed what, when (controller.ops.ops; MAXLEN ~10000)
+- ``audit`` stream: who changed what, when (controller.ops.audit; MAXLEN ~10000)
 - ``trace:<id>`` string: JSON decision trace of a finished call; 30 days
 - ``calllog`` stream: one record per finished call (MAXLEN ~100000)
 - ``failover:tests`` hash: line (DID or department) -> test end (epoch s)

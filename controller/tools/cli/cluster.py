@@ -11,8 +11,7 @@ from typing import Any
 
 from controller.adapters.redis.keys import Keys
 from controller.config import ConfigError, Settings
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+from controller.tools.cli.common import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def cmd_dispatcher(args: argparse.Namespace, settings: Settings) -> int:

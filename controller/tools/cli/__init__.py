@@ -1,0 +1,2 @@
+"""The `callctl` command line: the parser (:mod:`controller.tools.cli.main`) and one module
+per command group."""
