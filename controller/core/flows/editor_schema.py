@@ -33,15 +33,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from controller.core.flows.directory import DAYS, EXTENSION_RE, ID_RE, RESERVED_NUMBERS
-from controller.core.flows.schema import (
-    FIELD_RE,
-    MAILBOX_RE,
-    MAX_OPTIONS,
-    NODE_TYPES,
-    VARIABLE_RE,
-    FlowSet,
-)
+from controller.core.flows.schema import FlowSet
 from controller.core.model import ENDPOINT_RE
+from controller.core.nodes import NODE_TYPES
+from controller.core.nodes.input import FIELD_RE, VARIABLE_RE
+from controller.core.nodes.menu import MAX_OPTIONS
+from controller.core.nodes.voicemail import MAILBOX_RE
 from controller.core.prompts import LANGUAGE_RE, MAX_PROMPT_NAME, PROMPT_NAME_RE
 
 __all__ = ["SCHEMA_DRAFT", "SCHEMA_ID", "flowset_json_schema"]

@@ -27,21 +27,16 @@ from controller.core.flows.directory import (
     user_problems,
 )
 from controller.core.flows.loader import MISSING, Location, Problem, Severity, SourceMap, parse_path
-from controller.core.flows.schema import (
-    FAILOVER,
-    MAILBOX_RE,
-    MAX_OPTIONS,
-    DepartmentNode,
-    ExtensionNode,
-    Flow,
-    FlowSet,
-    GotoNode,
-    InputNode,
-    LanguageNode,
-    MenuNode,
-    MessageNode,
-    VoicemailNode,
-)
+from controller.core.flows.schema import Flow, FlowSet
+from controller.core.nodes.base import FAILOVER
+from controller.core.nodes.department import DepartmentNode
+from controller.core.nodes.extension import ExtensionNode
+from controller.core.nodes.goto import GotoNode
+from controller.core.nodes.input import InputNode
+from controller.core.nodes.language import LanguageNode
+from controller.core.nodes.menu import MAX_OPTIONS, MenuNode
+from controller.core.nodes.message import MessageNode
+from controller.core.nodes.voicemail import MAILBOX_RE, VoicemailNode
 from controller.core.prompts import prompt_exists, prompts_root, valid_prompt_name
 
 __all__ = ["EXIT_TYPES", "lint"]

@@ -43,7 +43,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from controller.core.flows.directory import Department, Settings, User
-from controller.core.flows.schema import NODE_ADAPTER, NODE_TYPES, Flow, FlowSet, with_id
+from controller.core.flows.schema import NODE_ADAPTER, Flow, FlowSet, with_id
+from controller.core.nodes import NODE_TYPES
 
 __all__ = [
     "INPUT_CODES",

@@ -16,7 +16,7 @@ outage path, which carries it out from AstDB when the controller is down.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from controller.core.flows.directory import (
     DEFAULT_FAILOVER_PROMPT,
@@ -39,24 +39,36 @@ from controller.core.model import (
     RingGroup,
     Stop,
 )
+from controller.core.nodes.base import FAILOVER, FallbackRef, Id, NodeBase
 from controller.core.nodes.ringing import alternate_caller_id, log_leg, ring_users
 from controller.core.outcomes import classify
 
 __all__ = [
     "DEFAULT_GREETING_PROMPT",
-    "FAILOVER",
     "FAILOVER_RING_TIME",
+    "MODEL",
+    "DepartmentNode",
     "department_mailbox",
     "failover",
     "run",
     "run_failover",
 ]
 
-FAILOVER = "failover"
-"""``node.fallback`` value selecting the department's failover instead of a node."""
 FAILOVER_RING_TIME = 60
 DEFAULT_GREETING_PROMPT = DEFAULT_FAILOVER_PROMPT
 """Prompt name of :data:`controller.core.flows.directory.DEFAULT_FAILOVER_GREETING`."""
+
+
+class DepartmentNode(NodeBase):
+    """Ring a department (its strategy); nobody answers -> ``fallback``."""
+
+    type: Literal["department"] = "department"
+    department: Id
+    fallback: FallbackRef = FAILOVER
+    BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+
+
+MODEL = DepartmentNode
 
 
 def run(node: Any, ctx: CallContext) -> NodeGen:

@@ -11,19 +11,36 @@ busy, else 480 (cause 19). A registered phone dialling a user's extension runs t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from controller.core.model import CallContext, Continue, Hangup, Indicate, NodeGen, Stop
-from controller.core.nodes.department import FAILOVER, failover
+from controller.core.nodes.base import FAILOVER, FallbackRef, Id, NodeBase
+from controller.core.nodes.department import failover
 from controller.core.nodes.ringing import DEFAULT_RING_TIME, ring_users
 
-__all__ = ["BUSY_CAUSE", "UNAVAILABLE_CAUSE", "run", "unavailable_cause"]
+__all__ = ["BUSY_CAUSE", "MODEL", "UNAVAILABLE_CAUSE", "ExtensionNode", "run",
+           "unavailable_cause"]
 
 BUSY_CAUSE = 17
 """Q.850 user busy: SIP 486."""
 UNAVAILABLE_CAUSE = 19
 """Q.850 no answer from user: SIP 480 Temporarily Unavailable (opted out, off hours,
 unreachable, not answering)."""
+
+
+class ExtensionNode(NodeBase):
+    """Ring one user for ``ring_time`` seconds; no answer -> ``fallback``."""
+
+    type: Literal["extension"] = "extension"
+    user: Id
+    ring_time: int = Field(20, ge=1, le=600)
+    fallback: FallbackRef = FAILOVER
+    BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+
+
+MODEL = ExtensionNode
 
 
 def run(node: Any, ctx: CallContext, *, ring: bool = True) -> NodeGen:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from controller.core.flows.schema import HangupNode
-from controller.core.model import CallContext, Hangup, NodeGen, Stop
+from typing import Literal
 
-__all__ = ["run"]
+from pydantic import Field
+
+from controller.core.model import CallContext, Hangup, NodeGen, Stop
+from controller.core.nodes.base import NodeBase
+
+__all__ = ["MODEL", "HangupNode", "run"]
+
+
+class HangupNode(NodeBase):
+    """Hang up with a Q.850 cause (16: normal clearing)."""
+
+    type: Literal["hangup"] = "hangup"
+    cause: int = Field(16, ge=1, le=127)
+
+
+MODEL = HangupNode
 
 
 def run(node: HangupNode, ctx: CallContext) -> NodeGen:

@@ -17,9 +17,20 @@ answer, first match wins:
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from controller.core.flows.schema import InputNode
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    field_validator,
+    model_validator,
+)
+
 from controller.core.model import (
     CallContext,
     Continue,
@@ -29,11 +40,141 @@ from controller.core.model import (
     NodeGen,
     Prompt,
 )
+from controller.core.nodes.base import (
+    MODEL_CONFIG,
+    NodeBase,
+    NodeRef,
+    Path,
+    PromptName,
+    Prompts,
+    Seconds,
+)
 from controller.core.prompts import media, resolve_prompt
 
-__all__ = ["ALLOWED", "field_value", "run", "valid_digits"]
+__all__ = ["ALLOWED", "MODEL", "InputNode", "Post", "field_value", "run", "valid_digits"]
 
 ALLOWED = frozenset("0123456789*#")
+VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+FIELD_RE = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+
+
+class Post(BaseModel):
+    """POST ``{call_id, did, caller, node, <variable>: <digits>}`` as JSON to ``url``."""
+
+    model_config = MODEL_CONFIG
+
+    url: str = Field(max_length=2048)
+    timeout: float = Field(3.0, gt=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        if any(c.isspace() for c in v):
+            raise ValueError("a URL cannot contain spaces")
+        return v
+
+
+def _status_key(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_status_key(v: str) -> str:
+    if not re.fullmatch(r"[1-5](?:[0-9]{2}|xx)", v):
+        raise ValueError(f"invalid status {v!r}: use a code like '200' or a class like '4xx'")
+    return v
+
+
+StatusKey = Annotated[
+    str, BeforeValidator(_status_key, json_schema_input_type=str),
+    AfterValidator(_check_status_key),
+]
+
+
+def _check_field(v: str) -> str:
+    if not FIELD_RE.fullmatch(v):
+        raise ValueError(f"invalid field {v!r}: use a JSON field name, dots for nesting")
+    return v
+
+
+def _match_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+class InputNode(NodeBase):
+    """Collect digits into ``ctx.vars[variable]``; optionally POST them and branch on the
+    answer."""
+
+    type: Literal["input"] = "input"
+    prompt: Prompts
+    variable: str = Field("input", description="ctx.vars key for the digits")
+    digits: int = Field(10, ge=1, le=32, description="maximum number of digits")
+    min_digits: int = Field(1, ge=1, le=32)
+    terminator: Literal["#", "*", ""] = "#"
+    timeout: Seconds = Field(5.0, description="seconds to wait for the first digit")
+    inter_digit_timeout: Seconds = 3.0
+    retries: int = Field(2, ge=0, le=10)
+    invalid_prompt: PromptName = "invalid"
+    sensitive: bool = Field(False, description="keep the digits out of the call trace")
+    post: Post | None = None
+    next: NodeRef | None = None
+    no_input: NodeRef | None = None
+    error: NodeRef | None = None
+    on_status: dict[StatusKey, NodeRef] = Field(default_factory=dict)
+    match: dict[
+        Annotated[str, AfterValidator(_check_field)],
+        dict[Annotated[str, BeforeValidator(_match_value, json_schema_input_type=str)], NodeRef],
+    ] = Field(default_factory=dict)
+    BRANCHES: ClassVar[tuple[str, ...]] = ("next", "no_input", "error")
+
+    @field_validator("variable")
+    @classmethod
+    def _variable(cls, v: str) -> str:
+        if not VARIABLE_RE.fullmatch(v):
+            raise ValueError(f"invalid variable {v!r}: use lower-case letters, digits and '_'")
+        if v in ("call_id", "did", "caller", "node"):
+            raise ValueError(f"{v!r} is already in the request: choose another variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InputNode:
+        if self.min_digits > self.digits:
+            raise ValueError(f"min_digits ({self.min_digits}) is above digits ({self.digits})")
+        if (self.on_status or self.match or self.error) and self.post is None:
+            raise ValueError("on_status, match and error need a `post`")
+        return self
+
+    def targets(self) -> Iterator[tuple[Path, str]]:
+        yield from super().targets()
+        for code, target in self.on_status.items():
+            yield ("on_status", code), target
+        for fld, cases in self.match.items():
+            for value, target in cases.items():
+                yield ("match", fld, value), target
+
+    def branch(self, key: str) -> str | None:
+        """Keys: ``next``, ``no_input``, ``error``, ``status:<code or class>``,
+        ``match:<field>=<value>``."""
+        if key.startswith("status:"):
+            return self.on_status.get(key[7:])
+        if key.startswith("match:"):
+            fld, _, value = key[6:].partition("=")
+            return self.match.get(fld, {}).get(value)
+        return super().branch(key)
+
+    def prompts(self) -> Iterator[tuple[Path, str]]:
+        for i, name in enumerate(self.prompt):
+            yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
+        yield ("invalid_prompt",), self.invalid_prompt
+
+
+MODEL = InputNode
 
 
 def valid_digits(digits: str, node: InputNode) -> bool:

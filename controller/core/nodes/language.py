@@ -7,11 +7,69 @@ greetings, failover greetings) plays from ``prompts/<language>/`` when the file 
 
 from __future__ import annotations
 
-from controller.core.flows.schema import LanguageNode
-from controller.core.model import CallContext, Continue, NodeGen
-from controller.core.nodes.menu import collect_choice
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
 
-__all__ = ["run"]
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
+
+from controller.core.model import CallContext, Continue, NodeGen
+from controller.core.nodes.base import MODEL_CONFIG, Language, NodeRef, Path
+from controller.core.nodes.menu import MAX_OPTIONS, ChoiceNode, MenuKey, collect_choice
+
+__all__ = ["MODEL", "LanguageChoice", "LanguageNode", "run"]
+
+
+class LanguageChoice(BaseModel):
+    model_config = MODEL_CONFIG
+
+    language: Language
+    next: NodeRef | None = Field(None, description="default: the node's `next`")
+
+
+def _language_choice(value: Any) -> Any:
+    return {"language": value} if isinstance(value, str) else value
+
+
+class LanguageNode(ChoiceNode):
+    """Caller picks a language by key; every prompt after it plays in that language."""
+
+    type: Literal["language"] = "language"
+    options: dict[
+        MenuKey,
+        Annotated[
+            LanguageChoice,
+            BeforeValidator(_language_choice, json_schema_input_type=Language | LanguageChoice),
+        ],
+    ] = Field(min_length=1, max_length=MAX_OPTIONS)
+    next: NodeRef | None = Field(None, description="where options without their own next go")
+    BRANCHES: ClassVar[tuple[str, ...]] = ("next", "no_input", "invalid", "fallback")
+
+    @model_validator(mode="after")
+    def _nexts(self) -> LanguageNode:
+        if self.next is None:
+            missing = [k for k, c in self.options.items() if c.next is None]
+            if missing:
+                raise ValueError(
+                    f"option(s) {', '.join(missing)} have no `next` and the node has no `next`"
+                )
+        return self
+
+    def targets(self) -> Iterator[tuple[Path, str]]:
+        for key, choice in self.options.items():
+            if choice.next is not None:
+                yield ("options", key, "next"), choice.next
+        yield from super().targets()
+
+    def branch(self, key: str) -> str | None:
+        if key in self.options:
+            return self.options[key].next or self.next
+        return super().branch(key)
+
+    def valid_keys(self) -> frozenset[str]:
+        return frozenset(self.options)
+
+
+MODEL = LanguageNode
 
 
 def run(node: LanguageNode, ctx: CallContext) -> NodeGen:

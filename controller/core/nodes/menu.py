@@ -9,22 +9,118 @@ falling back to ``fallback`` and then to a hangup (see ``MenuNode.branch``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Generator
-from typing import Any
+from collections.abc import Collection, Generator, Iterator
+from typing import Annotated, Any, ClassVar, Literal
 
-from controller.core.flows.schema import LanguageNode, MenuNode
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
 from controller.core.model import CallContext, Command, Continue, Digits, NodeGen, Prompt
+from controller.core.nodes.base import NodeBase, NodeRef, Path, PromptName, Prompts, Seconds
 from controller.core.prompts import media, resolve_prompt
 
-__all__ = ["DTMF_KEYS", "MAX_REPEATS", "collect_choice", "run"]
+__all__ = [
+    "DTMF_KEYS",
+    "MAX_OPTIONS",
+    "MAX_REPEATS",
+    "MENU_KEYS",
+    "MODEL",
+    "ChoiceNode",
+    "MenuKey",
+    "MenuNode",
+    "collect_choice",
+    "run",
+]
 
 DTMF_KEYS = frozenset("0123456789*#")
 MAX_REPEATS = 10
 """Replays on ``repeat_key`` per visit; more presses count as wrong keys."""
+MENU_KEYS = tuple("123456789")
+"""Keys a menu option may use; 0 is the operator, '*' and '#' repeat/confirm."""
+MAX_OPTIONS = len(MENU_KEYS)
+
+
+def _key_str(value: Any) -> Any:
+    """YAML reads ``1:`` as an int key; keys are strings."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_menu_key(key: str) -> str:
+    if key in MENU_KEYS:
+        return key
+    if key == "0":
+        raise ValueError("key 0 is reserved for the operator: use `operator:`")
+    if key in ("*", "#"):
+        raise ValueError(f"key {key!r} is reserved (repeat/confirm): use keys 1-9")
+    raise ValueError(f"menu keys are single digits 1-9, not {key!r} (use a sub-menu for more)")
+
+
+MenuKey = Annotated[
+    str, BeforeValidator(_key_str, json_schema_input_type=str), AfterValidator(_check_menu_key)
+]
+
+
+class ChoiceNode(NodeBase):
+    """Shared by menu and language: play a prompt, collect one key, retry."""
+
+    prompt: Prompts
+    timeout: Seconds = Field(5.0, description="seconds to wait for a key after the prompt")
+    retries: int = Field(3, ge=0, le=10, description="replays after no/invalid input")
+    repeat_key: Literal["*", "#"] | None = Field("*", description="replays the prompt")
+    invalid_prompt: PromptName = Field("invalid", description="played before a replay")
+    no_input: NodeRef | None = None
+    invalid: NodeRef | None = None
+    fallback: NodeRef | None = None
+
+    def branch(self, key: str) -> str | None:
+        if key in ("no_input", "invalid"):
+            return getattr(self, key) or self.fallback
+        if key == "fallback":
+            return self.fallback
+        return None
+
+    def prompts(self) -> Iterator[tuple[Path, str]]:
+        for i, name in enumerate(self.prompt):
+            yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
+        yield ("invalid_prompt",), self.invalid_prompt
+
+
+class MenuNode(ChoiceNode):
+    """IVR menu: keys 1-9 lead to nodes, 0 to the operator, ``repeat_key`` replays."""
+
+    type: Literal["menu"] = "menu"
+    options: dict[MenuKey, NodeRef] = Field(default_factory=dict, max_length=MAX_OPTIONS)
+    operator: NodeRef | None = Field(None, description="where key 0 leads")
+    BRANCHES: ClassVar[tuple[str, ...]] = ("operator", "no_input", "invalid", "fallback")
+
+    @model_validator(mode="after")
+    def _has_choice(self) -> MenuNode:
+        if not self.options and self.operator is None:
+            raise ValueError("a menu needs at least one option (keys 1-9) or an operator")
+        return self
+
+    def targets(self) -> Iterator[tuple[Path, str]]:
+        for key, target in self.options.items():
+            yield ("options", key), target
+        yield from super().targets()
+
+    def branch(self, key: str) -> str | None:
+        if key in self.options:
+            return self.options[key]
+        if key == "0":
+            return self.operator
+        return super().branch(key)
+
+    def valid_keys(self) -> frozenset[str]:
+        return frozenset(self.options) | ({"0"} if self.operator else frozenset())
+
+
+MODEL = MenuNode
 
 
 def collect_choice(
-    node: MenuNode | LanguageNode, ctx: CallContext, valid: Collection[str]
+    node: ChoiceNode, ctx: CallContext, valid: Collection[str]
 ) -> Generator[Command, Any, str]:
     """Prompt until a key in ``valid`` is pressed; return it, or ``no_input``/``invalid``
     when the tries are used up."""

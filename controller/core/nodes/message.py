@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from controller.core.flows.schema import MessageNode
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, model_validator
+
 from controller.core.model import CallContext, Continue, NodeGen, Prompt
+from controller.core.nodes.base import NodeBase, NodeRef, Path, Prompts
 from controller.core.prompts import media
 
-__all__ = ["run"]
+__all__ = ["MODEL", "MessageNode", "run"]
+
+
+class MessageNode(NodeBase):
+    """Play one or more prompts, then go to ``next`` (none: hang up)."""
+
+    type: Literal["message"] = "message"
+    prompt: Prompts = Field(validation_alias=AliasChoices("prompt", "prompts"))
+    next: NodeRef | None = None
+    BRANCHES: ClassVar[tuple[str, ...]] = ("next",)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "prompt" in data and "prompts" in data:
+            raise ValueError("give `prompt` or `prompts`, not both")
+        return data
+
+    def prompts(self) -> Iterator[tuple[Path, str]]:
+        for i, name in enumerate(self.prompt):
+            yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
+
+
+MODEL = MessageNode
 
 
 def run(node: MessageNode, ctx: CallContext) -> NodeGen:

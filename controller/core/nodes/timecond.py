@@ -7,13 +7,77 @@ local days and win over ``hours``.
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import UTC, datetime
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from controller.core.flows.schema import TimeNode
-from controller.core.model import CallContext, Continue, NodeGen
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["decide", "run"]
+from controller.core.flows.directory import Settings, Window
+from controller.core.model import CallContext, Continue, NodeGen
+from controller.core.nodes.base import NodeBase, NodeRef
+
+__all__ = ["MODEL", "Holiday", "TimeNode", "decide", "run"]
+
+
+class Holiday(BaseModel):
+    """One day (``date``) or an inclusive range (``from``/``to``), in the node's time zone."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_alias=True, validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+    date: dt.date | None = None
+    from_: dt.date | None = Field(None, alias="from")
+    to: dt.date | None = None
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Holiday:
+        if self.date is not None:
+            if self.from_ is not None or self.to is not None:
+                raise ValueError("give `date`, or `from` and `to`, not both")
+        elif self.from_ is None or self.to is None:
+            raise ValueError("a holiday needs `date`, or `from` and `to`")
+        elif self.to < self.from_:
+            raise ValueError(f"`to` ({self.to}) is before `from` ({self.from_})")
+        return self
+
+    def contains(self, day: dt.date) -> bool:
+        if self.date is not None:
+            return day == self.date
+        assert self.from_ is not None and self.to is not None
+        return self.from_ <= day <= self.to
+
+
+class TimeNode(NodeBase):
+    """Branch on the time: ``holiday`` (a listed date), ``open`` (inside ``hours``), ``closed``."""
+
+    type: Literal["time"] = "time"
+    timezone: str | None = Field(None, description="IANA zone; default settings.timezone")
+    hours: list[Window] = Field(min_length=1, description="when the line is open")
+    holidays: list[Holiday] = Field(default_factory=list)
+    open: NodeRef
+    closed: NodeRef
+    holiday: NodeRef | None = Field(None, description="default: `closed`")
+    BRANCHES: ClassVar[tuple[str, ...]] = ("open", "closed", "holiday")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            Settings(timezone=v)  # the same check and message as settings.timezone
+        return v
+
+    def branch(self, key: str) -> str | None:
+        if key == "holiday":
+            return self.holiday or self.closed
+        return super().branch(key)
+
+
+MODEL = TimeNode
 
 
 def decide(node: TimeNode, now: datetime, default_tz: str = "UTC") -> tuple[str, datetime]:

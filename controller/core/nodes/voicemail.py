@@ -6,11 +6,69 @@
 
 from __future__ import annotations
 
-from controller.core.flows.schema import VoicemailNode
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, field_validator
+
 from controller.core.model import CallContext, NodeGen, Prompt, Record, Recorded, Stop
+from controller.core.nodes.base import FlowSetView, NodeBase, Path, PromptName, check_id
 from controller.core.prompts import resolve_prompt
 
-__all__ = ["run"]
+__all__ = ["MAILBOX_RE", "MODEL", "VoicemailNode", "run"]
+
+MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""A mailbox name the runtime will record into (voicemail/<mailbox>/...)."""
+
+
+class VoicemailNode(NodeBase):
+    """Play a greeting, record after the beep into a mailbox; the flow ends."""
+
+    type: Literal["voicemail"] = "voicemail"
+    mailbox: str = Field(
+        description="'user:<id>' (the user's mailbox), 'department:<id>' or a mailbox name"
+    )
+    greeting: PromptName | None = Field("vm-intro", description="null: no greeting")
+    goodbye: PromptName | None = Field(None, description="played after the recording")
+    max_seconds: int = Field(120, ge=5, le=3600)
+    beep: bool = True
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, v: str) -> str:
+        kind, sep, rest = v.partition(":")
+        if sep and kind in ("user", "department"):
+            check_id(rest)
+        elif not MAILBOX_RE.fullmatch(v):
+            raise ValueError(
+                f"invalid mailbox {v!r}: use 'user:<id>', 'department:<id>' or a name of "
+                "lower-case letters, digits, '_' and '-'"
+            )
+        return v
+
+    def resolve_mailbox(self, fs: FlowSetView) -> str:
+        """The mailbox to record into: ``user:``/``department:`` resolved against ``fs``."""
+        kind, sep, ref = self.mailbox.partition(":")
+        if not sep:
+            return self.mailbox
+        if kind == "user":
+            user = fs.users.get(ref)
+            return (user.mailbox or user.id) if user else ref
+        dept = fs.departments.get(ref)
+        if dept is None:
+            return ref
+        fo = dept.failover
+        return (fo.mailbox if fo and fo.mailbox else None) or dept.mailbox or dept.id
+
+    def prompts(self) -> Iterator[tuple[Path, str]]:
+        if self.greeting:
+            yield ("greeting",), self.greeting
+        if self.goodbye:
+            yield ("goodbye",), self.goodbye
+
+
+MODEL = VoicemailNode
 
 
 def run(node: VoicemailNode, ctx: CallContext) -> NodeGen:

@@ -1,0 +1,128 @@
+"""What every node model shares: the base class, the field types, the flow set as nodes see it.
+
+A node type is one module of this package holding its pydantic model (``MODEL``), its
+``run`` handler and its lint checks; the registry (:mod:`controller.core.nodes`) lists the
+modules. Every model is ``extra="forbid"`` (typos are errors) and frozen (a published
+snapshot is shared by every call running on it). Each node class knows its own branches:
+
+* ``targets()`` yields ``(relative path, node id)`` for every node it may lead to (lint);
+* ``branch(key)`` maps a ``Continue(key)`` outcome to the next node id, or None (hang up);
+* ``prompts()`` yields ``(relative path, prompt name)`` for every prompt it may play (lint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Protocol
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from controller.core.flows.directory import ID_RE
+from controller.core.prompts import LANGUAGE_RE, check_prompt_name
+
+__all__ = [
+    "FAILOVER",
+    "MODEL_CONFIG",
+    "FallbackRef",
+    "FlowSetView",
+    "Id",
+    "Language",
+    "NodeBase",
+    "NodeRef",
+    "Path",
+    "PromptName",
+    "Prompts",
+    "Seconds",
+    "check_id",
+]
+
+FAILOVER = "failover"
+"""The ``fallback`` keyword of department/extension nodes: use the failover, not a node."""
+
+MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+# ---------------------------------------------------------------------------------------------
+# Field types.
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def check_id(value: str) -> str:
+    if not ID_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid id {value!r}: use lower-case letters, digits, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _check_language(value: str) -> str:
+    if not LANGUAGE_RE.fullmatch(value):
+        raise ValueError(f"invalid language {value!r}: use a code like 'en', 'es', 'pt_BR'")
+    return value
+
+
+Id = Annotated[str, AfterValidator(check_id)]
+NodeRef = Annotated[str, AfterValidator(check_id), Field(description="a node id in this flow")]
+FallbackRef = Annotated[
+    str,
+    AfterValidator(check_id),
+    Field(description="a node id in this flow, or 'failover' (the failover: number, voicemail)"),
+]
+PromptName = Annotated[str, AfterValidator(check_prompt_name)]
+Prompts = Annotated[
+    list[PromptName],
+    BeforeValidator(_listify, json_schema_input_type=PromptName | list[PromptName]),
+    Field(min_length=1),
+]
+Language = Annotated[str, AfterValidator(_check_language)]
+Seconds = Annotated[float, Field(gt=0, le=60)]
+
+
+class FlowSetView(Protocol):
+    """What a node reads of the flow set (:class:`controller.core.flows.schema.FlowSet`)."""
+
+    @property
+    def users(self) -> Mapping[str, Any]: ...
+
+    @property
+    def departments(self) -> Mapping[str, Any]: ...
+
+    @property
+    def flows(self) -> Mapping[str, Any]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Nodes.
+
+Path = tuple[str | int, ...]
+
+
+class NodeBase(BaseModel):
+    model_config = MODEL_CONFIG
+
+    id: str = Field(default="", description="the node id (its key in `nodes`)")
+    description: str = ""
+    BRANCHES: ClassVar[tuple[str, ...]] = ()
+    """The node's branch fields, for docs and lint."""
+
+    def targets(self) -> Iterator[tuple[Path, str]]:
+        """Every node id this node may lead to, with the field path naming it."""
+        for name in self.BRANCHES:
+            value = getattr(self, name)
+            if isinstance(value, str) and value != FAILOVER:
+                yield (name,), value
+
+    def branch(self, key: str) -> str | None:
+        """The node id that ``Continue(key)`` leads to, or None (the call is hung up)."""
+        if key in self.BRANCHES:
+            value = getattr(self, key)
+            return value if isinstance(value, str) and value != FAILOVER else None
+        return None
+
+    def prompts(self) -> Iterator[tuple[Path, str]]:
+        """Every prompt name the node may play, with its field path (for lint)."""
+        return iter(())
+
