@@ -10,6 +10,12 @@ Warnings (do not block): unreachable nodes and flows, menus/inputs with no path 
 who presses nothing or a wrong key (the call is hung up), an input POST with no ``error``
 branch, prompts found neither in ``prompts_dir`` nor in Asterisk's sounds, languages without
 a prompts directory, and :func:`department_warnings` / :func:`duplicate_endpoints`.
+
+Here: the framework (problems at ``file:line:col``, "did you mean" hints), the checks of the
+directory (settings, users, departments, DIDs) and those across nodes (references, reachability,
+loops). What one node type checks of itself is in its module (``NodeBase.lint`` and
+``lint_refs`` in ``controller/core/nodes/<type>.py``), called here through the
+:class:`~controller.core.nodes.base.Checker` this module's linter implements.
 """
 
 from __future__ import annotations
@@ -28,21 +34,12 @@ from controller.core.flows.directory import (
 )
 from controller.core.flows.loader import MISSING, Location, Problem, Severity, SourceMap, parse_path
 from controller.core.flows.schema import Flow, FlowSet
-from controller.core.nodes.base import FAILOVER
-from controller.core.nodes.department import DepartmentNode
-from controller.core.nodes.extension import ExtensionNode
-from controller.core.nodes.goto import GotoNode
-from controller.core.nodes.input import InputNode
-from controller.core.nodes.language import LanguageNode
-from controller.core.nodes.menu import MAX_OPTIONS, MenuNode
-from controller.core.nodes.message import MessageNode
-from controller.core.nodes.voicemail import MAILBOX_RE, VoicemailNode
+from controller.core.nodes.base import FAILOVER, NodeBase
+from controller.core.nodes.voicemail import MAILBOX_RE
 from controller.core.prompts import prompt_exists, prompts_root, valid_prompt_name
 
-__all__ = ["EXIT_TYPES", "lint"]
+__all__ = ["lint"]
 
-EXIT_TYPES = frozenset({"department", "extension", "voicemail", "hangup"})
-"""Node types that take the call out of the IVR: a person, voicemail, or the end."""
 HINT_COMPARISONS = 100_000
 """Names compared for 'did you mean' hints in one run (about half a second); once spent, the
 other unknown names get no hint (thousands of typos in a big flow would take minutes)."""
@@ -198,7 +195,7 @@ class _Linter:
                       f"{lang}/{name}.wav and no Asterisk sound of that name",
                       name if quiet_value else _UNSET)
 
-    def check_language_dir(self, loc: tuple[str | int, ...], language: str) -> None:
+    def check_language_dir(self, loc: Sequence[str | int], language: str) -> None:
         if language == self.fs.settings.language:
             return
         if not (prompts_root(self.fs.settings) / language).is_dir():
@@ -242,7 +239,7 @@ class _Linter:
         for nid, node in flow.nodes.items():
             self.check_node(fid, nid, node)
 
-    def check_node(self, fid: str, nid: str, node: Any) -> None:
+    def check_node(self, fid: str, nid: str, node: NodeBase) -> None:
         loc = ("flows", fid, "nodes", nid)
         if not ID_RE.fullmatch(nid):
             self.add((*loc, "[key]"), f"invalid node id {nid!r}: use lower-case letters, "
@@ -253,16 +250,9 @@ class _Linter:
         self.check_refs(fid, nid, node)
         for path, name in node.prompts():
             self.check_prompt((*loc, *path), name)
-        if isinstance(node, VoicemailNode):
-            self.check_voicemail(loc, node)
-        elif isinstance(node, GotoNode):
-            self.check_goto(fid, loc, node)
-        elif isinstance(node, MenuNode | LanguageNode):
-            self.check_choice(loc, node)
-        elif isinstance(node, InputNode):
-            self.check_input(loc, node)
+        node.lint(self, fid, loc)
 
-    def check_refs(self, fid: str, nid: str, node: Any) -> None:
+    def check_refs(self, fid: str, nid: str, node: NodeBase) -> None:
         """References of one node: target nodes, its department or user."""
         loc = ("flows", fid, "nodes", nid)
         nodes = self.nodes_of(fid)
@@ -270,94 +260,9 @@ class _Linter:
             if target not in nodes:
                 self.add((*loc, *path), f"unknown node {target!r} in flow {fid!r}"
                          + self.hint(target, nodes), target)
-        if isinstance(node, DepartmentNode) and node.department not in self.departments:
-            self.add((*loc, "department"), f"unknown department {node.department!r}"
-                     + self.hint(node.department, self.departments), node.department)
-        elif isinstance(node, ExtensionNode) and node.user not in self.users:
-            self.add((*loc, "user"), f"unknown user {node.user!r}"
-                     + self.hint(node.user, self.users), node.user)
-
-    def check_voicemail(self, loc: tuple[str, ...], node: VoicemailNode) -> None:
-        kind, sep, ref = node.mailbox.partition(":")
-        if sep:
-            known = self.users if kind == "user" else self.departments
-            if ref not in known:
-                self.add((*loc, "mailbox"), f"unknown {kind} {ref!r}" + self.hint(ref, known),
-                         node.mailbox)
-                return
-            if (kind == "user" and ref not in self.fs.users) or (
-                kind == "department" and ref not in self.fs.departments
-            ):
-                return  # broken entry: reported already
-        box = node.resolve_mailbox(self.fs)
-        if not MAILBOX_RE.fullmatch(box):
-            self.add((*loc, "mailbox"), f"mailbox {box!r} cannot be recorded into: use "
-                     "lower-case letters, digits, '_' and '-'", node.mailbox)
-
-    def check_goto(self, fid: str, loc: tuple[str, ...], node: GotoNode) -> None:
-        if node.flow is None:
-            return
-        if node.flow not in self.flow_ids:
-            self.add((*loc, "flow"), f"unknown flow {node.flow!r}"
-                     + self.hint(node.flow, self.flow_ids), node.flow)
-            return
-        if node.node is not None and node.flow in self.fs.flows:
-            targets = self.nodes_of(node.flow)
-            if node.node not in targets:
-                self.add((*loc, "node"), f"unknown node {node.node!r} in flow {node.flow!r}"
-                         + self.hint(node.node, targets), node.node)
-
-    def check_choice(self, loc: tuple[str, ...], node: MenuNode | LanguageNode) -> None:
-        if len(node.options) > MAX_OPTIONS:
-            self.add((*loc, "options"), f"{len(node.options)} options: a menu level has at "
-                     f"most {MAX_OPTIONS} (keys 1-9); use a sub-menu", len(node.options))
-        if isinstance(node, LanguageNode):
-            for key, choice in node.options.items():
-                self.check_language_dir((*loc, "options", key), choice.language)
-        if node.fallback is None:
-            missing = [b for b in ("no_input", "invalid") if getattr(node, b) is None]
-            if missing:
-                what = " or ".join({"no_input": "no key", "invalid": "a wrong key"}[m]
-                                   for m in missing)
-                self.warn((*loc, "[key]"), f"after {node.retries + 1} tries with {what} the "
-                          f"call is hung up: set {' and '.join(missing)}, or fallback",
-                          loc[-1])
-
-    def check_input(self, loc: tuple[str, ...], node: InputNode) -> None:
-        if node.no_input is None:
-            self.warn((*loc, "[key]"), f"after {node.retries + 1} tries without valid digits "
-                      "the call is hung up: set no_input", loc[-1])
-        if node.post is not None and node.error is None:
-            self.warn((*loc, "post"), "no `error` branch: when the request fails the call is "
-                      "hung up", node.post.url)
-        if node.next is None and node.post is None:
-            self.warn((*loc, "[key]"), "no `next`: the call is hung up after the input",
-                      loc[-1])
+        node.lint_refs(self, loc)
 
     # ----------------------------------------------------------------------------- graph
-
-    def edges(self, fid: str, node: Any) -> list[Key]:
-        if isinstance(node, GotoNode) and node.flow is not None:
-            flow = self.fs.flows.get(node.flow)
-            if flow is None:
-                return []
-            return [(node.flow, node.node or flow.entry)]
-        return [(fid, target) for _path, target in node.targets()]
-
-    def is_exit(self, fid: str, node: Any) -> bool:
-        """Can the call leave the IVR at this node (a person, voicemail, a hangup, or a
-        branch left unset, which hangs up)?"""
-        if node.type in EXIT_TYPES:
-            return True
-        if isinstance(node, MessageNode):
-            return node.next is None
-        if isinstance(node, MenuNode | LanguageNode):
-            return node.branch("no_input") is None or node.branch("invalid") is None
-        if isinstance(node, InputNode):
-            return node.no_input is None or node.next is None or (
-                node.post is not None and node.error is None
-            )
-        return False
 
     def check_graph(self) -> None:
         fs = self.fs
@@ -368,8 +273,8 @@ class _Linter:
         for fid, flow in fs.flows.items():
             for nid, node in flow.nodes.items():
                 key = (fid, nid)
-                graph[key] = self.edges(fid, node)
-                if self.is_exit(fid, node):
+                graph[key] = node.edges(fid, fs)
+                if node.may_exit():
                     exits.add(key)
         # Targets that are unknown or broken: cannot be analysed, assume they may leave.
         for targets in list(graph.values()):

@@ -7,13 +7,17 @@ snapshot is shared by every call running on it). Each node class knows its own b
 
 * ``targets()`` yields ``(relative path, node id)`` for every node it may lead to (lint);
 * ``branch(key)`` maps a ``Continue(key)`` outcome to the next node id, or None (hang up);
-* ``prompts()`` yields ``(relative path, prompt name)`` for every prompt it may play (lint).
+* ``prompts()`` yields ``(relative path, prompt name)`` for every prompt it may play (lint);
+* ``lint_refs()`` and ``lint()`` are its own checks, ``may_exit()`` and ``edges()`` what the
+  graph checks (reachability, loops) need: the framework, the checks of the directory and the
+  checks across nodes are in :mod:`controller.core.flows.lint`, which implements
+  :class:`Checker` for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, ClassVar, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -23,6 +27,7 @@ from controller.core.prompts import LANGUAGE_RE, check_prompt_name
 __all__ = [
     "FAILOVER",
     "MODEL_CONFIG",
+    "Checker",
     "FallbackRef",
     "FlowSetView",
     "Id",
@@ -94,6 +99,43 @@ class FlowSetView(Protocol):
     def flows(self) -> Mapping[str, Any]: ...
 
 
+class Checker(Protocol):
+    """What a node's lint checks see and report to (``controller.core.flows.lint``)."""
+
+    @property
+    def fs(self) -> FlowSetView:
+        """The flow set being checked (the entries that passed the schema)."""
+
+    @property
+    def users(self) -> Set[str]:
+        """Every user id, the schema-broken ones too (so they are not "unknown")."""
+
+    @property
+    def departments(self) -> Set[str]:
+        """Every department id, the schema-broken ones too."""
+
+    @property
+    def flow_ids(self) -> Set[str]:
+        """Every flow id, the schema-broken ones too."""
+
+    def add(self, loc: Sequence[str | int], message: str, value: Any = ..., *,
+            severity: Literal["error", "warning"] = "error") -> None:
+        """Report a problem at ``loc`` (a path from the flow set's root); ``value``
+        defaults to the value found there."""
+
+    def warn(self, loc: Sequence[str | int], message: str, value: Any = ...) -> None:
+        """Report a warning (it does not block a publish)."""
+
+    def hint(self, name: str, known: Iterable[str]) -> str:
+        """`` (did you mean 'x'?)`` for an unknown name, or ""."""
+
+    def nodes_of(self, fid: str) -> set[str]:
+        """The node ids of flow ``fid``, the schema-broken ones too."""
+
+    def check_language_dir(self, loc: Sequence[str | int], language: str) -> None:
+        """Warn when ``language`` has no prompts directory."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Nodes.
 
@@ -107,6 +149,8 @@ class NodeBase(BaseModel):
     description: str = ""
     BRANCHES: ClassVar[tuple[str, ...]] = ()
     """The node's branch fields, for docs and lint."""
+    EXITS: ClassVar[bool] = False
+    """The call leaves the IVR here: to a person, voicemail, or the end."""
 
     def targets(self) -> Iterator[tuple[Path, str]]:
         """Every node id this node may lead to, with the field path naming it."""
@@ -125,4 +169,22 @@ class NodeBase(BaseModel):
     def prompts(self) -> Iterator[tuple[Path, str]]:
         """Every prompt name the node may play, with its field path (for lint)."""
         return iter(())
+
+    # Lint (controller.core.flows.lint): ``loc`` is the node's path, flows.<fid>.nodes.<nid>.
+
+    def lint_refs(self, check: Checker, loc: Path) -> None:
+        """Check references to other entries (a department, a user), beyond the target
+        nodes (the framework checks those). Runs on salvaged broken nodes too."""
+
+    def lint(self, check: Checker, fid: str, loc: Path) -> None:
+        """This node type's own checks (ids, refs and prompts are checked already)."""
+
+    def may_exit(self) -> bool:
+        """Can the call leave the IVR at this node (a person, voicemail, a hangup, or a
+        branch left unset, which hangs up)? The loop check needs it."""
+        return self.EXITS
+
+    def edges(self, fid: str, fs: FlowSetView) -> list[tuple[str, str]]:
+        """``(flow id, node id)`` of every node the call may go to next."""
+        return [(fid, target) for _path, target in self.targets()]
 

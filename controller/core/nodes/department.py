@@ -39,7 +39,7 @@ from controller.core.model import (
     RingGroup,
     Stop,
 )
-from controller.core.nodes.base import FAILOVER, FallbackRef, Id, NodeBase
+from controller.core.nodes.base import FAILOVER, Checker, FallbackRef, Id, NodeBase, Path
 from controller.core.nodes.ringing import alternate_caller_id, log_leg, ring_users
 from controller.core.outcomes import classify
 
@@ -66,6 +66,12 @@ class DepartmentNode(NodeBase):
     department: Id
     fallback: FallbackRef = FAILOVER
     BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+    EXITS: ClassVar[bool] = True
+
+    def lint_refs(self, check: Checker, loc: Path) -> None:
+        if self.department not in check.departments:
+            check.add((*loc, "department"), f"unknown department {self.department!r}"
+                      + check.hint(self.department, check.departments), self.department)
 
 
 MODEL = DepartmentNode

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from controller.core.model import CallContext, Continue, Hangup, Indicate, NodeGen, Stop
-from controller.core.nodes.base import FAILOVER, FallbackRef, Id, NodeBase
+from controller.core.nodes.base import FAILOVER, Checker, FallbackRef, Id, NodeBase, Path
 from controller.core.nodes.department import failover
 from controller.core.nodes.ringing import DEFAULT_RING_TIME, ring_users
 
@@ -38,6 +38,12 @@ class ExtensionNode(NodeBase):
     ring_time: int = Field(20, ge=1, le=600)
     fallback: FallbackRef = FAILOVER
     BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+    EXITS: ClassVar[bool] = True
+
+    def lint_refs(self, check: Checker, loc: Path) -> None:
+        if self.user not in check.users:
+            check.add((*loc, "user"), f"unknown user {self.user!r}"
+                      + check.hint(self.user, check.users), self.user)
 
 
 MODEL = ExtensionNode

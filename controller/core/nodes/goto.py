@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from controller.core.model import CallContext, Continue, NodeGen
-from controller.core.nodes.base import Id, NodeBase, NodeRef, Path
+from controller.core.nodes.base import Checker, FlowSetView, Id, NodeBase, NodeRef, Path
 
 __all__ = ["MODEL", "GotoNode", "run"]
 
@@ -32,6 +32,27 @@ class GotoNode(NodeBase):
 
     def branch(self, key: str) -> str | None:
         return self.node if key == "goto" and self.flow is None else None
+
+    def lint(self, check: Checker, fid: str, loc: Path) -> None:
+        if self.flow is None:
+            return
+        if self.flow not in check.flow_ids:
+            check.add((*loc, "flow"), f"unknown flow {self.flow!r}"
+                      + check.hint(self.flow, check.flow_ids), self.flow)
+            return
+        if self.node is not None and self.flow in check.fs.flows:
+            targets = check.nodes_of(self.flow)
+            if self.node not in targets:
+                check.add((*loc, "node"), f"unknown node {self.node!r} in flow {self.flow!r}"
+                          + check.hint(self.node, targets), self.node)
+
+    def edges(self, fid: str, fs: FlowSetView) -> list[tuple[str, str]]:
+        if self.flow is not None:
+            flow = fs.flows.get(self.flow)
+            if flow is None:
+                return []
+            return [(self.flow, self.node or flow.entry)]
+        return super().edges(fid, fs)
 
 
 MODEL = GotoNode

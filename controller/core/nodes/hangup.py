@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,7 @@ class HangupNode(NodeBase):
 
     type: Literal["hangup"] = "hangup"
     cause: int = Field(16, ge=1, le=127)
+    EXITS: ClassVar[bool] = True
 
 
 MODEL = HangupNode

@@ -42,6 +42,7 @@ from controller.core.model import (
 )
 from controller.core.nodes.base import (
     MODEL_CONFIG,
+    Checker,
     NodeBase,
     NodeRef,
     Path,
@@ -172,6 +173,22 @@ class InputNode(NodeBase):
         for i, name in enumerate(self.prompt):
             yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
         yield ("invalid_prompt",), self.invalid_prompt
+
+    def lint(self, check: Checker, fid: str, loc: Path) -> None:
+        if self.no_input is None:
+            check.warn((*loc, "[key]"), f"after {self.retries + 1} tries without valid digits "
+                       "the call is hung up: set no_input", loc[-1])
+        if self.post is not None and self.error is None:
+            check.warn((*loc, "post"), "no `error` branch: when the request fails the call is "
+                       "hung up", self.post.url)
+        if self.next is None and self.post is None:
+            check.warn((*loc, "[key]"), "no `next`: the call is hung up after the input",
+                       loc[-1])
+
+    def may_exit(self) -> bool:
+        return self.no_input is None or self.next is None or (
+            self.post is not None and self.error is None
+        )
 
 
 MODEL = InputNode

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from controller.core.model import CallContext, Continue, NodeGen
-from controller.core.nodes.base import MODEL_CONFIG, Language, NodeRef, Path
+from controller.core.nodes.base import MODEL_CONFIG, Checker, Language, NodeRef, Path
 from controller.core.nodes.menu import MAX_OPTIONS, ChoiceNode, MenuKey, collect_choice
 
 __all__ = ["MODEL", "LanguageChoice", "LanguageNode", "run"]
@@ -67,6 +67,10 @@ class LanguageNode(ChoiceNode):
 
     def valid_keys(self) -> frozenset[str]:
         return frozenset(self.options)
+
+    def lint_options(self, check: Checker, loc: Path) -> None:
+        for key, choice in self.options.items():
+            check.check_language_dir((*loc, "options", key), choice.language)
 
 
 MODEL = LanguageNode

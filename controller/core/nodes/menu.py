@@ -9,13 +9,21 @@ falling back to ``fallback`` and then to a hangup (see ``MenuNode.branch``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Generator, Iterator
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Collection, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from controller.core.model import CallContext, Command, Continue, Digits, NodeGen, Prompt
-from controller.core.nodes.base import NodeBase, NodeRef, Path, PromptName, Prompts, Seconds
+from controller.core.nodes.base import (
+    Checker,
+    NodeBase,
+    NodeRef,
+    Path,
+    PromptName,
+    Prompts,
+    Seconds,
+)
 from controller.core.prompts import media, resolve_prompt
 
 __all__ = [
@@ -84,6 +92,29 @@ class ChoiceNode(NodeBase):
         for i, name in enumerate(self.prompt):
             yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
         yield ("invalid_prompt",), self.invalid_prompt
+
+    if TYPE_CHECKING:  # each choice node declares its own
+        options: Mapping[str, Any]
+
+    def lint(self, check: Checker, fid: str, loc: Path) -> None:
+        if len(self.options) > MAX_OPTIONS:
+            check.add((*loc, "options"), f"{len(self.options)} options: a menu level has at "
+                      f"most {MAX_OPTIONS} (keys 1-9); use a sub-menu", len(self.options))
+        self.lint_options(check, loc)
+        if self.fallback is None:
+            missing = [b for b in ("no_input", "invalid") if getattr(self, b) is None]
+            if missing:
+                what = " or ".join({"no_input": "no key", "invalid": "a wrong key"}[m]
+                                   for m in missing)
+                check.warn((*loc, "[key]"), f"after {self.retries + 1} tries with {what} the "
+                           f"call is hung up: set {' and '.join(missing)}, or fallback",
+                           loc[-1])
+
+    def lint_options(self, check: Checker, loc: Path) -> None:
+        """Checks of the options beyond their number."""
+
+    def may_exit(self) -> bool:
+        return self.branch("no_input") is None or self.branch("invalid") is None
 
 
 class MenuNode(ChoiceNode):

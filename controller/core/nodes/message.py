@@ -33,6 +33,9 @@ class MessageNode(NodeBase):
         for i, name in enumerate(self.prompt):
             yield ("prompt", i) if len(self.prompt) > 1 else ("prompt",), name
 
+    def may_exit(self) -> bool:
+        return self.next is None
+
 
 MODEL = MessageNode
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from controller.core.model import CallContext, NodeGen, Prompt, Record, Recorded, Stop
-from controller.core.nodes.base import FlowSetView, NodeBase, Path, PromptName, check_id
+from controller.core.nodes.base import (
+    Checker,
+    FlowSetView,
+    NodeBase,
+    Path,
+    PromptName,
+    check_id,
+)
 from controller.core.prompts import resolve_prompt
 
 __all__ = ["MAILBOX_RE", "MODEL", "VoicemailNode", "run"]
@@ -33,6 +40,7 @@ class VoicemailNode(NodeBase):
     goodbye: PromptName | None = Field(None, description="played after the recording")
     max_seconds: int = Field(120, ge=5, le=3600)
     beep: bool = True
+    EXITS: ClassVar[bool] = True
 
     @field_validator("mailbox")
     @classmethod
@@ -66,6 +74,23 @@ class VoicemailNode(NodeBase):
             yield ("greeting",), self.greeting
         if self.goodbye:
             yield ("goodbye",), self.goodbye
+
+    def lint(self, check: Checker, fid: str, loc: Path) -> None:
+        kind, sep, ref = self.mailbox.partition(":")
+        if sep:
+            known = check.users if kind == "user" else check.departments
+            if ref not in known:
+                check.add((*loc, "mailbox"), f"unknown {kind} {ref!r}" + check.hint(ref, known),
+                          self.mailbox)
+                return
+            if (kind == "user" and ref not in check.fs.users) or (
+                kind == "department" and ref not in check.fs.departments
+            ):
+                return  # broken entry: reported already
+        box = self.resolve_mailbox(check.fs)
+        if not MAILBOX_RE.fullmatch(box):
+            check.add((*loc, "mailbox"), f"mailbox {box!r} cannot be recorded into: use "
+                      "lower-case letters, digits, '_' and '-'", self.mailbox)
 
 
 MODEL = VoicemailNode
