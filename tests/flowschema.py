@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 
 from controller.core.flows import loader
-from controller.core.flows.schema import flowset_json_schema
+from controller.core.flows.editor_schema import flowset_json_schema
 
 
 def _json(value: Any) -> Any:

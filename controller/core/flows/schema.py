@@ -11,7 +11,8 @@ by every call running on it). Ids come from mapping keys. ``FlowSet.model_dump(m
 round-trips through ``FlowSet.model_validate`` (that is how a publish is stored).
 
 Cross-reference checks (unknown ids, reachability, loops, prompt files) live in
-:mod:`controller.core.flows.lint`.
+:mod:`controller.core.flows.lint`; the editor JSON Schema (``callctl schema``) is made in
+:mod:`controller.core.flows.editor_schema`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ __all__ = [
     "Node",
     "current_flow",
     "entry_department",
-    "flowset_json_schema",
     "line_failover",
     "normalise_did",
     "outage_extras",
@@ -281,14 +281,3 @@ def current_flow(ctx: Any) -> Flow | None:
     if fid and fid in fs.flows:
         return fs.flows[fid]
     return fs.flow_for_did(ctx.did)
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON Schema (for editors: yaml-language-server): made in controller.core.flows.editor_schema.
-
-
-def flowset_json_schema() -> dict[str, Any]:
-    """JSON Schema of a flow file (see :mod:`controller.core.flows.editor_schema`)."""
-    from controller.core.flows.editor_schema import flowset_json_schema as export
-
-    return export()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from controller.core.flows import editor_parts as ep
 from controller.core.flows.directory import (
     DEFAULT_FAILOVER_PROMPT,
     FAILOVER_UNAVAILABLE_CAUSE,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_GREETING_PROMPT",
     "FAILOVER_RING_TIME",
     "MODEL",
+    "SCHEMA",
     "DepartmentNode",
     "department_mailbox",
     "failover",
@@ -139,3 +141,22 @@ def run_failover(plan: FailoverPlan, ctx: CallContext) -> NodeGen:
         ctx.log("recorded", mailbox=mailbox, name=rec.name, duration=rec.duration,
                 reason=rec.reason)
     return Stop("voicemail")
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_DEPARTMENT_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "department": ep.an_id("The department to ring", "sales"),
+    "fallback": ep.node_ref("Where to go when nobody answers: a node id, or failover (the "
+                            "department's failover: number, then voicemail)"),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "DepartmentNode": ep.Definition(
+        "Ring a department (its strategy); nobody answers: fallback.",
+        _DEPARTMENT_NODE_FIELDS,
+    ),
+}

@@ -15,12 +15,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from controller.core.flows import editor_parts as ep
 from controller.core.model import CallContext, Continue, Hangup, Indicate, NodeGen, Stop
 from controller.core.nodes.base import FAILOVER, Checker, FallbackRef, Id, NodeBase, Path
 from controller.core.nodes.department import failover
 from controller.core.nodes.ringing import DEFAULT_RING_TIME, ring_users
 
-__all__ = ["BUSY_CAUSE", "MODEL", "UNAVAILABLE_CAUSE", "ExtensionNode", "run",
+__all__ = ["BUSY_CAUSE", "MODEL", "SCHEMA", "UNAVAILABLE_CAUSE", "ExtensionNode", "run",
            "unavailable_cause"]
 
 BUSY_CAUSE = 17
@@ -83,3 +84,23 @@ def unavailable_cause(ctx: CallContext, uid: str, since: int = 0) -> int:
         ):
             return BUSY_CAUSE
     return UNAVAILABLE_CAUSE
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_EXTENSION_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "user": ep.an_id("The user to ring", "alice"),
+    "ring_time": "Seconds to ring, 1-600 (e.g. 20).",
+    "fallback": ep.node_ref("Where to go when the user does not answer: a node id, or "
+                            "failover"),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "ExtensionNode": ep.Definition(
+        "Ring one user for ring_time seconds; no answer: fallback.",
+        _EXTENSION_NODE_FIELDS,
+    ),
+}

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import model_validator
 
+from controller.core.flows import editor_parts as ep
 from controller.core.model import CallContext, Continue, NodeGen
 from controller.core.nodes.base import Checker, FlowSetView, Id, NodeBase, NodeRef, Path
 
-__all__ = ["MODEL", "GotoNode", "run"]
+__all__ = ["MODEL", "SCHEMA", "GotoNode", "run"]
 
 
 class GotoNode(NodeBase):
@@ -61,3 +62,22 @@ MODEL = GotoNode
 def run(node: GotoNode, ctx: CallContext) -> NodeGen:
     yield from ()
     return Continue("goto")
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_GOTO_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "node": ep.nullable(ep.node_ref("A node of this flow, or of flow when flow is set")),
+    "flow": ep.nullable(ep.an_id("Another flow (its entry, or node in it)", "main")),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "GotoNode": ep.Definition(
+        "Jump to a node of this flow, or to another flow (its entry, or node in it).",
+        _GOTO_NODE_FIELDS,
+        rules={"anyOf": [ep.present("node"), ep.present("flow")]},
+    ),
+}

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from controller.core.flows import editor_parts as ep
 from controller.core.model import (
     CallContext,
     Continue,
@@ -52,7 +53,7 @@ from controller.core.nodes.base import (
 )
 from controller.core.prompts import media, resolve_prompt
 
-__all__ = ["ALLOWED", "MODEL", "InputNode", "Post", "field_value", "run", "valid_digits"]
+__all__ = ["ALLOWED", "MODEL", "SCHEMA", "InputNode", "Post", "field_value", "run", "valid_digits"]
 
 ALLOWED = frozenset("0123456789*#")
 VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -265,3 +266,64 @@ def run(node: InputNode, ctx: CallContext) -> NodeGen:
         if key in node.on_status:
             return Continue(f"status:{key}")
     return Continue("next" if 200 <= resp.status < 300 else "error")
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]*@?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?$"
+STATUS_PATTERN = r"^[1-5](?:[0-9]{2}|xx)$"
+
+_INPUT_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "prompt": ep.prompts("What to play before collecting digits"),
+    "variable": {"allOf": [{"type": "string", "pattern": VARIABLE_RE.pattern},
+                           {"not": {"enum": ["call_id", "did", "caller", "node"]}}],
+                 "description": "Name the digits are kept (and posted) under: lower-case "
+                                "letters, digits and '_' (e.g. account)"},
+    "digits": "Most digits to collect, 1-32 (e.g. 8).",
+    "min_digits": "Fewest digits that count as an answer, 1-32.",
+    "terminator": "The key that ends the input early (# or *; empty: none).",
+    "timeout": ep.seconds("Seconds to wait for the first digit (e.g. 5)", 60),
+    "inter_digit_timeout": ep.seconds("Seconds to wait for each next digit (e.g. 3)", 60),
+    "retries": "Replays after no valid input (0-10).",
+    "invalid_prompt": ep.prompt("Played before a replay"),
+    "sensitive": ep.boolean("Keep the digits out of the call trace (PINs, card numbers)."),
+    "post": "POST the digits to a URL and branch on the answer.",
+    "next": ep.nullable(ep.node_ref("Where to go with the digits (or when the POST succeeded "
+                                    "without a match)")),
+    "no_input": ep.nullable(ep.node_ref("Where to go without valid digits after every try")),
+    "error": ep.nullable(ep.node_ref("Where to go when the POST fails (needs post)")),
+    "on_status": {"description": "HTTP status -> node id: a code or a class "
+                                 "(e.g. {\"404\": not-found, \"5xx\": sorry}; needs post)",
+                  "type": "object", "propertyNames": {"pattern": STATUS_PATTERN},
+                  "additionalProperties": ep.node_ref()},
+    "match": {"description": "Answer field -> {value -> node id}; dots for nesting "
+                             "(e.g. {status: {open: agent}}; needs post)",
+              "type": "object", "propertyNames": {"pattern": FIELD_RE.pattern},
+              "additionalProperties": {"type": "object",
+                                       "additionalProperties": ep.node_ref()}},
+}
+
+_POST_FIELDS: dict[str, Any] = {
+    "url": ep.string(URL_PATTERN, "http(s) URL to POST to (e.g. https://crm.example/lookup)",
+                     maxLength=2048),
+    "timeout": ep.seconds("Seconds to wait for the answer (e.g. 3)", 30),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "InputNode": ep.Definition(
+        "Collect digits; optionally POST them as JSON and branch on the answer.",
+        _INPUT_NODE_FIELDS,
+        rules={"anyOf": [
+            {"required": ["post"], "properties": {"post": {"type": "object"}}},
+            {"properties": {"on_status": {"maxProperties": 0}, "match": {"maxProperties": 0},
+                            "error": {"type": "null"}}},
+        ]},
+    ),
+    "Post": ep.Definition(
+        "POST {call_id, did, caller, node, <variable>: <digits>} as JSON to url.",
+        _POST_FIELDS,
+    ),
+}

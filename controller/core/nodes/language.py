@@ -12,11 +12,19 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
+from controller.core.flows import editor_parts as ep
 from controller.core.model import CallContext, Continue, NodeGen
 from controller.core.nodes.base import MODEL_CONFIG, Checker, Language, NodeRef, Path
-from controller.core.nodes.menu import MAX_OPTIONS, ChoiceNode, MenuKey, collect_choice
+from controller.core.nodes.menu import (
+    CHOICE_FIELDS,
+    MAX_OPTIONS,
+    ChoiceNode,
+    MenuKey,
+    collect_choice,
+)
+from controller.core.prompts import LANGUAGE_RE
 
-__all__ = ["MODEL", "LanguageChoice", "LanguageNode", "run"]
+__all__ = ["MODEL", "SCHEMA", "LanguageChoice", "LanguageNode", "run"]
 
 
 class LanguageChoice(BaseModel):
@@ -83,3 +91,43 @@ def run(node: LanguageNode, ctx: CallContext) -> NodeGen:
         ctx.language = choice.language
         ctx.log("language", node=node.id, language=choice.language)
     return Continue(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_LANGUAGE_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON, **CHOICE_FIELDS,
+    "options": {"description": "Key -> language, or {language, next}; keys 1-9 "
+                               "(e.g. {\"1\": en, \"2\": es})",
+                "type": "object", "minProperties": 1,
+                "propertyNames": {"pattern": "^[1-9]$"},
+                "additionalProperties": {"anyOf": [
+                    ep.string(LANGUAGE_RE.pattern, "A language (e.g. es)"),
+                    {"$ref": f"{ep.REF}LanguageChoice"},
+                ]},
+                "maxProperties": MAX_OPTIONS},
+    "next": ep.nullable(ep.node_ref("Where options without their own next go")),
+}
+
+_LANGUAGE_CHOICE_FIELDS: dict[str, Any] = {
+    "language": ep.string(LANGUAGE_RE.pattern, "The language (e.g. es)"),
+    "next": ep.nullable(ep.node_ref("Where to go (default: the node's next)")),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "LanguageNode": ep.Definition(
+        "The caller picks a language by key; every prompt after it plays in it.",
+        _LANGUAGE_NODE_FIELDS,
+        rules={"anyOf": [
+            ep.present("next"),
+            {"properties": {"options": {"additionalProperties": {
+                "type": "object", **ep.present("next")}}}},
+        ]},
+    ),
+    "LanguageChoice": ep.Definition(
+        "A language option: the language, and where to go after it.",
+        _LANGUAGE_CHOICE_FIELDS,
+    ),
+}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from controller.core.flows import editor_parts as ep
 from controller.core.model import CallContext, Command, Continue, Digits, NodeGen, Prompt
 from controller.core.nodes.base import (
     Checker,
@@ -27,11 +28,13 @@ from controller.core.nodes.base import (
 from controller.core.prompts import media, resolve_prompt
 
 __all__ = [
+    "CHOICE_FIELDS",
     "DTMF_KEYS",
     "MAX_OPTIONS",
     "MAX_REPEATS",
     "MENU_KEYS",
     "MODEL",
+    "SCHEMA",
     "ChoiceNode",
     "MenuKey",
     "MenuNode",
@@ -185,3 +188,43 @@ def collect_choice(
 def run(node: MenuNode, ctx: CallContext) -> NodeGen:
     key = yield from collect_choice(node, ctx, node.valid_keys())
     return Continue(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+CHOICE_FIELDS: dict[str, Any] = {
+    "prompt": ep.prompts("What to play before waiting for a key"),
+    "timeout": ep.seconds("Seconds to wait for a key after the prompt (e.g. 5)", 60),
+    "retries": "Replays after no key or a wrong key (0-10).",
+    "repeat_key": "The key that replays the prompt, or null for none.",
+    "invalid_prompt": ep.prompt("Played before a replay"),
+    "no_input": ep.nullable(ep.node_ref("Where to go when no key was pressed after every try "
+                                        "(default: fallback)")),
+    "invalid": ep.nullable(ep.node_ref("Where to go after a wrong key on every try "
+                                       "(default: fallback)")),
+    "fallback": ep.nullable(ep.node_ref("Where to go when no_input or invalid is not set "
+                                        "(none: hang up)")),
+}
+
+_MENU_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON, **CHOICE_FIELDS,
+    "options": {"description": "Key -> node id, keys 1-9 (e.g. {\"1\": sales})",
+                "type": "object",
+                "propertyNames": {"pattern": "^[1-9]$"},
+                "additionalProperties": ep.node_ref(),
+                "maxProperties": MAX_OPTIONS},
+    "operator": ep.nullable(ep.node_ref("Where key 0 leads")),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "MenuNode": ep.Definition(
+        "IVR menu: keys 1-9 lead to nodes, 0 to the operator, repeat_key replays.",
+        _MENU_NODE_FIELDS,
+        rules={"anyOf": [
+            {"required": ["options"], "properties": {"options": {"minProperties": 1}}},
+            ep.present("operator"),
+        ]},
+    ),
+}

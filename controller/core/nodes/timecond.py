@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controller.core.flows import editor_parts as ep
 from controller.core.flows.directory import Settings, Window
 from controller.core.model import CallContext, Continue, NodeGen
 from controller.core.nodes.base import NodeBase, NodeRef
 
-__all__ = ["MODEL", "Holiday", "TimeNode", "decide", "run"]
+__all__ = ["MODEL", "SCHEMA", "Holiday", "TimeNode", "decide", "run"]
 
 
 class Holiday(BaseModel):
@@ -98,3 +99,42 @@ def run(node: TimeNode, ctx: CallContext) -> NodeGen:
     result, local = decide(node, ctx.now(), getattr(settings, "timezone", None) or "UTC")
     ctx.log("time", node=node.id, result=result, local=local.isoformat(timespec="minutes"))
     return Continue(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_TIME_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "timezone": ep.nullable(ep.string(ep.TIMEZONE_PATTERN, "IANA time zone (default: "
+                                      "settings.timezone; e.g. America/New_York)")),
+    "hours": "When the line is open: a list of windows (e.g. {days: mon-fri, start: "
+             "\"09:00\", end: \"18:00\"}).",
+    "holidays": "Dates when the line is closed (they win over hours).",
+    "open": ep.node_ref("Where to go inside hours"),
+    "closed": ep.node_ref("Where to go outside hours"),
+    "holiday": ep.nullable(ep.node_ref("Where to go on a holiday (default: closed)")),
+}
+
+_HOLIDAY_FIELDS: dict[str, Any] = {
+    "date": "One day, YYYY-MM-DD (e.g. 2025-12-25).",
+    "from": "First day of a range, YYYY-MM-DD.",
+    "to": "Last day of a range (inclusive), YYYY-MM-DD.",
+    "name": "What the day is (e.g. Christmas).",
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "TimeNode": ep.Definition(
+        "Branch on the time: holiday (a listed date), open (inside hours), closed.",
+        _TIME_NODE_FIELDS,
+    ),
+    "Holiday": ep.Definition(
+        "One day (date) or an inclusive range (from and to), in the node's time zone.",
+        _HOLIDAY_FIELDS,
+        rules={"anyOf": [
+            {"allOf": [ep.present("date"), ep.absent("from", "to")]},
+            {"allOf": [ep.present("from"), ep.present("to"), ep.absent("date")]},
+        ]},
+    ),
+}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from controller.core.flows import editor_parts as ep
+from controller.core.flows.directory import ID_RE
 from controller.core.model import CallContext, NodeGen, Prompt, Record, Recorded, Stop
 from controller.core.nodes.base import (
     Checker,
@@ -23,7 +25,7 @@ from controller.core.nodes.base import (
 )
 from controller.core.prompts import resolve_prompt
 
-__all__ = ["MAILBOX_RE", "MODEL", "VoicemailNode", "run"]
+__all__ = ["MAILBOX_RE", "MODEL", "SCHEMA", "VoicemailNode", "run"]
 
 MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 """A mailbox name the runtime will record into (voicemail/<mailbox>/...)."""
@@ -107,3 +109,29 @@ def run(node: VoicemailNode, ctx: CallContext) -> NodeGen:
     if node.goodbye:
         yield Prompt(media=(resolve_prompt(node.goodbye, ctx),), max_digits=0)
     return Stop("voicemail")
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+VOICEMAIL_MAILBOX_PATTERN = (
+    rf"^(?:(?:user|department):{ID_RE.pattern[1:-1]}|{MAILBOX_RE.pattern[1:-1]})$"
+)
+
+_VOICEMAIL_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "mailbox": ep.string(VOICEMAIL_MAILBOX_PATTERN, "user:<id> (the user's box), "
+                         "department:<id> or a box name (e.g. user:alice, sales)"),
+    "greeting": ep.nullable(ep.prompt("Played before the beep (null: none)")),
+    "goodbye": ep.nullable(ep.prompt("Played after the recording")),
+    "max_seconds": "Longest message in seconds, 5-3600 (e.g. 120).",
+    "beep": ep.boolean("Play a beep before recording."),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "VoicemailNode": ep.Definition(
+        "Play a greeting, record a message after the beep; the flow ends.",
+        _VOICEMAIL_NODE_FIELDS,
+    ),
+}
