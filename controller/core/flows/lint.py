@@ -32,8 +32,16 @@ from controller.core.flows.directory import (
     extension_problems,
     user_problems,
 )
-from controller.core.flows.loader import MISSING, Location, Problem, Severity, SourceMap, parse_path
+from controller.core.flows.problems import (
+    MISSING,
+    Location,
+    Problem,
+    Severity,
+    format_path,
+    parse_path,
+)
 from controller.core.flows.schema import Flow, FlowSet
+from controller.core.flows.sourcemap import SourceMap
 from controller.core.nodes.base import FAILOVER, NodeBase
 from controller.core.nodes.voicemail import MAILBOX_RE
 from controller.core.prompts import prompt_exists, prompts_root, valid_prompt_name
@@ -100,8 +108,6 @@ class _Linter:
         if self.source is not None:
             where = self.source.locate(loc)
         else:
-            from controller.core.flows.loader import format_path
-
             where = Location("<flowset>", 1, 1, format_path(loc), MISSING)
         self.problems.append(Problem(
             where.file, where.line, where.col, where.path,
