@@ -28,7 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.core.flows.directory import Department, Failover, Sticky, User, Window
+from controller.core.flows.departments import Department, Failover, Sticky
+from controller.core.flows.directory import User, Window
 from controller.core.flows.editor_schema import DEFINITIONS, flowset_json_schema
 from controller.core.flows.loader import load, load_text
 from controller.core.flows.schema import NODE_ADAPTER, Flow

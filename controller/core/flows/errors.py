@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from controller.core.flows.directory import Department, Settings, User
+from controller.core.flows.departments import Department
+from controller.core.flows.directory import User
 from controller.core.flows.problems import MISSING, Loc, Problem
 from controller.core.flows.schema import Flow, FlowSet
+from controller.core.flows.settings import Settings
 from controller.core.flows.sourcemap import SourceMap
 from controller.core.nodes import NODE_TYPES
 

@@ -2,8 +2,8 @@
 
 Errors (block a publish): unknown nodes/users/departments/flows, invalid or reserved ids, a
 DID used twice, a flow entry that does not exist, a loop no caller can leave, department
-problems (:func:`controller.core.flows.directory.department_problems`: unknown members, simultaneous
-above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options, an
+problems (:func:`~controller.core.flows.departments.department_problems`: unknown members,
+simultaneous above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options, an
 extension used twice or equal to a DID (:func:`extension_problems`).
 
 Warnings (do not block): unreachable nodes and flows, menus/inputs with no path for a caller
@@ -24,10 +24,9 @@ import difflib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from controller.core.flows.departments import department_problems, department_warnings
 from controller.core.flows.directory import (
     ID_RE,
-    department_problems,
-    department_warnings,
     duplicate_endpoints,
     extension_problems,
     user_problems,

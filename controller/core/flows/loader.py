@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, ScalarNode
 
-from controller.core.flows.directory import Department, Settings, User
+from controller.core.flows.departments import Department
+from controller.core.flows.directory import User
 from controller.core.flows.errors import short, validate
 from controller.core.flows.lint import lint
 from controller.core.flows.problems import (
@@ -39,6 +40,7 @@ from controller.core.flows.problems import (
     parse_path,
 )
 from controller.core.flows.schema import NODE_ADAPTER, Flow, FlowSet, with_id
+from controller.core.flows.settings import Settings
 from controller.core.flows.sourcemap import SINGULAR, SourceMap, Src, scalar, walk
 from controller.core.flows.yamlsafe import MAX_FILE_BYTES, Builder, compose, decode
 

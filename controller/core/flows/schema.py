@@ -34,15 +34,15 @@ from pydantic import (
     field_validator,
 )
 
-from controller.core.flows.directory import (
+from controller.core.flows.departments import (
     Department,
     Failover,
     FailoverPlan,
-    Settings,
-    User,
     department_mailbox,
     failover_plan,
 )
+from controller.core.flows.directory import User
+from controller.core.flows.settings import Settings
 from controller.core.nodes import NODE_TYPES
 from controller.core.nodes.base import Language, NodeBase, NodeRef
 from controller.core.nodes.department import DepartmentNode

@@ -10,7 +10,7 @@ caller records into the line's mailbox (``failover.mailbox`` > ``department.mail
 department id). A department without a ``failover`` block gets the default: voicemail with
 the default greeting. Stops: ``connected`` (the number answered), ``voicemail``, ``hangup``
 (number failed and voicemail off: the caller gets 480, ``FAILOVER_UNAVAILABLE_CAUSE``).
-The plan itself (:func:`controller.core.flows.directory.failover_plan`) is shared with the
+The plan itself (:func:`controller.core.flows.departments.failover_plan`) is shared with the
 outage path, which carries it out from AstDB when the controller is down.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from controller.core.flows import editor_parts as ep
-from controller.core.flows.directory import (
+from controller.core.flows.departments import (
     DEFAULT_FAILOVER_PROMPT,
     FAILOVER_UNAVAILABLE_CAUSE,
     Department,
@@ -58,7 +58,7 @@ __all__ = [
 
 FAILOVER_RING_TIME = 60
 DEFAULT_GREETING_PROMPT = DEFAULT_FAILOVER_PROMPT
-"""Prompt name of :data:`controller.core.flows.directory.DEFAULT_FAILOVER_GREETING`."""
+"""Prompt name of :data:`controller.core.flows.departments.DEFAULT_FAILOVER_GREETING`."""
 
 
 class DepartmentNode(NodeBase):

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.core.flows import editor_parts as ep
-from controller.core.flows.directory import Settings, Window
+from controller.core.flows.directory import Window
+from controller.core.flows.settings import Settings
 from controller.core.model import CallContext, Continue, NodeGen
 from controller.core.nodes.base import NodeBase, NodeRef
 
