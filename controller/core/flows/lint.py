@@ -3,8 +3,8 @@
 Errors (block a publish): unknown nodes/users/departments/flows, invalid or reserved ids, a
 DID used twice, a flow entry that does not exist, a loop no caller can leave, department
 problems (:func:`~controller.core.flows.departments.department_problems`: unknown members,
-simultaneous above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options, an
-extension used twice or equal to a DID (:func:`extension_problems`).
+simultaneous above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu
+options, an extension used twice or equal to a DID (:func:`extension_problems`).
 
 Warnings (do not block): unreachable nodes and flows, menus/inputs with no path for a caller
 who presses nothing or a wrong key (the call is hung up), an input POST with no ``error``
