@@ -52,6 +52,8 @@ from controller.core.model import (
     valid_endpoint,
 )
 from controller.core.overrides import user_facts
+from controller.core.patterns import CALL_ID_RE as _CALL_ID_RE
+from controller.core.patterns import DTMF_DIGITS as _DTMF
 from controller.ops.simulate import SimLookups, simulate_flow
 from controller.ops.timeline import call_events, describe
 from controller.shell.blocklist import (
@@ -79,9 +81,7 @@ log = logging.getLogger("callctl.ops")
 
 AUDIT_MAXLEN = 10_000
 MAX_LIMIT = 100_000
-_CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _BY_JUNK = re.compile(r"[^\w.@:+-]")
-_DTMF = frozenset("0123456789*#ABCD")
 _HHMM_RANGE = re.compile(r"^(\d{1,2}:\d{2})-(\d{1,2}:\d{2})$")
 
 

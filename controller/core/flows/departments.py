@@ -10,22 +10,24 @@ path and the outage path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from controller.core.flows.directory import ID_RE, MAILBOX_RE, User
+from controller.core.flows.directory import User
 from controller.core.flows.settings import MAX_SIMULTANEOUS, Settings
 from controller.core.flows.values import (
     MODEL_CONFIG,
     check_e164,
+    check_mailbox,
     entry_with_id,
     normalise_phone,
     parse_duration,
 )
+from controller.core.patterns import ID_RE
+from controller.core.prompts import check_prompt_name
 
 __all__ = [
     "DEFAULT_FAILOVER_GREETING",
@@ -42,7 +44,6 @@ __all__ = [
     "failover_plan",
 ]
 
-PROMPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")
 DEFAULT_FAILOVER_GREETING = (
     "No one is available to take your call. Please leave a message after the tone."
 )
@@ -92,16 +93,12 @@ class Failover(BaseModel):
     @field_validator("greeting")
     @classmethod
     def _greeting(cls, v: str | None) -> str | None:
-        if v is not None and not PROMPT_RE.fullmatch(v):
-            raise ValueError(f"invalid prompt name {v!r}")
-        return v
+        return None if v is None else check_prompt_name(v)
 
     @field_validator("mailbox")
     @classmethod
     def _mailbox(cls, v: str | None) -> str | None:
-        if v is not None and not MAILBOX_RE.fullmatch(v):
-            raise ValueError(f"invalid mailbox {v!r}")
-        return v
+        return None if v is None else check_mailbox(v)
 
 
 class Department(BaseModel):
@@ -151,9 +148,7 @@ class Department(BaseModel):
     @field_validator("mailbox")
     @classmethod
     def _mailbox(cls, v: str | None) -> str | None:
-        if v is not None and not MAILBOX_RE.fullmatch(v):
-            raise ValueError(f"invalid mailbox {v!r}")
-        return v
+        return None if v is None else check_mailbox(v)
 
 
 def department_mailbox(dept: Department) -> str:

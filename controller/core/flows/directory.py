@@ -28,22 +28,27 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from controller.core.flows.values import (
     MODEL_CONFIG,
-    PHONE_JUNK,
+    check_mailbox,
     check_timezone,
     entry_with_id,
     normalise_phone,
 )
 from controller.core.model import valid_e164, valid_endpoint
+from controller.core.patterns import EXTENSION_RE, ID_RE, PHONE_JUNK
 
 __all__ = [
     "DAYS",
-    "EXTENSION_RE",
-    "ID_RE",
-    "MAILBOX_RE",
     "RESERVED_NUMBERS",
     "User",
     "Window",
@@ -59,12 +64,7 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Index == ``datetime.weekday()``."""
 
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-MAILBOX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _HHMM_RE = re.compile(r"^(\d{1,2}):(\d{2})$")
-EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
-"""A user's extension number: what a registered phone dials to reach them (2 to 6 digits;
-anything longer, or starting with '+', is an external number)."""
 RESERVED_NUMBERS = frozenset({"000", "112", "911", "999"})
 """Emergency numbers (112: every GSM phone and the EU; 911: North America; 999: UK; 000:
 Australia) are never an extension: a phone dialling one must never ring a colleague.
@@ -270,10 +270,10 @@ class User(BaseModel):
 
     @field_validator("mailbox")
     @classmethod
-    def _mailbox(cls, v: str | None) -> str | None:
-        if v is not None and not MAILBOX_RE.fullmatch(v):
-            raise ValueError(f"invalid mailbox {v!r}")
-        return v
+    def _mailbox(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        return check_mailbox(v, "the user id, the default" if v == info.data.get("id") else "")
 
 
 def normalise_alternate(value: str) -> str | None:

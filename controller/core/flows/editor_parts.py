@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.core.flows.directory import ID_RE
-from controller.core.prompts import MAX_PROMPT_NAME, PROMPT_NAME_RE
+from controller.core.patterns import ID_RE, MAX_PROMPT_NAME, PROMPT_NAME_RE
 
 __all__ = [
     "NODE_COMMON",

@@ -37,13 +37,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from controller.core.flows import editor_parts as ep
-from controller.core.flows.directory import DAYS, EXTENSION_RE, ID_RE, RESERVED_NUMBERS
+from controller.core.flows.directory import DAYS, RESERVED_NUMBERS
 from controller.core.flows.editor_parts import Definition
 from controller.core.flows.schema import FlowSet
-from controller.core.model import ENDPOINT_RE
 from controller.core.nodes import NODE_MODULES, NODE_TYPES
-from controller.core.nodes.voicemail import MAILBOX_RE
-from controller.core.prompts import LANGUAGE_RE
+from controller.core.patterns import (
+    ENDPOINT_RE,
+    EXTENSION_RE,
+    ID_RE,
+    LANGUAGE_RE,
+    MAILBOX_RE,
+    PHONE_JUNK,
+)
 
 __all__ = ["DEFINITIONS", "SCHEMA_DRAFT", "SCHEMA_ID", "flowset_json_schema"]
 
@@ -54,7 +59,7 @@ SCHEMA_ID = "https://callctl.invalid/flow.schema.json"
 # Building blocks of the directory's definitions (the shared ones: controller.core.flows.
 # editor_parts).
 
-_JUNK = r"[\s().-]"
+_JUNK = PHONE_JUNK.pattern
 """What the loader strips from DIDs and phone numbers (spaces, dashes, dots, parentheses)."""
 YAML11_BOOLEANS = ("yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF")
 """Booleans to the loader (YAML 1.1), strings to a YAML 1.2 editor."""
@@ -73,7 +78,8 @@ START_PATTERN = r"^\s*(?:[01]?[0-9]|2[0-3]):[0-5][0-9]\s*$"
 END_PATTERN = r"^\s*(?:(?:[01]?[0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$"
 DURATION_PATTERN = r"^\s*0*[1-9][0-9]*\s*[dhmsDHMS]?\s*$"
 """A positive duration: seconds, or a number with d, h, m or s."""
-# The two below are DID_RE and E164_RE (controller.core.model) with the junk the loader strips.
+# The two below are DID_RE and E164_RE (controller.core.patterns) with the junk the loader
+# strips.
 DID_PATTERN = rf"^{_JUNK}*(?:\+{_JUNK}*)?(?:[0-9]{_JUNK}*){{2,20}}$"
 E164_PATTERN = rf"^{_JUNK}*(?:\+{_JUNK}*)?[1-9]{_JUNK}*(?:[0-9]{_JUNK}*){{2,14}}$"
 

@@ -24,9 +24,12 @@ import difflib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from controller.core.flows.departments import department_problems, department_warnings
+from controller.core.flows.departments import (
+    department_mailbox,
+    department_problems,
+    department_warnings,
+)
 from controller.core.flows.directory import (
-    ID_RE,
     duplicate_endpoints,
     extension_problems,
     user_problems,
@@ -39,10 +42,10 @@ from controller.core.flows.problems import (
     format_path,
     parse_path,
 )
-from controller.core.flows.schema import Flow, FlowSet
+from controller.core.flows.schema import Flow, FlowSet, line_failover
 from controller.core.flows.sourcemap import SourceMap
 from controller.core.nodes.base import FAILOVER, NodeBase
-from controller.core.nodes.voicemail import MAILBOX_RE
+from controller.core.patterns import ID_RE, MAILBOX_RE
 from controller.core.prompts import prompt_exists, prompts_root, valid_prompt_name
 
 __all__ = ["lint"]
@@ -154,7 +157,6 @@ class _Linter:
         for uid, user in self.fs.users.items():
             for path, msg in user_problems(user, self.fs.users):
                 self.add(("users", uid, *parse_path(path)), msg)
-            self.check_mailbox(("users", uid, "mailbox"), user.mailbox)
         for path, msg in duplicate_endpoints(self.fs.users.values()):
             self.warn(("users", *parse_path(path)), msg)
         dids = [d for flow in self.fs.flows.values() for d in flow.dids]
@@ -168,21 +170,27 @@ class _Linter:
                 self.add(("departments", did, *parse_path(path)), msg)
             for path, msg in department_warnings(dept, self.fs.users):
                 self.warn(("departments", did, *parse_path(path)), msg)
-            self.check_mailbox(("departments", did, "mailbox"), dept.mailbox)
+            voicemail = dept.failover is None or dept.failover.voicemail
+            if voicemail and department_mailbox(dept) == did:
+                self.check_recordable(("departments", did, "[key]"), did, "department id",
+                                      "set mailbox")
             if dept.failover is not None:
                 self.check_failover(("departments", did, "failover"), dept.failover)
 
     def check_failover(self, loc: tuple[str | int, ...], fo: Any) -> None:
-        self.check_mailbox((*loc, "mailbox"), fo.mailbox)
         if fo.greeting is not None:
             self.check_prompt((*loc, "greeting"), fo.greeting)
         elif fo.voicemail:
             self.check_prompt((*loc, "greeting"), "failover-greeting", quiet_value=True)
 
-    def check_mailbox(self, loc: tuple[str | int, ...], mailbox: str | None) -> None:
-        if mailbox is not None and not MAILBOX_RE.fullmatch(mailbox):
-            self.add(loc, f"mailbox {mailbox!r} cannot be recorded into: use lower-case "
-                     "letters, digits, '_' and '-' (at most 64)", mailbox)
+    def check_recordable(self, loc: tuple[str | int, ...], box: str, what: str,
+                         fix: str) -> None:
+        """An id used as the mailbox a failover records into (the mailboxes people write
+        are checked by the models): it must be a mailbox too (at most 64 characters)."""
+        if not MAILBOX_RE.fullmatch(box):
+            self.add(loc, f"{what} {box!r} is the mailbox its failover records into, and it "
+                     "cannot be one (at most 64 lower-case letters, digits, '_' and '-'): "
+                     f"{fix}", box)
 
     def check_prompt(
         self, loc: tuple[str | int, ...], name: str, *, quiet_value: bool = False
@@ -239,6 +247,8 @@ class _Linter:
                      + self.hint(flow.entry, nodes), flow.entry)
         if flow.failover is not None:
             self.check_failover((*base, "failover"), flow.failover)
+        if ID_RE.fullmatch(fid) and flow.dids and line_failover(self.fs, flow).mailbox == fid:
+            self.check_recordable((*base, "[key]"), fid, "flow id", "set failover.mailbox")
         if flow.language:
             self.check_language_dir((*base, "language"), flow.language)
         for nid, node in flow.nodes.items():

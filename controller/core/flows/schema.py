@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,6 +47,7 @@ from controller.core.nodes.base import Language, NodeBase, NodeRef
 from controller.core.nodes.department import DepartmentNode
 from controller.core.nodes.goto import GotoNode
 from controller.core.nodes.message import MessageNode
+from controller.core.patterns import DID_RE, PHONE_JUNK
 
 __all__ = [
     "FLOW_VAR",
@@ -64,8 +64,6 @@ __all__ = [
     "with_id",
 ]
 
-DID_RE = re.compile(r"^\+?[0-9]{2,20}$")
-"""What the dialplan lets through to the controller (see dialplan/callctl-dialplan.conf)."""
 FLOW_VAR = "_flow"
 """``ctx.vars`` key holding the id of the flow the call is in (set by the engine)."""
 
@@ -80,7 +78,7 @@ def normalise_did(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
-        return re.sub(r"[\s\-().]", "", value)
+        return PHONE_JUNK.sub("", value)
     return value
 
 

@@ -15,6 +15,7 @@ from controller.core.flows.values import (
     check_timezone,
     normalise_phone,
 )
+from controller.core.patterns import LANGUAGE_RE
 
 __all__ = ["MAX_SIMULTANEOUS", "OutcomeMap", "Settings"]
 
@@ -64,7 +65,7 @@ class Settings(BaseModel):
     """Caller id shown on alternate (and failover) legs: the caller's, or the dialled DID."""
     rejected_is_busy: bool = False
     outcomes: OutcomeMap = OutcomeMap()
-    language: str = Field(default="en", pattern=r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")
+    language: str = Field(default="en", pattern=LANGUAGE_RE.pattern)
     prompts_dir: str = "prompts"
     max_simultaneous: int = Field(default=MAX_SIMULTANEOUS, ge=1, le=MAX_SIMULTANEOUS)
     phones_external: bool = False

@@ -13,11 +13,12 @@ from typing import Any
 from pydantic import ConfigDict
 
 from controller.core.model import valid_e164
+from controller.core.patterns import MAILBOX_RE, PHONE_JUNK
 
 __all__ = [
     "MODEL_CONFIG",
-    "PHONE_JUNK",
     "check_e164",
+    "check_mailbox",
     "check_timezone",
     "entry_with_id",
     "normalise_phone",
@@ -26,9 +27,18 @@ __all__ = [
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhms]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-PHONE_JUNK = re.compile(r"[\s\-().]")
 
 MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_mailbox(value: str, default: str = "") -> str:
+    """A mailbox the runtime and the outage path can record into (``voicemail/<mailbox>/``),
+    or ValueError. ``default`` names where the value came from when it was not given."""
+    if not MAILBOX_RE.fullmatch(value):
+        where = f" ({default})" if default else ""
+        raise ValueError(f"invalid mailbox {value!r}{where}: use at most 64 lower-case "
+                         "letters, digits, '_' and '-', starting with a letter or digit")
+    return value
 
 
 def check_timezone(name: str) -> str:

@@ -21,8 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from controller.core.flows.directory import ID_RE
-from controller.core.prompts import LANGUAGE_RE, check_prompt_name
+from controller.core.patterns import ID_RE, LANGUAGE_RE
+from controller.core.prompts import check_prompt_name
 
 __all__ = [
     "FAILOVER",

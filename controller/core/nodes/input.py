@@ -17,7 +17,6 @@ answer, first match wins:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -51,13 +50,11 @@ from controller.core.nodes.base import (
     Prompts,
     Seconds,
 )
+from controller.core.patterns import FIELD_RE, KEYPAD_KEYS, STATUS_RE, VARIABLE_RE
 from controller.core.prompts import media, resolve_prompt
 
-__all__ = ["ALLOWED", "MODEL", "SCHEMA", "InputNode", "Post", "field_value", "run", "valid_digits"]
+__all__ = ["MODEL", "SCHEMA", "InputNode", "Post", "field_value", "run", "valid_digits"]
 
-ALLOWED = frozenset("0123456789*#")
-VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-FIELD_RE = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 
 
 class Post(BaseModel):
@@ -84,7 +81,7 @@ def _status_key(value: Any) -> Any:
 
 
 def _check_status_key(v: str) -> str:
-    if not re.fullmatch(r"[1-5](?:[0-9]{2}|xx)", v):
+    if not STATUS_RE.fullmatch(v):
         raise ValueError(f"invalid status {v!r}: use a code like '200' or a class like '4xx'")
     return v
 
@@ -198,7 +195,7 @@ MODEL = InputNode
 def valid_digits(digits: str, node: InputNode) -> bool:
     return (
         node.min_digits <= len(digits) <= node.digits
-        and all(c in ALLOWED for c in digits)
+        and all(c in KEYPAD_KEYS for c in digits)
     )
 
 
@@ -273,7 +270,6 @@ def run(node: InputNode, ctx: CallContext) -> NodeGen:
 # models alone would not say.
 
 URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]*@?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?$"
-STATUS_PATTERN = r"^[1-5](?:[0-9]{2}|xx)$"
 
 _INPUT_NODE_FIELDS: dict[str, Any] = {
     **ep.NODE_COMMON,
@@ -297,7 +293,7 @@ _INPUT_NODE_FIELDS: dict[str, Any] = {
     "error": ep.nullable(ep.node_ref("Where to go when the POST fails (needs post)")),
     "on_status": {"description": "HTTP status -> node id: a code or a class "
                                  "(e.g. {\"404\": not-found, \"5xx\": sorry}; needs post)",
-                  "type": "object", "propertyNames": {"pattern": STATUS_PATTERN},
+                  "type": "object", "propertyNames": {"pattern": STATUS_RE.pattern},
                   "additionalProperties": ep.node_ref()},
     "match": {"description": "Answer field -> {value -> node id}; dots for nesting "
                              "(e.g. {status: {open: agent}}; needs post)",

@@ -22,7 +22,7 @@ from controller.core.nodes.menu import (
     MenuKey,
     collect_choice,
 )
-from controller.core.prompts import LANGUAGE_RE
+from controller.core.patterns import LANGUAGE_RE
 
 __all__ = ["MODEL", "SCHEMA", "LanguageChoice", "LanguageNode", "run"]
 

@@ -25,14 +25,13 @@ from controller.core.nodes.base import (
     Prompts,
     Seconds,
 )
+from controller.core.patterns import KEYPAD_KEYS, MENU_KEYS
 from controller.core.prompts import media, resolve_prompt
 
 __all__ = [
     "CHOICE_FIELDS",
-    "DTMF_KEYS",
     "MAX_OPTIONS",
     "MAX_REPEATS",
-    "MENU_KEYS",
     "MODEL",
     "SCHEMA",
     "ChoiceNode",
@@ -42,12 +41,10 @@ __all__ = [
     "run",
 ]
 
-DTMF_KEYS = frozenset("0123456789*#")
 MAX_REPEATS = 10
 """Replays on ``repeat_key`` per visit; more presses count as wrong keys."""
-MENU_KEYS = tuple("123456789")
-"""Keys a menu option may use; 0 is the operator, '*' and '#' repeat/confirm."""
 MAX_OPTIONS = len(MENU_KEYS)
+"""Options of one menu level (keys 1-9: :data:`~controller.core.patterns.MENU_KEYS`)."""
 
 
 def _key_str(value: Any) -> Any:
@@ -164,7 +161,7 @@ def collect_choice(
     while True:
         res = yield Prompt(media=play, max_digits=1, timeout=node.timeout, barge_in=True)
         key = res.digits[:1] if isinstance(res, Digits) else ""
-        if key and key not in DTMF_KEYS:
+        if key and key not in KEYPAD_KEYS:
             key = "?"
         if key and key in valid:
             ctx.log("digits", node=node.id, digits=key)

@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from controller.core.flows import editor_parts as ep
-from controller.core.flows.directory import ID_RE
 from controller.core.model import CallContext, NodeGen, Prompt, Record, Recorded, Stop
 from controller.core.nodes.base import (
     Checker,
@@ -23,13 +21,10 @@ from controller.core.nodes.base import (
     PromptName,
     check_id,
 )
+from controller.core.patterns import ID_RE, MAILBOX_RE
 from controller.core.prompts import resolve_prompt
 
-__all__ = ["MAILBOX_RE", "MODEL", "SCHEMA", "VoicemailNode", "run"]
-
-MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-"""A mailbox name the runtime will record into (voicemail/<mailbox>/...)."""
-
+__all__ = ["MODEL", "SCHEMA", "VoicemailNode", "run"]
 
 class VoicemailNode(NodeBase):
     """Play a greeting, record after the beep into a mailbox; the flow ends."""
