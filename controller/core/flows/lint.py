@@ -11,11 +11,10 @@ who presses nothing or a wrong key (the call is hung up), an input POST with no 
 branch, prompts found neither in ``prompts_dir`` nor in Asterisk's sounds, languages without
 a prompts directory, and :func:`department_warnings` / :func:`duplicate_endpoints`.
 
-Here: the framework (problems at ``file:line:col``, "did you mean" hints), the checks of the
-directory (settings, users, departments, DIDs) and those across nodes (references, reachability,
-loops). What one node type checks of itself is in its module (``NodeBase.lint`` and
-``lint_refs`` in ``controller/core/nodes/<type>.py``), called here through the
-:class:`~controller.core.nodes.base.Checker` this module's linter implements.
+Here: the framework (problems at ``file:line:col``, hints), the directory's checks and those
+across nodes (references, reachability, loops). A node type's own checks are in its module
+(``lint``, ``lint_refs``), called through the :class:`~controller.core.nodes.base.Checker`
+this linter implements.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from controller.core.flows.directory import (
     extension_problems,
     user_problems,
 )
+from controller.core.flows.graph import Key, sccs, short_cycle
 from controller.core.flows.problems import (
     MISSING,
     Location,
@@ -54,7 +54,6 @@ HINT_COMPARISONS = 100_000
 """Names compared for 'did you mean' hints in one run (about half a second); once spent, the
 other unknown names get no hint (thousands of typos in a big flow would take minutes)."""
 _UNSET: Any = object()
-Key = tuple[str, str]  # (flow id, node id)
 
 
 def lint(
@@ -170,8 +169,8 @@ class _Linter:
                 self.add(("departments", did, *parse_path(path)), msg)
             for path, msg in department_warnings(dept, self.fs.users):
                 self.warn(("departments", did, *parse_path(path)), msg)
-            voicemail = dept.failover is None or dept.failover.voicemail
-            if voicemail and department_mailbox(dept) == did:
+            if (dept.failover is None or dept.failover.voicemail) and department_mailbox(
+                    dept) == did:
                 self.check_recordable(("departments", did, "[key]"), did, "department id",
                                       "set mailbox")
             if dept.failover is not None:
@@ -185,8 +184,7 @@ class _Linter:
 
     def check_recordable(self, loc: tuple[str | int, ...], box: str, what: str,
                          fix: str) -> None:
-        """An id used as the mailbox a failover records into (the mailboxes people write
-        are checked by the models): it must be a mailbox too (at most 64 characters)."""
+        """An id a failover records into (the models check the mailboxes people write)."""
         if not MAILBOX_RE.fullmatch(box):
             self.add(loc, f"{what} {box!r} is the mailbox its failover records into, and it "
                      "cannot be one (at most 64 lower-case letters, digits, '_' and '-'): "
@@ -338,77 +336,14 @@ class _Linter:
         stuck = {k: [t for t in graph[k] if t not in can_exit] for k in graph
                  if k not in can_exit and k[0] not in skip}
         order = {k: i for i, k in enumerate(graph)}
-        for scc in _sccs(stuck):
+        for scc in sccs(stuck):
             if len(scc) == 1 and scc[0] not in stuck.get(scc[0], ()):
                 continue
             scc.sort(key=order.__getitem__)
-            cycle = _cycle(scc[0], set(scc), stuck)
+            cycle = short_cycle(scc[0], set(scc), stuck)
             cross = len({k[0] for k in cycle}) > 1
             shown = " -> ".join(f"{f}.{n}" if cross else n for f, n in cycle)
             first = scc[0]
             self.add(("flows", first[0], "nodes", first[1], "[key]"),
                      "loop with no way out to a person, voicemail or hangup: " + shown,
                      first[1])
-
-
-def _sccs(graph: dict[Key, list[Key]]) -> list[list[Key]]:
-    """Strongly connected components (iterative Tarjan)."""
-    index: dict[Key, int] = {}
-    low: dict[Key, int] = {}
-    on_stack: set[Key] = set()
-    stack: list[Key] = []
-    out: list[list[Key]] = []
-    counter = 0
-    for start in graph:
-        if start in index:
-            continue
-        work: list[tuple[Key, int]] = [(start, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack.add(v)
-            succ = [w for w in graph.get(v, ()) if w in graph]
-            if i < len(succ):
-                work.append((v, i + 1))
-                w = succ[i]
-                if w not in index:
-                    work.append((w, 0))
-                elif w in on_stack:
-                    low[v] = min(low[v], index[w])
-                continue
-            if low[v] == index[v]:
-                comp: list[Key] = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp.append(w)
-                    if w == v:
-                        break
-                out.append(comp)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-    return out
-
-
-def _cycle(start: Key, members: set[Key], graph: dict[Key, list[Key]]) -> list[Key]:
-    """A path start -> ... -> start inside ``members`` (breadth first, so a short one)."""
-    prev: dict[Key, Key] = {}
-    queue = [start]
-    while queue:
-        k = queue.pop(0)
-        for t in graph.get(k, ()):
-            if t not in members:
-                continue
-            if t == start:
-                path = [k]
-                while path[-1] != start:
-                    path.append(prev[path[-1]])
-                return [*reversed(path), start]
-            if t not in prev:
-                prev[t] = k
-                queue.append(t)
-    return [start, start]
