@@ -327,7 +327,7 @@ def _merge_field(prop: dict[str, Any], spec: str | dict[str, Any]) -> dict[str, 
         return {**prop, "description": spec}
     if isinstance(spec, _Extend):
         return {**prop, **copy.deepcopy(dict(spec))}
-    keep = {k: prop[k] for k in ("title", "default") if k in prop}
+    keep: dict[str, Any] = {k: prop[k] for k in ("title", "default") if k in prop}
     return {**keep, **copy.deepcopy(spec)}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from controller.core.flows.departments import Department
 from controller.core.flows.directory import User
@@ -64,7 +65,7 @@ def short(name: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     kind = err.get("type", "")
     loc = err.get("loc", ())
     if kind == "missing":

@@ -17,7 +17,7 @@ snapshot is shared by every call running on it). Each node class knows its own b
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -147,6 +147,8 @@ class NodeBase(BaseModel):
 
     id: str = Field(default="", description="the node id (its key in `nodes`)")
     description: str = ""
+    if TYPE_CHECKING:  # each node type declares its own (a Literal), after its other fields
+        type: str
     BRANCHES: ClassVar[tuple[str, ...]] = ()
     """The node's branch fields, for docs and lint."""
     EXITS: ClassVar[bool] = False
