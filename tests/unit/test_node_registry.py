@@ -8,6 +8,7 @@ from the registry, so nothing else needs to name a node type.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from controller.core import nodes
@@ -43,6 +44,8 @@ def test_the_union_and_the_messages_follow_the_registry() -> None:
     for node_type, model in nodes.NODE_TYPES.items():
         assert NODE_ADAPTER.json_schema()["discriminator"]["mapping"][node_type].endswith(
             f"/{model.__name__}")
-    res = load_text("flows: {main: {entry: a, nodes: {a: {type: nope}}}}\n")
+    flows = {"flows": {"main": {"entry": "a", "nodes": {"a": {"type": "nope"}}}}}
+    res = load_text(json.dumps(flows))  # JSON is YAML (a text constant would join the corpus
+    # test_flow_schema checks against the schema, as if "unknown node" were a cross-reference)
     assert [p.message for p in res.errors] == [
         f"unknown node type 'nope': use one of {', '.join(nodes.NODE_TYPES)}"]
