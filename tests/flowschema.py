@@ -20,8 +20,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from controller.core.flows import loader
-from controller.core.flows.schema import flowset_json_schema
+from controller.core.flows import yamlsafe
+from controller.core.flows.editor_schema import flowset_json_schema
+from controller.core.flows.problems import Problem
 
 
 def _json(value: Any) -> Any:
@@ -42,11 +43,11 @@ def _key(key: Any) -> str:
 
 def loader_view(text: str) -> Any:
     """The data ``callctl validate`` checks, JSON-like."""
-    problems: list[loader.Problem] = []
-    root, ld = loader._compose(text, "<flows>", problems)
+    problems: list[Problem] = []
+    root, ld = yamlsafe.compose(text, "<flows>", problems)
     if root is None:
         return None
-    return _json(loader._Build(ld, "<flows>", problems).value(root, ()))
+    return _json(yamlsafe.Builder(ld, "<flows>", problems).value(root, ()))
 
 
 class _Yaml12(yaml.SafeLoader):

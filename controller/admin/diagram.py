@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.core.flows.schema import FAILOVER, Flow, FlowSet, GotoNode
+from controller.core.flows.schema import Flow, FlowSet
+from controller.core.nodes.base import FAILOVER
+from controller.core.nodes.goto import GotoNode
 
 STRATEGY_NAMES = {"serial": "serial", "simultaneous": "simultaneous",
                   "balanced": "balanced round-robin", "longest_idle": "longest idle"}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 
-_STRIP = re.compile(r"[\s().\-]")
-_NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
-_DID = re.compile(r"^\+?[0-9]{2,20}$")
+from controller.core.patterns import DID_RE, PHONE_JUNK
 
 
 def normalise(raw: str | None) -> str:
@@ -17,14 +15,14 @@ def normalise(raw: str | None) -> str:
     """
     if not raw:
         return ""
-    s = _STRIP.sub("", raw.strip())
+    s = PHONE_JUNK.sub("", raw.strip())
     if s.startswith("00") and len(s) > 4:
         s = "+" + s[2:]
-    return s if _NUMBER.fullmatch(s) else ""
+    return s if DID_RE.fullmatch(s) else ""
 
 
 def valid_did(did: str) -> bool:
-    return bool(_DID.fullmatch(did))
+    return bool(DID_RE.fullmatch(did))
 
 
 _NAME_JUNK = re.compile(r"[^\w .,'&-]")

@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from controller.core.flows.directory import Settings, User, Window, normalise_alternate
+from controller.core.flows.directory import User, Window, normalise_alternate
+from controller.core.flows.settings import Settings
 from controller.core.model import UserFacts, valid_endpoint
 
 __all__ = [

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from controller.core.flows.schema import FLOW_VAR, Flow, FlowSet, GotoNode, line_failover
+from controller.core.flows.schema import FLOW_VAR, Flow, FlowSet, line_failover
 from controller.core.model import CallContext, Command, Continue, Hangup, Stop
 from controller.core.nodes import HANDLERS
 from controller.core.nodes.department import run_failover
+from controller.core.nodes.goto import GotoNode
 from controller.core.nodes.internal import run_extension, run_external
 
 __all__ = ["MAX_STEPS", "run_call"]

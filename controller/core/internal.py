@@ -25,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from controller.core.flows.directory import EXTENSION_RE, RESERVED_NUMBERS
+from controller.core.flows.directory import RESERVED_NUMBERS
 from controller.core.flows.schema import FlowSet
 from controller.core.model import valid_e164
+from controller.core.patterns import EXTENSION_RE
 
 __all__ = ["NO_ROUTE_CAUSE", "REFUSED_CAUSE", "Caller", "Route", "caller_of", "route"]
 

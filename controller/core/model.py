@@ -16,19 +16,16 @@ must not yield from a ``finally`` block. Everything a generator learns goes into
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-# ---------------------------------------------------------------------------------------------
-# Validation shared by everything that builds a dial string (caller data never reaches one raw).
+from controller.core.patterns import E164_RE, ENDPOINT_RE
 
-ENDPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-"""A PJSIP endpoint name we are willing to put into ``PJSIP/<name>``."""
-E164_RE = re.compile(r"^\+?[1-9][0-9]{2,14}$")
-"""An external (PSTN) number: optional "+", 3 to 15 digits (E.164 maximum), no leading 0."""
+# ---------------------------------------------------------------------------------------------
+# Validation shared by everything that builds a dial string (caller data never reaches one raw):
+# the patterns are in controller.core.patterns.
 
 
 def valid_endpoint(name: str) -> bool:

@@ -8,7 +8,7 @@ A leg is classified from the flags the runtime sets first, then from its Q.850 c
    instant: the same phone answered two calls) -> ``busy``
 4. ``timed_out`` (we hit the ring time) -> ``no_answer``
 5. ``no_contact`` (never created)       -> ``unreachable``
-6. the cause, looked up in :class:`~controller.core.flows.directory.OutcomeMap`:
+6. the cause, looked up in :class:`~controller.core.flows.settings.OutcomeMap`:
    ``busy`` / ``unreachable`` / ``no_answer`` / ``rejected`` (``rejected`` reads as ``busy``
    when ``settings.rejected_is_busy``).
 7. a cause in no class, ``0`` or ``None`` -> ``unreachable``: the leg failed for a reason we
@@ -53,7 +53,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from controller.core.flows.directory import Department, OutcomeMap, Settings
+from controller.core.flows.departments import Department
+from controller.core.flows.settings import OutcomeMap, Settings
 from controller.core.model import LegResult
 
 __all__ = [

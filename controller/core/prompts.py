@@ -17,7 +17,6 @@ within ``CACHE_TTL``).
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import PROJECT_ROOT
+from controller.core.patterns import LANGUAGE_RE, MAX_PROMPT_NAME, PROMPT_NAME_RE
 
 __all__ = [
     "AUDIO_EXTENSIONS",
     "CACHE_TTL",
-    "LANGUAGE_RE",
-    "PROMPT_NAME_RE",
     "STOCK_SOUNDS_DIR",
     "check_prompt_name",
     "clear_cache",
@@ -43,10 +41,6 @@ __all__ = [
     "valid_prompt_name",
 ]
 
-PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(?:/[a-z0-9][a-z0-9_-]*)*$")
-"""Lower-case segments separated by '/'; no '..', no leading '/', no empty segment."""
-MAX_PROMPT_NAME = 128
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?$")
 AUDIO_EXTENSIONS = frozenset({"wav", "gsm", "ulaw", "alaw", "sln", "sln16", "g722", "g729"})
 """File formats Asterisk plays from ``sound:`` URIs (it picks the best one present)."""
 STOCK_SOUNDS_DIR = Path("/usr/share/asterisk/sounds")

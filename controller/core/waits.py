@@ -22,7 +22,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from controller.core.prompts import AUDIO_EXTENSIONS, LANGUAGE_RE, STOCK_SOUNDS_DIR
+from controller.core.patterns import LANGUAGE_RE
+from controller.core.prompts import AUDIO_EXTENSIONS, STOCK_SOUNDS_DIR
 
 __all__ = [
     "MAX_RECHECKS",

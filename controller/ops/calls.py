@@ -5,18 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from controller.core.calllog import iso
+from controller.core.patterns import CALL_ID_RE
 from controller.ops.context import MAX_LIMIT, Context, redis_errors
 from controller.ops.errors import OpsError
 from controller.ops.timeline import call_events
-
-_CALL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
 
 CSV_FIELDS = ("call_id", "started", "ended", "duration", "wait", "talk", "did", "caller",
               "result", "answered_by", "rang", "path", "failovers", "voicemail",
@@ -75,7 +72,7 @@ async def list_calls(ctx: Context, *, live: bool = False, since: float | None = 
 @redis_errors
 async def get_call(ctx: Context, call_id: str) -> dict[str, Any]:
     """One call: its record (or live state), decision trace and event timeline."""
-    if not isinstance(call_id, str) or not _CALL_ID_RE.fullmatch(call_id):
+    if not isinstance(call_id, str) or not CALL_ID_RE.fullmatch(call_id):
         raise OpsError(400, f"{call_id!r} is not a call id", "call_id")
     live = await ctx.r.hgetall(ctx.keys.call(call_id))
     trace = await ctx.store.get_trace(call_id)

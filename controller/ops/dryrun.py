@@ -9,6 +9,7 @@ from typing import Any
 
 from controller.core.callerid import normalise, valid_did
 from controller.core.flows.schema import FlowSet
+from controller.core.patterns import DTMF_DIGITS
 from controller.ops.blocklist import load_blocklist
 from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError
@@ -17,8 +18,6 @@ from controller.ops.parse import parse_at
 from controller.ops.simulate import SimLookups, simulate_flow
 from controller.ops.timeline import describe
 from controller.shell.blocklist import BLOCK_CAUSE
-
-_DTMF = frozenset("0123456789*#ABCD")
 
 
 @redis_errors
@@ -34,7 +33,7 @@ async def simulate(ctx: Context, *, did: str, caller: str = "", at: str | dateti
     if caller and not norm and caller.strip().lower() not in ("", "withheld", "anonymous"):
         raise OpsError(400, f"{caller!r} is not a caller number", "from")
     for i, d in enumerate(digits):
-        if not isinstance(d, str) or any(c not in _DTMF for c in d):
+        if not isinstance(d, str) or any(c not in DTMF_DIGITS for c in d):
             raise OpsError(400, f"{d!r} is not DTMF (0-9 * # A-D)", f"digits[{i}]")
     version: int | None = None
     if flowset is None:

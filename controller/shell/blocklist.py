@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,9 @@ from redis.exceptions import RedisError
 
 from controller.adapters.redis.keys import Keys
 from controller.adapters.redis.watch import watch
+from controller.core.patterns import DID_RE as _EXACT
+from controller.core.patterns import NUMBER_PREFIX_RE as _PREFIX
+from controller.core.patterns import PHONE_JUNK as _JUNK
 
 __all__ = [
     "WITHHELD",
@@ -45,9 +47,6 @@ log = logging.getLogger("callctl.blocklist")
 
 WITHHELD = "withheld"
 _WITHHELD_ALIASES = frozenset({"withheld", "anonymous", "unknown", "private", "restricted"})
-_JUNK = re.compile(r"[\s().\-]")
-_EXACT = re.compile(r"^\+?[0-9]{2,20}$")
-_PREFIX = re.compile(r"^\+?[0-9]{1,20}$")
 BLOCK_CAUSE = 21
 """Q.850 cause a blocked call is rejected with (call rejected: SIP 403 Forbidden)."""
 

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import re
 import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -54,6 +53,8 @@ from controller.core.model import (
     TraceEntry,
     UserFacts,
 )
+from controller.core.patterns import DTMF_DIGITS as DTMF
+from controller.core.patterns import MAILBOX_RE
 from controller.core.ringrace import Cancel, Claim, Connect, Originate, RingRace
 from controller.logs import CURRENT_CALL
 
@@ -62,11 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callctl.call")
 
-DTMF = frozenset("0123456789*#ABCD")
 TARGET_VAR = "CALLCTL_TARGET"
 """Channel variable set on every leg: whom it rings (``target_json``), so a controller that
 adopts the call knows who answered it (controller.cluster.manager)."""
-MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CANCEL_FIRST_S = 0.5
 """How long the caller's answer waits for the losing legs' hangups to be confirmed."""
 

@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 
 from controller.adapters.redis import flowstore as store
 from controller.config import redis_safe_url
+from controller.core.flows.editor_schema import flowset_json_schema
 from controller.core.flows.loader import MISSING, LoadResult, Problem, load
-from controller.core.flows.schema import flowset_json_schema
 
 __all__ = [
     "EXIT_FAIL",

@@ -8,12 +8,9 @@ from typing import Any
 import pytest
 from drive import Clock, Driver, make_ctx, trace
 
-from controller.core.flows.directory import (
-    Department,
-    Settings,
-    departments_from_mapping,
-    users_from_mapping,
-)
+from controller.core.flows.departments import Department, departments_from_mapping
+from controller.core.flows.directory import users_from_mapping
+from controller.core.flows.settings import Settings
 from controller.core.model import (
     CallContext,
     Continue,

@@ -6,22 +6,23 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from controller.core.flows.directory import (
+from controller.core.flows.departments import (
     Department,
     Failover,
-    OutcomeMap,
-    Settings,
     Sticky,
-    User,
-    Window,
     department_problems,
     department_warnings,
     departments_from_mapping,
+)
+from controller.core.flows.directory import (
+    User,
+    Window,
     normalise_alternate,
-    parse_duration,
     user_problems,
     users_from_mapping,
 )
+from controller.core.flows.settings import OutcomeMap, Settings
+from controller.core.flows.values import parse_duration
 
 
 def test_window_day_ranges_and_lists() -> None:

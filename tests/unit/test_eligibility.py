@@ -10,7 +10,8 @@ from controller.core.eligibility import (
     check,
     effective_alternate,
 )
-from controller.core.flows.directory import Settings, User, Window
+from controller.core.flows.directory import User, Window
+from controller.core.flows.settings import Settings
 from controller.core.model import UserFacts
 
 S = Settings()

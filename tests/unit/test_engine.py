@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_node_type_has_a_handler() -> None:
-    from controller.core.flows.schema import NODE_TYPES
+    from controller.core.nodes import NODE_TYPES
 
     assert set(HANDLERS) == set(NODE_TYPES)
 

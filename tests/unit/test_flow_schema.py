@@ -28,8 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.core.flows.directory import Department, Failover, Sticky, User, Window
-from controller.core.flows.editor_schema import _FIELDS, _MODELS, flowset_json_schema
+from controller.core.flows.departments import Department, Failover, Sticky
+from controller.core.flows.directory import User, Window
+from controller.core.flows.editor_schema import DEFINITIONS, flowset_json_schema
 from controller.core.flows.loader import load, load_text
 from controller.core.flows.schema import NODE_ADAPTER, Flow
 from controller.tools import flowcmds as commands
@@ -468,6 +469,6 @@ def test_every_field_is_described_in_plain_text_with_units() -> None:
 def test_the_descriptions_name_only_existing_fields() -> None:
     generated = {name: set(d["properties"]) for name, d in _DEFS.items()}
     generated["FlowSet"] = set(flowset_json_schema()["properties"])
-    assert set(_MODELS) == set(generated)
-    for name, fields in _FIELDS.items():
-        assert set(fields) <= generated[name], (name, set(fields) - generated[name])
+    assert set(DEFINITIONS) == set(generated)
+    for name, spec in DEFINITIONS.items():
+        assert set(spec.fields) <= generated[name], (name, set(spec.fields) - generated[name])

@@ -10,7 +10,11 @@ import pytest
 from flowdrive import drive, flowset, make_ctx
 
 from controller.core import engine
-from controller.core.flows.directory import FAILOVER_UNAVAILABLE_CAUSE, FailoverPlan, failover_plan
+from controller.core.flows.departments import (
+    FAILOVER_UNAVAILABLE_CAUSE,
+    FailoverPlan,
+    failover_plan,
+)
 from controller.core.flows.schema import (
     entry_department,
     line_failover,

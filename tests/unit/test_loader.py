@@ -8,21 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from controller.core.flows import loader
-from controller.core.flows.loader import (
+from controller.core.flows import yamlsafe
+from controller.core.flows.loader import MAX_FLOW_NODES, load, load_text
+from controller.core.flows.problems import (
     INPUT_CODES,
-    MAX_ALIAS_NODES,
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    MAX_FLOW_NODES,
     MISSING,
     FlowInputError,
     Problem,
-    decode,
-    load,
-    load_text,
     parse_path,
 )
+from controller.core.flows.yamlsafe import MAX_ALIAS_NODES, MAX_DEPTH, MAX_FILE_BYTES, decode
 from controller.tools import flowcmds as commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +247,7 @@ def test_an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() -> None:
 
 
 def test_too_many_aliases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "MAX_ALIASES", 3)
+    monkeypatch.setattr(yamlsafe, "MAX_ALIASES", 3)
     text = "users:\n  x: &n {name: N, endpoint: agent1}\n" + "".join(
         f"  u{i}: *n\n" for i in range(4))
     err = refused(text)
@@ -344,7 +339,7 @@ def test_a_document_over_the_size_limit_is_refused_unread(tmp_path: Path) -> Non
 
 
 def test_too_many_yaml_nodes_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loader, "MAX_YAML_NODES", 10)
+    monkeypatch.setattr(yamlsafe, "MAX_YAML_NODES", 10)
     err = refused("flows: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]\n")
     assert (err.code, err.line, err.col) == ("too_many_nodes", 1, 30)  # the 11th node: 8
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.core.flows.schema import InputNode
 from controller.core.model import CallContext, Continue, Digits, HttpPost, HttpResponse
 from controller.core.nodes import input as input_node
+from controller.core.nodes.input import InputNode
 
 
 def _node(**kw: Any) -> InputNode:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.core.flows.schema import LanguageNode, MenuNode
 from controller.core.model import CallContext, Continue, Digits
 from controller.core.nodes import language, menu
+from controller.core.nodes.language import LanguageNode
+from controller.core.nodes.menu import MenuNode
 
 
 def _menu(**kw: object) -> MenuNode:

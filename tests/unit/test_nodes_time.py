@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from flowdrive import drive, make_ctx, one_flow
 
-from controller.core.flows.schema import TimeNode
 from controller.core.model import Continue
 from controller.core.nodes import timecond
+from controller.core.nodes.timecond import TimeNode
 
 NODE = TimeNode.model_validate({
     "id": "hours", "type": "time", "timezone": "America/New_York",

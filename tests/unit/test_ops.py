@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from controller.core.eligibility import OUTSIDE_WINDOW, check
-from controller.core.flows.directory import Settings, User, Window
+from controller.core.flows.directory import User, Window
 from controller.core.flows.schema import FlowSet
+from controller.core.flows.settings import Settings
 from controller.core.model import UserFacts
 from controller.core.overrides import user_facts
 from controller.ops.calls import records_csv

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.core.flows.directory import Department, OutcomeMap, Settings
+from controller.core.flows.departments import Department
+from controller.core.flows.settings import OutcomeMap, Settings
 from controller.core.model import DialTarget, LegResult
 from controller.core.outcomes import alternate_causes, alternate_on_timeout, classify
 

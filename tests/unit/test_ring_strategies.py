@@ -5,7 +5,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.core.flows.directory import Department
+from controller.core.flows.departments import Department
 from controller.core.model import UserFacts
 from controller.core.ring import (
     CAP_REACHED,

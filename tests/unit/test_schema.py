@@ -9,13 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from controller.core.flows.editor_schema import flowset_json_schema
 from controller.core.flows.loader import load
-from controller.core.flows.schema import (
-    NODE_ADAPTER,
-    NODE_TYPES,
-    FlowSet,
-    flowset_json_schema,
-)
+from controller.core.flows.schema import NODE_ADAPTER, FlowSet
+from controller.core.nodes import NODE_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,6 +18,10 @@ What the models alone would get wrong, and this module adds:
   prompts", "date or from/to", "options or operator", "on_status needs post", ...);
 * descriptions with units and examples, in plain text.
 
+Each model's completion is a :class:`~controller.core.flows.editor_parts.Definition`: the
+directory's and the flow's here, each node type's (and its sub-models') in the node's module
+(``SCHEMA`` in ``controller/core/nodes/<type>.py``, collected through the node registry).
+
 Not expressible (left to ``callctl validate``): cross-references (unknown users, nodes,
 flows), ``start != end``, ``min_digits <= digits``, a time zone missing from this machine's
 tz database, causes listed under two outcomes. Not mirrored on purpose: quoted numbers
@@ -32,28 +36,30 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from controller.core.flows.directory import DAYS, EXTENSION_RE, ID_RE, RESERVED_NUMBERS
-from controller.core.flows.schema import (
-    FIELD_RE,
+from controller.core.flows import editor_parts as ep
+from controller.core.flows.directory import DAYS, RESERVED_NUMBERS
+from controller.core.flows.editor_parts import Definition
+from controller.core.flows.schema import FlowSet
+from controller.core.nodes import NODE_MODULES, NODE_TYPES
+from controller.core.patterns import (
+    ENDPOINT_RE,
+    EXTENSION_RE,
+    ID_RE,
+    LANGUAGE_RE,
     MAILBOX_RE,
-    MAX_OPTIONS,
-    NODE_TYPES,
-    VARIABLE_RE,
-    FlowSet,
+    PHONE_JUNK,
 )
-from controller.core.model import ENDPOINT_RE
-from controller.core.prompts import LANGUAGE_RE, MAX_PROMPT_NAME, PROMPT_NAME_RE
 
-__all__ = ["SCHEMA_DRAFT", "SCHEMA_ID", "flowset_json_schema"]
+__all__ = ["DEFINITIONS", "SCHEMA_DRAFT", "SCHEMA_ID", "flowset_json_schema"]
 
 SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 SCHEMA_ID = "https://callctl.invalid/flow.schema.json"
-_REF = "#/definitions/"
 
 # ---------------------------------------------------------------------------------------------
-# Building blocks (each a fresh dict: the schema is a tree, not a graph).
+# Building blocks of the directory's definitions (the shared ones: controller.core.flows.
+# editor_parts).
 
-_JUNK = r"[\s().-]"
+_JUNK = PHONE_JUNK.pattern
 """What the loader strips from DIDs and phone numbers (spaces, dashes, dots, parentheses)."""
 YAML11_BOOLEANS = ("yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF")
 """Booleans to the loader (YAML 1.1), strings to a YAML 1.2 editor."""
@@ -72,52 +78,19 @@ START_PATTERN = r"^\s*(?:[01]?[0-9]|2[0-3]):[0-5][0-9]\s*$"
 END_PATTERN = r"^\s*(?:(?:[01]?[0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$"
 DURATION_PATTERN = r"^\s*0*[1-9][0-9]*\s*[dhmsDHMS]?\s*$"
 """A positive duration: seconds, or a number with d, h, m or s."""
-# The two below are DID_RE and E164_RE (controller.core.model) with the junk the loader strips.
+# The two below are DID_RE and E164_RE (controller.core.patterns) with the junk the loader
+# strips.
 DID_PATTERN = rf"^{_JUNK}*(?:\+{_JUNK}*)?(?:[0-9]{_JUNK}*){{2,20}}$"
 E164_PATTERN = rf"^{_JUNK}*(?:\+{_JUNK}*)?[1-9]{_JUNK}*(?:[0-9]{_JUNK}*){{2,14}}$"
-TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*$"
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]*@?[^\s/?#@:]+(?::[0-9]*)?(?:[/?#]\S*)?$"
-STATUS_PATTERN = r"^[1-5](?:[0-9]{2}|xx)$"
-VOICEMAIL_MAILBOX_PATTERN = (
-    rf"^(?:(?:user|department):{ID_RE.pattern[1:-1]}|{MAILBOX_RE.pattern[1:-1]})$"
-)
 
 
 class _Extend(dict[str, Any]):
     """A field spec that adds to the generated schema instead of replacing it."""
 
 
-def _s(pattern: str, description: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "pattern": pattern, "description": description, **extra}
-
-
-def _id(what: str, example: str) -> dict[str, Any]:
-    return _s(ID_RE.pattern, f"{what}: lower-case letters, digits, '_' and '-', starting with "
-              f"a letter or digit (e.g. {example})")
-
-
-def _node_ref(what: str = "A node id in this flow") -> dict[str, Any]:
-    return _s(ID_RE.pattern, what)
-
-
-def _prompt(what: str = "A prompt name") -> dict[str, Any]:
-    return _s(PROMPT_NAME_RE.pattern, f"{what}: a file in prompts_dir/<language>/ or an "
-              "Asterisk sound, without extension (e.g. welcome, sales/intro)",
-              maxLength=MAX_PROMPT_NAME)
-
-
-def _prompts(what: str) -> dict[str, Any]:
-    one = _prompt()
-    return {
-        "description": f"{what}: a prompt name or a list of them, played in order "
-                       "(e.g. welcome or [welcome, main-menu])",
-        "anyOf": [one, {"type": "array", "items": copy.deepcopy(one), "minItems": 1}],
-    }
-
-
 def _mailbox(what: str) -> dict[str, Any]:
-    return _s(MAILBOX_RE.pattern, f"{what}: lower-case letters, digits, '_' and '-', at most "
-              "64 (e.g. sales)")
+    return ep.string(MAILBOX_RE.pattern, f"{what}: lower-case letters, digits, '_' and '-', "
+                     "at most 64 (e.g. sales)")
 
 
 def _phone(what: str) -> dict[str, Any]:
@@ -127,23 +100,6 @@ def _phone(what: str) -> dict[str, Any]:
         "anyOf": [{"type": "string", "pattern": E164_PATTERN},
                   {"type": "integer", "minimum": 100, "maximum": 10**15 - 1}],
     }
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    desc = schema.pop("description", None)
-    out: dict[str, Any] = {"anyOf": [schema, {"type": "null"}]}
-    if desc:
-        out["description"] = desc
-    return out
-
-
-def _bool(description: str) -> dict[str, Any]:
-    return {"type": "boolean", "description": description}
-
-
-def _seconds(description: str, maximum: float) -> dict[str, Any]:
-    return {"type": "number", "exclusiveMinimum": 0, "maximum": maximum,
-            "description": description}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,38 +119,6 @@ _MODELS: dict[str, str] = {
     "Sticky": "Sticky agent: a returning caller rings the agent who last answered them first.",
     "Failover": "What happens when nobody answers: a number, then voicemail.",
     "Flow": "Calls to any of dids start at entry.",
-    "MenuNode": "IVR menu: keys 1-9 lead to nodes, 0 to the operator, repeat_key replays.",
-    "LanguageNode": "The caller picks a language by key; every prompt after it plays in it.",
-    "LanguageChoice": "A language option: the language, and where to go after it.",
-    "MessageNode": "Play one or more prompts, then go to next (none: hang up).",
-    "DepartmentNode": "Ring a department (its strategy); nobody answers: fallback.",
-    "ExtensionNode": "Ring one user for ring_time seconds; no answer: fallback.",
-    "VoicemailNode": "Play a greeting, record a message after the beep; the flow ends.",
-    "InputNode": "Collect digits; optionally POST them as JSON and branch on the answer.",
-    "Post": "POST {call_id, did, caller, node, <variable>: <digits>} as JSON to url.",
-    "TimeNode": "Branch on the time: holiday (a listed date), open (inside hours), closed.",
-    "Holiday": "One day (date) or an inclusive range (from and to), in the node's time zone.",
-    "GotoNode": "Jump to a node of this flow, or to another flow (its entry, or node in it).",
-    "HangupNode": "Hang up with a Q.850 cause.",
-}
-
-_NODE_COMMON: dict[str, Any] = {
-    "id": _id("The node id (its key in nodes; optional here)", "main-menu"),
-    "description": "A note for people reading the flow.",
-    "type": "The node type.",
-}
-_CHOICE: dict[str, Any] = {
-    "prompt": _prompts("What to play before waiting for a key"),
-    "timeout": _seconds("Seconds to wait for a key after the prompt (e.g. 5)", 60),
-    "retries": "Replays after no key or a wrong key (0-10).",
-    "repeat_key": "The key that replays the prompt, or null for none.",
-    "invalid_prompt": _prompt("Played before a replay"),
-    "no_input": _nullable(_node_ref("Where to go when no key was pressed after every try "
-                                    "(default: fallback)")),
-    "invalid": _nullable(_node_ref("Where to go after a wrong key on every try "
-                                   "(default: fallback)")),
-    "fallback": _nullable(_node_ref("Where to go when no_input or invalid is not set "
-                                    "(none: hang up)")),
 }
 
 _FIELDS: dict[str, dict[str, Any]] = {
@@ -205,20 +129,20 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "flows": "Call flows: id -> flow.",
     },
     "Settings": {
-        "timezone": _s(TIMEZONE_PATTERN, "Default time zone, an IANA name (e.g. "
-                       "America/New_York, Europe/Berlin, UTC)"),
-        "forward_to_alternate": _bool("Global switch: false = no alternate is ever rung."),
+        "timezone": ep.string(ep.TIMEZONE_PATTERN, "Default time zone, an IANA name (e.g. "
+                              "America/New_York, Europe/Berlin, UTC)"),
+        "forward_to_alternate": ep.boolean("Global switch: false = no alternate is ever rung."),
         "alternate_caller_id": "Caller id shown on alternate and failover calls: the "
                                "caller's (caller) or the dialled number (did).",
-        "rejected_is_busy": _bool("Treat a rejected call (Q.850 21) as busy."),
+        "rejected_is_busy": ep.boolean("Treat a rejected call (Q.850 21) as busy."),
         "outcomes": "Q.850 cause codes per outcome (busy, unreachable, no_answer, rejected).",
-        "language": _s(LANGUAGE_RE.pattern, "Default prompt language (e.g. en, es, pt_BR)"),
+        "language": ep.string(LANGUAGE_RE.pattern, "Default prompt language (e.g. en, es, pt_BR)"),
         "prompts_dir": "Directory of the prompts, relative to the project root or absolute "
                        "(e.g. prompts).",
         "max_simultaneous": "The most users a simultaneous department rings at once (1-5).",
-        "phones_external": _bool("Registered phones may call external numbers (+E.164, or "
-                                 "more than 6 digits) through the PSTN trunk; false: refused "
-                                 "with 403 and logged."),
+        "phones_external": ep.boolean("Registered phones may call external numbers (+E.164, or "
+                                      "more than 6 digits) through the PSTN trunk; false: refused "
+                                      "with 403 and logged."),
         "phones_caller_id": {
             **_phone("Number shown on registered phones' external calls (default: the "
                      "caller's extension and name)"),
@@ -233,15 +157,15 @@ _FIELDS: dict[str, dict[str, Any]] = {
                             ("rejected", "rejected, each 0-127 (e.g. [21])"))
     },
     "User": {
-        "id": _id("The user id (its key in users; optional here)", "alice"),
+        "id": ep.an_id("The user id (its key in users; optional here)", "alice"),
         "name": "Display name (e.g. Alice Adams).",
-        "endpoint": _s(ENDPOINT_RE.pattern, "The PJSIP endpoint of the user's phone "
-                       "(e.g. agent1)"),
-        "receive_calls": _bool("false = opted out: never rung by any routed call, nor is "
-                               "their alternate."),
+        "endpoint": ep.string(ENDPOINT_RE.pattern, "The PJSIP endpoint of the user's phone "
+                              "(e.g. agent1)"),
+        "receive_calls": ep.boolean("false = opted out: never rung by any routed call, nor is "
+                                    "their alternate."),
         "availability": "When the user takes calls (empty: always), in their time zone.",
-        "timezone": _nullable(_s(TIMEZONE_PATTERN, "IANA time zone of availability (default: "
-                                 "settings.timezone; e.g. Europe/London)")),
+        "timezone": ep.nullable(ep.string(ep.TIMEZONE_PATTERN, "IANA time zone of availability "
+                                          "(default: settings.timezone; e.g. Europe/London)")),
         "alternate": {
             "description": "Rung when the user cannot take the call: an external number "
                            "(+E.164, e.g. '+1 555-0100'), sip:<endpoint> or user:<user id>",
@@ -254,7 +178,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
                 {"type": "null"},
             ],
         },
-        "mailbox": _nullable(_mailbox("Voicemail box (default: the user id)")),
+        "mailbox": ep.nullable(_mailbox("Voicemail box (default: the user id)")),
         "extension": {
             "description": "What a registered phone dials to ring this user: 2 to 6 digits, "
                            "unique, neither a DID nor an emergency number (112, 911, 999, "
@@ -267,9 +191,9 @@ _FIELDS: dict[str, dict[str, Any]] = {
                 {"type": "null"},
             ],
         },
-        "voicemail": _bool("false: a caller who cannot reach this user (their extension, or "
-                           "an extension node's failover) hears busy (486) or unavailable "
-                           "(480) instead of leaving a message."),
+        "voicemail": ep.boolean("false: a caller who cannot reach this user (their extension, or "
+                                "an extension node's failover) hears busy (486) or unavailable "
+                                "(480) instead of leaving a message."),
     },
     "Window": {
         "days": {
@@ -298,7 +222,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         },
     },
     "Department": {
-        "id": _id("The department id (its key in departments; optional here)", "sales"),
+        "id": ep.an_id("The department id (its key in departments; optional here)", "sales"),
         "name": "Display name (e.g. Sales).",
         "strategy": "How members ring: serial (in order), simultaneous (all at once), "
                     "balanced (round-robin), longest_idle (who waited longest first).",
@@ -310,14 +234,14 @@ _FIELDS: dict[str, dict[str, Any]] = {
                 {"type": "boolean"},
                 {"type": "integer", "minimum": 1},
                 {"type": "string", "pattern": DURATION_PATTERN},
-                {"$ref": f"{_REF}Sticky"},
+                {"$ref": f"{ep.REF}Sticky"},
                 {"type": "null"},
             ],
             "examples": [True, "30d"],
         },
         "members": {
             "type": "array", "uniqueItems": True,
-            "items": _node_ref("A user id"),
+            "items": ep.node_ref("A user id"),
             "description": "User ids, in ringing order (serial), each once "
                            "(e.g. [alice, bob])",
         },
@@ -326,10 +250,10 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "total_timeout": "Seconds for the whole department, every wave and round, 1-3600 "
                          "(e.g. 60); null = no limit.",
         "rounds": "How many times the member list is rung, 1-10.",
-        "alternate_on_no_answer": _bool("Also ring a member's alternate when the member does "
-                                        "not answer in time."),
+        "alternate_on_no_answer": ep.boolean("Also ring a member's alternate when the member does "
+                                             "not answer in time."),
         "failover": "What happens when nobody answers.",
-        "mailbox": _nullable(_mailbox("Voicemail box (default: the department id)")),
+        "mailbox": ep.nullable(_mailbox("Voicemail box (default: the department id)")),
     },
     "Sticky": {
         "ttl": {
@@ -343,12 +267,12 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "Failover": {
         "number": {**_phone("Number to forward to first"),
                    "anyOf": [*_phone("")["anyOf"], {"const": ""}, {"type": "null"}]},
-        "voicemail": _bool("Then voicemail (true), or hang up (false)."),
-        "greeting": _nullable(_prompt("The voicemail greeting (default: failover-greeting)")),
-        "mailbox": _nullable(_mailbox("Voicemail box")),
+        "voicemail": ep.boolean("Then voicemail (true), or hang up (false)."),
+        "greeting": ep.nullable(ep.prompt("The voicemail greeting (default: failover-greeting)")),
+        "mailbox": ep.nullable(_mailbox("Voicemail box")),
     },
     "Flow": {
-        "id": _id("The flow id (its key in flows; optional here)", "main"),
+        "id": ep.an_id("The flow id (its key in flows; optional here)", "main"),
         "description": "A note for people reading the flow.",
         "dids": {
             "type": "array", "uniqueItems": True,
@@ -357,164 +281,24 @@ _FIELDS: dict[str, dict[str, Any]] = {
             "items": {"anyOf": [{"type": "string", "pattern": DID_PATTERN},
                                 {"type": "integer", "minimum": 10, "maximum": 10**20 - 1}]},
         },
-        "entry": _node_ref("The node a call starts at"),
+        "entry": ep.node_ref("The node a call starts at"),
         "nodes": _Extend({
             "description": "The flow's nodes: id -> node (at least one)",
             "minProperties": 1,
             "propertyNames": {"pattern": ID_RE.pattern, "not": {"const": "failover"}},
         }),
-        "language": _nullable(_s(LANGUAGE_RE.pattern, "Prompt language of this flow "
-                                 "(default: settings.language; e.g. es)")),
+        "language": ep.nullable(ep.string(LANGUAGE_RE.pattern, "Prompt language of this flow "
+                                          "(default: settings.language; e.g. es)")),
         "failover": "The line's failover: used when nobody answers and when the controller "
                     "is down.",
     },
-    "MenuNode": {
-        **_NODE_COMMON, **_CHOICE,
-        "options": {"description": "Key -> node id, keys 1-9 (e.g. {\"1\": sales})",
-                    "type": "object",
-                    "propertyNames": {"pattern": "^[1-9]$"},
-                    "additionalProperties": _node_ref()},
-        "operator": _nullable(_node_ref("Where key 0 leads")),
-    },
-    "LanguageNode": {
-        **_NODE_COMMON, **_CHOICE,
-        "options": {"description": "Key -> language, or {language, next}; keys 1-9 "
-                                   "(e.g. {\"1\": en, \"2\": es})",
-                    "type": "object", "minProperties": 1,
-                    "propertyNames": {"pattern": "^[1-9]$"},
-                    "additionalProperties": {"anyOf": [
-                        _s(LANGUAGE_RE.pattern, "A language (e.g. es)"),
-                        {"$ref": f"{_REF}LanguageChoice"},
-                    ]}},
-        "next": _nullable(_node_ref("Where options without their own next go")),
-    },
-    "LanguageChoice": {
-        "language": _s(LANGUAGE_RE.pattern, "The language (e.g. es)"),
-        "next": _nullable(_node_ref("Where to go (default: the node's next)")),
-    },
-    "MessageNode": {
-        **_NODE_COMMON,
-        "prompt": _prompts("What to play"),
-        "next": _nullable(_node_ref("Where to go after the prompts (none: hang up)")),
-    },
-    "DepartmentNode": {
-        **_NODE_COMMON,
-        "department": _id("The department to ring", "sales"),
-        "fallback": _node_ref("Where to go when nobody answers: a node id, or failover (the "
-                              "department's failover: number, then voicemail)"),
-    },
-    "ExtensionNode": {
-        **_NODE_COMMON,
-        "user": _id("The user to ring", "alice"),
-        "ring_time": "Seconds to ring, 1-600 (e.g. 20).",
-        "fallback": _node_ref("Where to go when the user does not answer: a node id, or "
-                              "failover"),
-    },
-    "VoicemailNode": {
-        **_NODE_COMMON,
-        "mailbox": _s(VOICEMAIL_MAILBOX_PATTERN, "user:<id> (the user's box), "
-                      "department:<id> or a box name (e.g. user:alice, sales)"),
-        "greeting": _nullable(_prompt("Played before the beep (null: none)")),
-        "goodbye": _nullable(_prompt("Played after the recording")),
-        "max_seconds": "Longest message in seconds, 5-3600 (e.g. 120).",
-        "beep": _bool("Play a beep before recording."),
-    },
-    "InputNode": {
-        **_NODE_COMMON,
-        "prompt": _prompts("What to play before collecting digits"),
-        "variable": {"allOf": [{"type": "string", "pattern": VARIABLE_RE.pattern},
-                               {"not": {"enum": ["call_id", "did", "caller", "node"]}}],
-                     "description": "Name the digits are kept (and posted) under: lower-case "
-                                    "letters, digits and '_' (e.g. account)"},
-        "digits": "Most digits to collect, 1-32 (e.g. 8).",
-        "min_digits": "Fewest digits that count as an answer, 1-32.",
-        "terminator": "The key that ends the input early (# or *; empty: none).",
-        "timeout": _seconds("Seconds to wait for the first digit (e.g. 5)", 60),
-        "inter_digit_timeout": _seconds("Seconds to wait for each next digit (e.g. 3)", 60),
-        "retries": "Replays after no valid input (0-10).",
-        "invalid_prompt": _prompt("Played before a replay"),
-        "sensitive": _bool("Keep the digits out of the call trace (PINs, card numbers)."),
-        "post": "POST the digits to a URL and branch on the answer.",
-        "next": _nullable(_node_ref("Where to go with the digits (or when the POST succeeded "
-                                    "without a match)")),
-        "no_input": _nullable(_node_ref("Where to go without valid digits after every try")),
-        "error": _nullable(_node_ref("Where to go when the POST fails (needs post)")),
-        "on_status": {"description": "HTTP status -> node id: a code or a class "
-                                     "(e.g. {\"404\": not-found, \"5xx\": sorry}; needs post)",
-                      "type": "object", "propertyNames": {"pattern": STATUS_PATTERN},
-                      "additionalProperties": _node_ref()},
-        "match": {"description": "Answer field -> {value -> node id}; dots for nesting "
-                                 "(e.g. {status: {open: agent}}; needs post)",
-                  "type": "object", "propertyNames": {"pattern": FIELD_RE.pattern},
-                  "additionalProperties": {"type": "object",
-                                           "additionalProperties": _node_ref()}},
-    },
-    "Post": {
-        "url": _s(URL_PATTERN, "http(s) URL to POST to (e.g. https://crm.example/lookup)",
-                  maxLength=2048),
-        "timeout": _seconds("Seconds to wait for the answer (e.g. 3)", 30),
-    },
-    "TimeNode": {
-        **_NODE_COMMON,
-        "timezone": _nullable(_s(TIMEZONE_PATTERN, "IANA time zone (default: "
-                                 "settings.timezone; e.g. America/New_York)")),
-        "hours": "When the line is open: a list of windows (e.g. {days: mon-fri, start: "
-                 "\"09:00\", end: \"18:00\"}).",
-        "holidays": "Dates when the line is closed (they win over hours).",
-        "open": _node_ref("Where to go inside hours"),
-        "closed": _node_ref("Where to go outside hours"),
-        "holiday": _nullable(_node_ref("Where to go on a holiday (default: closed)")),
-    },
-    "Holiday": {
-        "date": "One day, YYYY-MM-DD (e.g. 2025-12-25).",
-        "from": "First day of a range, YYYY-MM-DD.",
-        "to": "Last day of a range (inclusive), YYYY-MM-DD.",
-        "name": "What the day is (e.g. Christmas).",
-    },
-    "GotoNode": {
-        **_NODE_COMMON,
-        "node": _nullable(_node_ref("A node of this flow, or of flow when flow is set")),
-        "flow": _nullable(_id("Another flow (its entry, or node in it)", "main")),
-    },
-    "HangupNode": {
-        **_NODE_COMMON,
-        "cause": "Q.850 cause code, 1-127 (16: normal clearing, 17: busy, 21: rejected).",
-    },
 }
 
-
-def _present(name: str) -> dict[str, Any]:
-    """A field given and not null."""
-    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
-
-
-def _absent(*names: str) -> dict[str, Any]:
-    """Fields absent or null."""
-    return {"properties": {n: {"type": "null"} for n in names}}
-
-
-_RULES: dict[str, dict[str, Any]] = {
-    "MenuNode": {"anyOf": [
-        {"required": ["options"], "properties": {"options": {"minProperties": 1}}},
-        _present("operator"),
-    ]},
-    "LanguageNode": {"anyOf": [
-        _present("next"),
-        {"properties": {"options": {"additionalProperties": {
-            "type": "object", **_present("next")}}}},
-    ]},
-    "MessageNode": {"oneOf": [{"required": ["prompt"]}, {"required": ["prompts"]}]},
-    "Holiday": {"anyOf": [
-        {"allOf": [_present("date"), _absent("from", "to")]},
-        {"allOf": [_present("from"), _present("to"), _absent("date")]},
-    ]},
-    "GotoNode": {"anyOf": [_present("node"), _present("flow")]},
-    "InputNode": {"anyOf": [
-        {"required": ["post"], "properties": {"post": {"type": "object"}}},
-        {"properties": {"on_status": {"maxProperties": 0}, "match": {"maxProperties": 0},
-                        "error": {"type": "null"}}},
-    ]},
+DEFINITIONS: dict[str, Definition] = {
+    **{name: Definition(_MODELS[name], _FIELDS[name]) for name in _MODELS},
+    **{name: spec for module in NODE_MODULES for name, spec in module.SCHEMA.items()},
 }
+"""Definition name -> its completion: the directory's and the flow's, then each node type's."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,7 +327,7 @@ def _merge_field(prop: dict[str, Any], spec: str | dict[str, Any]) -> dict[str, 
         return {**prop, "description": spec}
     if isinstance(spec, _Extend):
         return {**prop, **copy.deepcopy(dict(spec))}
-    keep = {k: prop[k] for k in ("title", "default") if k in prop}
+    keep: dict[str, Any] = {k: prop[k] for k in ("title", "default") if k in prop}
     return {**keep, **copy.deepcopy(spec)}
 
 
@@ -560,19 +344,21 @@ _NODE_DEFS = frozenset(cls.__name__ for cls in NODE_TYPES.values())
 
 def flowset_json_schema() -> dict[str, Any]:
     """JSON Schema (draft-07) of a flow file (every top-level section optional)."""
-    raw = FlowSet.model_json_schema(ref_template=_REF + "{model}")
+    raw = FlowSet.model_json_schema(ref_template=ep.REF + "{model}")
     defs: dict[str, Any] = raw.pop("$defs")
     defs["FlowSet"] = raw
     for name, model in defs.items():
-        fields = _FIELDS.get(name, {})  # a test wants an entry for every field
+        spec = DEFINITIONS.get(name)  # a test wants one for every definition and field
+        fields = spec.fields if spec is not None else {}
         props = model["properties"]
         for field, prop in list(props.items()):
-            spec = fields.get(field)
-            if spec is not None:
-                props[field] = _merge_field(prop, spec)
+            given = fields.get(field)
+            if given is not None:
+                props[field] = _merge_field(prop, given)
             elif "description" in prop:
                 prop["description"] = plain(prop["description"])
-        model["description"] = _MODELS.get(name) or plain(model.get("description", name))
+        model["description"] = ((spec.description if spec is not None else "")
+                                or plain(model.get("description", name)))
         req = model.get("required")
         if isinstance(req, list) and "id" in req:  # ids come from the mapping keys
             req.remove("id")
@@ -580,21 +366,16 @@ def flowset_json_schema() -> dict[str, Any]:
             model["required"] = ["type", *[r for r in model.get("required", []) if r != "type"]]
         if not model.get("required"):
             model.pop("required", None)
-        if name in _RULES:
-            model.update(copy.deepcopy(_RULES[name]))
+        if spec is not None and spec.rules:
+            model.update(copy.deepcopy(dict(spec.rules)))
+        if spec is not None and spec.complete is not None:
+            spec.complete(model)
 
-    # Keys the models take that their generated schema misses.
-    message = defs["MessageNode"]["properties"]
-    message["prompts"] = {**copy.deepcopy(message["prompt"]), "title": "Prompts",
-                          "description": "Same as prompt (give one of them)"}
-    defs["MessageNode"]["required"] = ["type"]
     defs["Flow"]["required"] = ["entry", "nodes"]  # lint: "a flow needs nodes"
-    for node_name in ("MenuNode", "LanguageNode"):
-        defs[node_name]["properties"]["options"]["maxProperties"] = MAX_OPTIONS
     # The sections of a file may be empty (null), and so may the whole file.
     top = defs.pop("FlowSet")
     for section in ("settings", "users", "departments", "flows"):
-        top["properties"][section] = _nullable(top["properties"][section])
+        top["properties"][section] = ep.nullable(top["properties"][section])
     for section in ("users", "departments", "flows"):
         inner = top["properties"][section]["anyOf"][0]
         inner["propertyNames"] = {"pattern": ID_RE.pattern}

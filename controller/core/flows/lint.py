@@ -2,14 +2,19 @@
 
 Errors (block a publish): unknown nodes/users/departments/flows, invalid or reserved ids, a
 DID used twice, a flow entry that does not exist, a loop no caller can leave, department
-problems (:func:`controller.core.flows.directory.department_problems`: unknown members, simultaneous
-above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu options, an
-extension used twice or equal to a DID (:func:`extension_problems`).
+problems (:func:`~controller.core.flows.departments.department_problems`: unknown members,
+simultaneous above the cap, ...), mailboxes the runtime cannot record into, more than 9 menu
+options, an extension used twice or equal to a DID (:func:`extension_problems`).
 
 Warnings (do not block): unreachable nodes and flows, menus/inputs with no path for a caller
 who presses nothing or a wrong key (the call is hung up), an input POST with no ``error``
 branch, prompts found neither in ``prompts_dir`` nor in Asterisk's sounds, languages without
 a prompts directory, and :func:`department_warnings` / :func:`duplicate_endpoints`.
+
+Here: the framework (problems at ``file:line:col``, hints), the directory's checks and those
+across nodes (references, reachability, loops). A node type's own checks are in its module
+(``lint``, ``lint_refs``), called through the :class:`~controller.core.nodes.base.Checker`
+this linter implements.
 """
 
 from __future__ import annotations
@@ -18,41 +23,37 @@ import difflib
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from controller.core.flows.directory import (
-    ID_RE,
+from controller.core.flows.departments import (
+    department_mailbox,
     department_problems,
     department_warnings,
+)
+from controller.core.flows.directory import (
     duplicate_endpoints,
     extension_problems,
     user_problems,
 )
-from controller.core.flows.loader import MISSING, Location, Problem, Severity, SourceMap, parse_path
-from controller.core.flows.schema import (
-    FAILOVER,
-    MAILBOX_RE,
-    MAX_OPTIONS,
-    DepartmentNode,
-    ExtensionNode,
-    Flow,
-    FlowSet,
-    GotoNode,
-    InputNode,
-    LanguageNode,
-    MenuNode,
-    MessageNode,
-    VoicemailNode,
+from controller.core.flows.graph import Key, sccs, short_cycle
+from controller.core.flows.problems import (
+    MISSING,
+    Location,
+    Problem,
+    Severity,
+    format_path,
+    parse_path,
 )
+from controller.core.flows.schema import Flow, FlowSet, line_failover
+from controller.core.flows.sourcemap import SourceMap
+from controller.core.nodes.base import FAILOVER, NodeBase
+from controller.core.patterns import ID_RE, MAILBOX_RE
 from controller.core.prompts import prompt_exists, prompts_root, valid_prompt_name
 
-__all__ = ["EXIT_TYPES", "lint"]
+__all__ = ["lint"]
 
-EXIT_TYPES = frozenset({"department", "extension", "voicemail", "hangup"})
-"""Node types that take the call out of the IVR: a person, voicemail, or the end."""
 HINT_COMPARISONS = 100_000
 """Names compared for 'did you mean' hints in one run (about half a second); once spent, the
 other unknown names get no hint (thousands of typos in a big flow would take minutes)."""
 _UNSET: Any = object()
-Key = tuple[str, str]  # (flow id, node id)
 
 
 def lint(
@@ -108,8 +109,6 @@ class _Linter:
         if self.source is not None:
             where = self.source.locate(loc)
         else:
-            from controller.core.flows.loader import format_path
-
             where = Location("<flowset>", 1, 1, format_path(loc), MISSING)
         self.problems.append(Problem(
             where.file, where.line, where.col, where.path,
@@ -157,7 +156,6 @@ class _Linter:
         for uid, user in self.fs.users.items():
             for path, msg in user_problems(user, self.fs.users):
                 self.add(("users", uid, *parse_path(path)), msg)
-            self.check_mailbox(("users", uid, "mailbox"), user.mailbox)
         for path, msg in duplicate_endpoints(self.fs.users.values()):
             self.warn(("users", *parse_path(path)), msg)
         dids = [d for flow in self.fs.flows.values() for d in flow.dids]
@@ -171,21 +169,26 @@ class _Linter:
                 self.add(("departments", did, *parse_path(path)), msg)
             for path, msg in department_warnings(dept, self.fs.users):
                 self.warn(("departments", did, *parse_path(path)), msg)
-            self.check_mailbox(("departments", did, "mailbox"), dept.mailbox)
+            if (dept.failover is None or dept.failover.voicemail) and department_mailbox(
+                    dept) == did:
+                self.check_recordable(("departments", did, "[key]"), did, "department id",
+                                      "set mailbox")
             if dept.failover is not None:
                 self.check_failover(("departments", did, "failover"), dept.failover)
 
     def check_failover(self, loc: tuple[str | int, ...], fo: Any) -> None:
-        self.check_mailbox((*loc, "mailbox"), fo.mailbox)
         if fo.greeting is not None:
             self.check_prompt((*loc, "greeting"), fo.greeting)
         elif fo.voicemail:
             self.check_prompt((*loc, "greeting"), "failover-greeting", quiet_value=True)
 
-    def check_mailbox(self, loc: tuple[str | int, ...], mailbox: str | None) -> None:
-        if mailbox is not None and not MAILBOX_RE.fullmatch(mailbox):
-            self.add(loc, f"mailbox {mailbox!r} cannot be recorded into: use lower-case "
-                     "letters, digits, '_' and '-' (at most 64)", mailbox)
+    def check_recordable(self, loc: tuple[str | int, ...], box: str, what: str,
+                         fix: str) -> None:
+        """An id a failover records into (the models check the mailboxes people write)."""
+        if not MAILBOX_RE.fullmatch(box):
+            self.add(loc, f"{what} {box!r} is the mailbox its failover records into, and it "
+                     "cannot be one (at most 64 lower-case letters, digits, '_' and '-'): "
+                     f"{fix}", box)
 
     def check_prompt(
         self, loc: tuple[str | int, ...], name: str, *, quiet_value: bool = False
@@ -203,7 +206,7 @@ class _Linter:
                       f"{lang}/{name}.wav and no Asterisk sound of that name",
                       name if quiet_value else _UNSET)
 
-    def check_language_dir(self, loc: tuple[str | int, ...], language: str) -> None:
+    def check_language_dir(self, loc: Sequence[str | int], language: str) -> None:
         if language == self.fs.settings.language:
             return
         if not (prompts_root(self.fs.settings) / language).is_dir():
@@ -242,12 +245,14 @@ class _Linter:
                      + self.hint(flow.entry, nodes), flow.entry)
         if flow.failover is not None:
             self.check_failover((*base, "failover"), flow.failover)
+        if ID_RE.fullmatch(fid) and flow.dids and line_failover(self.fs, flow).mailbox == fid:
+            self.check_recordable((*base, "[key]"), fid, "flow id", "set failover.mailbox")
         if flow.language:
             self.check_language_dir((*base, "language"), flow.language)
         for nid, node in flow.nodes.items():
             self.check_node(fid, nid, node)
 
-    def check_node(self, fid: str, nid: str, node: Any) -> None:
+    def check_node(self, fid: str, nid: str, node: NodeBase) -> None:
         loc = ("flows", fid, "nodes", nid)
         if not ID_RE.fullmatch(nid):
             self.add((*loc, "[key]"), f"invalid node id {nid!r}: use lower-case letters, "
@@ -258,16 +263,9 @@ class _Linter:
         self.check_refs(fid, nid, node)
         for path, name in node.prompts():
             self.check_prompt((*loc, *path), name)
-        if isinstance(node, VoicemailNode):
-            self.check_voicemail(loc, node)
-        elif isinstance(node, GotoNode):
-            self.check_goto(fid, loc, node)
-        elif isinstance(node, MenuNode | LanguageNode):
-            self.check_choice(loc, node)
-        elif isinstance(node, InputNode):
-            self.check_input(loc, node)
+        node.lint(self, fid, loc)
 
-    def check_refs(self, fid: str, nid: str, node: Any) -> None:
+    def check_refs(self, fid: str, nid: str, node: NodeBase) -> None:
         """References of one node: target nodes, its department or user."""
         loc = ("flows", fid, "nodes", nid)
         nodes = self.nodes_of(fid)
@@ -275,94 +273,9 @@ class _Linter:
             if target not in nodes:
                 self.add((*loc, *path), f"unknown node {target!r} in flow {fid!r}"
                          + self.hint(target, nodes), target)
-        if isinstance(node, DepartmentNode) and node.department not in self.departments:
-            self.add((*loc, "department"), f"unknown department {node.department!r}"
-                     + self.hint(node.department, self.departments), node.department)
-        elif isinstance(node, ExtensionNode) and node.user not in self.users:
-            self.add((*loc, "user"), f"unknown user {node.user!r}"
-                     + self.hint(node.user, self.users), node.user)
-
-    def check_voicemail(self, loc: tuple[str, ...], node: VoicemailNode) -> None:
-        kind, sep, ref = node.mailbox.partition(":")
-        if sep:
-            known = self.users if kind == "user" else self.departments
-            if ref not in known:
-                self.add((*loc, "mailbox"), f"unknown {kind} {ref!r}" + self.hint(ref, known),
-                         node.mailbox)
-                return
-            if (kind == "user" and ref not in self.fs.users) or (
-                kind == "department" and ref not in self.fs.departments
-            ):
-                return  # broken entry: reported already
-        box = node.resolve_mailbox(self.fs)
-        if not MAILBOX_RE.fullmatch(box):
-            self.add((*loc, "mailbox"), f"mailbox {box!r} cannot be recorded into: use "
-                     "lower-case letters, digits, '_' and '-'", node.mailbox)
-
-    def check_goto(self, fid: str, loc: tuple[str, ...], node: GotoNode) -> None:
-        if node.flow is None:
-            return
-        if node.flow not in self.flow_ids:
-            self.add((*loc, "flow"), f"unknown flow {node.flow!r}"
-                     + self.hint(node.flow, self.flow_ids), node.flow)
-            return
-        if node.node is not None and node.flow in self.fs.flows:
-            targets = self.nodes_of(node.flow)
-            if node.node not in targets:
-                self.add((*loc, "node"), f"unknown node {node.node!r} in flow {node.flow!r}"
-                         + self.hint(node.node, targets), node.node)
-
-    def check_choice(self, loc: tuple[str, ...], node: MenuNode | LanguageNode) -> None:
-        if len(node.options) > MAX_OPTIONS:
-            self.add((*loc, "options"), f"{len(node.options)} options: a menu level has at "
-                     f"most {MAX_OPTIONS} (keys 1-9); use a sub-menu", len(node.options))
-        if isinstance(node, LanguageNode):
-            for key, choice in node.options.items():
-                self.check_language_dir((*loc, "options", key), choice.language)
-        if node.fallback is None:
-            missing = [b for b in ("no_input", "invalid") if getattr(node, b) is None]
-            if missing:
-                what = " or ".join({"no_input": "no key", "invalid": "a wrong key"}[m]
-                                   for m in missing)
-                self.warn((*loc, "[key]"), f"after {node.retries + 1} tries with {what} the "
-                          f"call is hung up: set {' and '.join(missing)}, or fallback",
-                          loc[-1])
-
-    def check_input(self, loc: tuple[str, ...], node: InputNode) -> None:
-        if node.no_input is None:
-            self.warn((*loc, "[key]"), f"after {node.retries + 1} tries without valid digits "
-                      "the call is hung up: set no_input", loc[-1])
-        if node.post is not None and node.error is None:
-            self.warn((*loc, "post"), "no `error` branch: when the request fails the call is "
-                      "hung up", node.post.url)
-        if node.next is None and node.post is None:
-            self.warn((*loc, "[key]"), "no `next`: the call is hung up after the input",
-                      loc[-1])
+        node.lint_refs(self, loc)
 
     # ----------------------------------------------------------------------------- graph
-
-    def edges(self, fid: str, node: Any) -> list[Key]:
-        if isinstance(node, GotoNode) and node.flow is not None:
-            flow = self.fs.flows.get(node.flow)
-            if flow is None:
-                return []
-            return [(node.flow, node.node or flow.entry)]
-        return [(fid, target) for _path, target in node.targets()]
-
-    def is_exit(self, fid: str, node: Any) -> bool:
-        """Can the call leave the IVR at this node (a person, voicemail, a hangup, or a
-        branch left unset, which hangs up)?"""
-        if node.type in EXIT_TYPES:
-            return True
-        if isinstance(node, MessageNode):
-            return node.next is None
-        if isinstance(node, MenuNode | LanguageNode):
-            return node.branch("no_input") is None or node.branch("invalid") is None
-        if isinstance(node, InputNode):
-            return node.no_input is None or node.next is None or (
-                node.post is not None and node.error is None
-            )
-        return False
 
     def check_graph(self) -> None:
         fs = self.fs
@@ -373,8 +286,8 @@ class _Linter:
         for fid, flow in fs.flows.items():
             for nid, node in flow.nodes.items():
                 key = (fid, nid)
-                graph[key] = self.edges(fid, node)
-                if self.is_exit(fid, node):
+                graph[key] = node.edges(fid, fs)
+                if node.may_exit():
                     exits.add(key)
         # Targets that are unknown or broken: cannot be analysed, assume they may leave.
         for targets in list(graph.values()):
@@ -423,77 +336,14 @@ class _Linter:
         stuck = {k: [t for t in graph[k] if t not in can_exit] for k in graph
                  if k not in can_exit and k[0] not in skip}
         order = {k: i for i, k in enumerate(graph)}
-        for scc in _sccs(stuck):
+        for scc in sccs(stuck):
             if len(scc) == 1 and scc[0] not in stuck.get(scc[0], ()):
                 continue
             scc.sort(key=order.__getitem__)
-            cycle = _cycle(scc[0], set(scc), stuck)
+            cycle = short_cycle(scc[0], set(scc), stuck)
             cross = len({k[0] for k in cycle}) > 1
             shown = " -> ".join(f"{f}.{n}" if cross else n for f, n in cycle)
             first = scc[0]
             self.add(("flows", first[0], "nodes", first[1], "[key]"),
                      "loop with no way out to a person, voicemail or hangup: " + shown,
                      first[1])
-
-
-def _sccs(graph: dict[Key, list[Key]]) -> list[list[Key]]:
-    """Strongly connected components (iterative Tarjan)."""
-    index: dict[Key, int] = {}
-    low: dict[Key, int] = {}
-    on_stack: set[Key] = set()
-    stack: list[Key] = []
-    out: list[list[Key]] = []
-    counter = 0
-    for start in graph:
-        if start in index:
-            continue
-        work: list[tuple[Key, int]] = [(start, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack.add(v)
-            succ = [w for w in graph.get(v, ()) if w in graph]
-            if i < len(succ):
-                work.append((v, i + 1))
-                w = succ[i]
-                if w not in index:
-                    work.append((w, 0))
-                elif w in on_stack:
-                    low[v] = min(low[v], index[w])
-                continue
-            if low[v] == index[v]:
-                comp: list[Key] = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp.append(w)
-                    if w == v:
-                        break
-                out.append(comp)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-    return out
-
-
-def _cycle(start: Key, members: set[Key], graph: dict[Key, list[Key]]) -> list[Key]:
-    """A path start -> ... -> start inside ``members`` (breadth first, so a short one)."""
-    prev: dict[Key, Key] = {}
-    queue = [start]
-    while queue:
-        k = queue.pop(0)
-        for t in graph.get(k, ()):
-            if t not in members:
-                continue
-            if t == start:
-                path = [k]
-                while path[-1] != start:
-                    path.append(prev[path[-1]])
-                return [*reversed(path), start]
-            if t not in prev:
-                prev[t] = k
-                queue.append(t)
-    return [start, start]

@@ -10,15 +10,16 @@ caller records into the line's mailbox (``failover.mailbox`` > ``department.mail
 department id). A department without a ``failover`` block gets the default: voicemail with
 the default greeting. Stops: ``connected`` (the number answered), ``voicemail``, ``hangup``
 (number failed and voicemail off: the caller gets 480, ``FAILOVER_UNAVAILABLE_CAUSE``).
-The plan itself (:func:`controller.core.flows.directory.failover_plan`) is shared with the
+The plan itself (:func:`controller.core.flows.departments.failover_plan`) is shared with the
 outage path, which carries it out from AstDB when the controller is down.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from controller.core.flows.directory import (
+from controller.core.flows import editor_parts as ep
+from controller.core.flows.departments import (
     DEFAULT_FAILOVER_PROMPT,
     FAILOVER_UNAVAILABLE_CAUSE,
     Department,
@@ -39,24 +40,43 @@ from controller.core.model import (
     RingGroup,
     Stop,
 )
+from controller.core.nodes.base import FAILOVER, Checker, FallbackRef, Id, NodeBase, Path
 from controller.core.nodes.ringing import alternate_caller_id, log_leg, ring_users
 from controller.core.outcomes import classify
 
 __all__ = [
     "DEFAULT_GREETING_PROMPT",
-    "FAILOVER",
     "FAILOVER_RING_TIME",
+    "MODEL",
+    "SCHEMA",
+    "DepartmentNode",
     "department_mailbox",
     "failover",
     "run",
     "run_failover",
 ]
 
-FAILOVER = "failover"
-"""``node.fallback`` value selecting the department's failover instead of a node."""
 FAILOVER_RING_TIME = 60
 DEFAULT_GREETING_PROMPT = DEFAULT_FAILOVER_PROMPT
-"""Prompt name of :data:`controller.core.flows.directory.DEFAULT_FAILOVER_GREETING`."""
+"""Prompt name of :data:`controller.core.flows.departments.DEFAULT_FAILOVER_GREETING`."""
+
+
+class DepartmentNode(NodeBase):
+    """Ring a department (its strategy); nobody answers -> ``fallback``."""
+
+    type: Literal["department"] = "department"
+    department: Id
+    fallback: FallbackRef = FAILOVER
+    BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+    EXITS: ClassVar[bool] = True
+
+    def lint_refs(self, check: Checker, loc: Path) -> None:
+        if self.department not in check.departments:
+            check.add((*loc, "department"), f"unknown department {self.department!r}"
+                      + check.hint(self.department, check.departments), self.department)
+
+
+MODEL = DepartmentNode
 
 
 def run(node: Any, ctx: CallContext) -> NodeGen:
@@ -121,3 +141,22 @@ def run_failover(plan: FailoverPlan, ctx: CallContext) -> NodeGen:
         ctx.log("recorded", mailbox=mailbox, name=rec.name, duration=rec.duration,
                 reason=rec.reason)
     return Stop("voicemail")
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_DEPARTMENT_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "department": ep.an_id("The department to ring", "sales"),
+    "fallback": ep.node_ref("Where to go when nobody answers: a node id, or failover (the "
+                            "department's failover: number, then voicemail)"),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "DepartmentNode": ep.Definition(
+        "Ring a department (its strategy); nobody answers: fallback.",
+        _DEPARTMENT_NODE_FIELDS,
+    ),
+}

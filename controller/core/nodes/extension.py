@@ -11,19 +11,43 @@ busy, else 480 (cause 19). A registered phone dialling a user's extension runs t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
+from controller.core.flows import editor_parts as ep
 from controller.core.model import CallContext, Continue, Hangup, Indicate, NodeGen, Stop
-from controller.core.nodes.department import FAILOVER, failover
+from controller.core.nodes.base import FAILOVER, Checker, FallbackRef, Id, NodeBase, Path
+from controller.core.nodes.department import failover
 from controller.core.nodes.ringing import DEFAULT_RING_TIME, ring_users
 
-__all__ = ["BUSY_CAUSE", "UNAVAILABLE_CAUSE", "run", "unavailable_cause"]
+__all__ = ["BUSY_CAUSE", "MODEL", "SCHEMA", "UNAVAILABLE_CAUSE", "ExtensionNode", "run",
+           "unavailable_cause"]
 
 BUSY_CAUSE = 17
 """Q.850 user busy: SIP 486."""
 UNAVAILABLE_CAUSE = 19
 """Q.850 no answer from user: SIP 480 Temporarily Unavailable (opted out, off hours,
 unreachable, not answering)."""
+
+
+class ExtensionNode(NodeBase):
+    """Ring one user for ``ring_time`` seconds; no answer -> ``fallback``."""
+
+    type: Literal["extension"] = "extension"
+    user: Id
+    ring_time: int = Field(20, ge=1, le=600)
+    fallback: FallbackRef = FAILOVER
+    BRANCHES: ClassVar[tuple[str, ...]] = ("fallback",)
+    EXITS: ClassVar[bool] = True
+
+    def lint_refs(self, check: Checker, loc: Path) -> None:
+        if self.user not in check.users:
+            check.add((*loc, "user"), f"unknown user {self.user!r}"
+                      + check.hint(self.user, check.users), self.user)
+
+
+MODEL = ExtensionNode
 
 
 def run(node: Any, ctx: CallContext, *, ring: bool = True) -> NodeGen:
@@ -60,3 +84,23 @@ def unavailable_cause(ctx: CallContext, uid: str, since: int = 0) -> int:
         ):
             return BUSY_CAUSE
     return UNAVAILABLE_CAUSE
+
+
+# ---------------------------------------------------------------------------------------------
+# The editor JSON Schema (`callctl schema`, controller.core.flows.editor_schema): what the
+# models alone would not say.
+
+_EXTENSION_NODE_FIELDS: dict[str, Any] = {
+    **ep.NODE_COMMON,
+    "user": ep.an_id("The user to ring", "alice"),
+    "ring_time": "Seconds to ring, 1-600 (e.g. 20).",
+    "fallback": ep.node_ref("Where to go when the user does not answer: a node id, or "
+                            "failover"),
+}
+
+SCHEMA: dict[str, ep.Definition] = {
+    "ExtensionNode": ep.Definition(
+        "Ring one user for ring_time seconds; no answer: fallback.",
+        _EXTENSION_NODE_FIELDS,
+    ),
+}

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from controller.core.flows.schema import FAILOVER, ExtensionNode
 from controller.core.model import (
     CallContext,
     Command,
@@ -29,6 +28,8 @@ from controller.core.model import (
     Stop,
 )
 from controller.core.nodes import extension
+from controller.core.nodes.base import FAILOVER
+from controller.core.nodes.extension import ExtensionNode
 from controller.core.nodes.ringing import DEFAULT_RING_TIME, log_leg
 from controller.core.outcomes import classify
 

@@ -35,7 +35,9 @@ from typing import Any
 
 from controller.core.callerid import valid_did
 from controller.core.eligibility import BUSY, check, effective_alternate
-from controller.core.flows.directory import Department, Settings, User
+from controller.core.flows.departments import Department
+from controller.core.flows.directory import User
+from controller.core.flows.settings import Settings
 from controller.core.model import (
     CallContext,
     Command,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from controller.core.flows.directory import MAX_SIMULTANEOUS, Department
+from controller.core.flows.departments import Department
+from controller.core.flows.settings import MAX_SIMULTANEOUS
 from controller.core.model import UserFacts
 from controller.core.ring import balanced, longest_idle, serial, simultaneous, sticky
 from controller.core.ring.base import CAP_REACHED, Planner, RingPlan, Wave

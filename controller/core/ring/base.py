@@ -18,7 +18,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from controller.core.flows.directory import MAX_SIMULTANEOUS, Department
+from controller.core.flows.departments import Department
+from controller.core.flows.settings import MAX_SIMULTANEOUS
 from controller.core.model import UserFacts
 
 __all__ = [

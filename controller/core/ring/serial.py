@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from controller.core.flows.directory import MAX_SIMULTANEOUS, Department
+from controller.core.flows.departments import Department
+from controller.core.flows.settings import MAX_SIMULTANEOUS
 from controller.core.model import UserFacts
 from controller.core.ring.base import RingPlan, in_member_order, one_by_one
 
