@@ -1,4 +1,9 @@
-"""One live call: drives the pure engine and executes its commands on ARI and Redis.
+"""One live call: the Port of the call interpreter over ARI and Redis.
+
+The call's logic (prompts and digit collection, the ring race, recordings, the Redis-down
+policy) is the interpreter's (controller.core.interpreter); a ``Call`` only moves bytes: it
+turns the ARI events routed to it into the interpreter's signals (controller.core.port) and
+its requests into ARI and Redis calls.
 
 Each call has one task and one inbox queue; the controller routes every event about the call
 (its own channel, its ringing legs, its playbacks) into that queue in websocket order, so a
@@ -8,13 +13,12 @@ call sees its events strictly in order and a slow call never delays another.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import re
 import time
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from controller.adapters.ari.errors import AriError, AriUnavailable, NotFound
 from controller.adapters.ari.events import (
@@ -27,38 +31,38 @@ from controller.adapters.ari.events import (
     RecordingFinished,
     StasisEnd,
     StasisStart,
-    channel_id_of,
 )
 from controller.adapters.redis import StoreUnavailable
-from controller.core import engine, prompts, waits
+from controller.core import engine
 from controller.core.callerid import presentable
+from controller.core.interpreter import Interpreter
 from controller.core.model import (
-    Answer,
     CallContext,
     DialTarget,
-    Digits,
-    GetSticky,
-    Hangup,
-    HttpPost,
     HttpResponse,
-    Indicate,
-    LoadFacts,
-    NextCursor,
-    Prompt,
-    Record,
-    Recorded,
-    RingGroup,
-    RingResult,
-    SetSticky,
     Stop,
     TraceEntry,
     UserFacts,
 )
-from controller.core.ringrace import Cancel, Claim, Connect, Originate, RingRace
+from controller.core.port import (
+    CallGone,
+    Dtmf,
+    LegAnswered,
+    LegEnded,
+    LegLeft,
+    Originate,
+    PlaybackEnded,
+    RecordingEnded,
+    Signal,
+    Unavailable,
+    Winner,
+)
 from controller.logs import CURRENT_CALL
 
 if TYPE_CHECKING:
     from controller.shell.runtime import Controller
+
+__all__ = ["TARGET_VAR", "Call", "CallGone", "Winner", "target_from_json", "target_json"]
 
 log = logging.getLogger("callctl.call")
 
@@ -67,8 +71,6 @@ TARGET_VAR = "CALLCTL_TARGET"
 """Channel variable set on every leg: whom it rings (``target_json``), so a controller that
 adopts the call knows who answered it (controller.cluster.manager)."""
 MAILBOX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-CANCEL_FIRST_S = 0.5
-"""How long the caller's answer waits for the losing legs' hangups to be confirmed."""
 
 
 def target_json(t: DialTarget) -> str:
@@ -87,21 +89,6 @@ def target_from_json(raw: str | None) -> DialTarget | None:
         return DialTarget(kind, str(d["address"]), user=user, role=role)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-
-
-class CallGone(Exception):
-    """The caller's channel is gone (hung up, or we hung it up)."""
-
-
-class Winner(NamedTuple):
-    """The leg that answered and is being (or was) connected: what its durable connected
-    state says (controller.cluster.manager: ``connected_fields``)."""
-
-    leg: str
-    target: DialTarget
-    started: float  # the leg started ringing
-    at: float  # it answered
-    via_alternate: bool = False
 
 
 class Call:
@@ -151,7 +138,7 @@ class Call:
         self.started = time.time()
         self.answered_at: float | None = None
         self.result = "unknown"
-        self._loop = asyncio.get_running_loop()
+        self.interp = Interpreter(self, ctx)
 
     # ------------------------------------------------------------------ events
 
@@ -182,13 +169,13 @@ class Call:
         while self.answering:
             await self._quiet.wait()
 
-    async def _event(self, deadline: float | None) -> Event | None:
-        """The next event, or None at ``deadline`` (loop time). Raises CallGone on hangup."""
+    async def next_event(self, deadline: float | None) -> Signal | None:
+        """The next signal, or None at ``deadline`` (epoch). Raises CallGone on hangup."""
         while True:
             if deadline is None:
                 ev = await self.inbox.get()
             else:
-                remaining = deadline - self._loop.time()
+                remaining = deadline - time.time()
                 if remaining <= 0 and self.inbox.empty():
                     return None
                 try:
@@ -196,31 +183,51 @@ class Call:
                         ev = await self.inbox.get()
                 except TimeoutError:
                     return None
-            if isinstance(ev, StasisStart) and ev.channel.id != self.id:
-                self._starts_queued -= 1
-                self._note()
-            if isinstance(ev, (StasisEnd, ChannelDestroyed, ChannelHangupRequest)):
-                cid = channel_id_of(ev)
-                if cid == self.id:
-                    if not self.stopping:
-                        self.caller_up = False
-                    raise CallGone
-                if cid in self.legs and not isinstance(ev, ChannelHangupRequest):
-                    if cid == self.connected_leg and isinstance(ev, StasisEnd):
-                        return ev
-                    if isinstance(ev, ChannelDestroyed):
-                        self.legs.discard(cid)
-            return ev
+            sig = self._signal(ev)
+            if sig is not None:
+                return sig
+
+    def _signal(self, ev: Event) -> Signal | None:
+        """``ev`` as the interpreter's signal (None: nothing for it), keeping the call's
+        channel bookkeeping. Raises CallGone when the caller's channel ends."""
+        if isinstance(ev, ChannelDtmfReceived):
+            return Dtmf(ev.digit) if ev.channel.id == self.id and ev.digit in DTMF else None
+        if isinstance(ev, PlaybackFinished):
+            return PlaybackEnded(ev.playback_id)
+        if isinstance(ev, RecordingFinished | RecordingFailed):
+            return RecordingEnded(ev.name, isinstance(ev, RecordingFailed), ev.duration)
+        if isinstance(ev, StasisStart):
+            if ev.channel.id == self.id:
+                return None
+            self._starts_queued -= 1
+            self._note()
+            return LegAnswered(ev.channel.id)
+        if isinstance(ev, StasisEnd | ChannelDestroyed | ChannelHangupRequest):
+            cid = ev.channel.id
+            if cid == self.id:
+                if not self.stopping:
+                    self.caller_up = False
+                raise CallGone
+            if isinstance(ev, ChannelDestroyed):
+                self.legs.discard(cid)
+                return LegEnded(cid, ev.cause)
+            if isinstance(ev, StasisEnd):
+                return LegLeft(cid)
+            return None if ev.soft else LegEnded(cid, ev.cause, final=False)
+        return None
 
     # ------------------------------------------------------------------ main
 
     async def run(self) -> None:
         CURRENT_CALL.set(self.id)  # this task's context only: tags every log line of the call
         try:
-            stop = await self._drive(engine.run_call(self.ctx))
-            self.result = stop.reason
+            stop = await self.interp.run(engine.run_call(self.ctx))
+            if not isinstance(stop, Stop):
+                stop = Stop("end")
+            if self.result == "unknown":
+                self.result = stop.reason
             if stop.reason == "connected":
-                await self._while_connected()
+                await self.interp.connected(self.connected_leg)
             elif stop.reason == "no_flow":
                 await self._hangup_caller(1)
         except CallGone:
@@ -234,26 +241,20 @@ class Call:
         finally:
             await self._teardown()
 
-    async def _drive(self, gen: Generator[Any, Any, Stop]) -> Stop:
-        try:
-            cmd = gen.send(None)
-            while True:
-                result = await self._exec(cmd)
-                cmd = gen.send(result)
-        except StopIteration as stop:
-            return stop.value if isinstance(stop.value, Stop) else Stop("end")
-        finally:
-            gen.close()
+    # ------------------------------------------------------------------ the Port
 
-    async def _exec(self, cmd: Any) -> Any:
-        handler = self._HANDLERS.get(type(cmd))
-        if handler is None:
-            raise TypeError(f"unknown command {cmd!r}")
-        return await handler(self, cmd)
+    @property
+    def call_id(self) -> str:
+        return self.id
 
-    # ------------------------------------------------------------------ commands
+    @property
+    def remembered(self) -> dict[str, UserFacts]:
+        return self.ctl.last_facts
 
-    async def _answer(self, _cmd: Answer | None = None) -> None:
+    def now(self) -> float:
+        return time.time()
+
+    async def answer(self) -> None:
         if self.answered:
             return
         try:
@@ -267,255 +268,144 @@ class Call:
             log.info("call %s: answered by the controller for the flow (node %s)", self.id,
                      self.ctx.path[-1] if self.ctx.path else "-")
 
-    async def _indicate(self, _cmd: Indicate) -> None:
-        # Ringback is sent once the first INVITE of the ring is on its way (_prepare), so it
-        # never delays it; a flow that answers instead (a prompt) needs none.
+    def ringing(self) -> None:
+        # sent once the first INVITE of the ring is on its way (``_prepare``)
         if not self.answered:
             self._ring_pending = True
 
-    async def _prompt(self, cmd: Prompt) -> Digits:
-        await self._answer()
+    async def hangup(self, cause: int) -> None:
+        await self._hangup_caller(cause)
+
+    async def play(self, media: Sequence[str], language: str) -> str:
         self.play_seq += 1
         pb_id = f"{self.id}-P{self.play_seq}"
-        playing = bool(cmd.media)
-        if playing:
-            try:
-                await self.ari.play(self.id, list(cmd.media), playback_id=pb_id,
-                                    lang=self.ctx.language)
-            except NotFound:
-                self.caller_up = False
-                raise CallGone from None
-            # which files Asterisk plays (controller.core.prompts): ops see it in `callctl call`
-            self.ctx.log("prompt", node=self.ctx.path[-1] if self.ctx.path else None,
-                         media=list(cmd.media),
-                         files=prompts.media_files(cmd.media, self.ctx.language),
-                         playback=pb_id)
-        digits = ""
-        if cmd.max_digits == 0 and not playing:
-            return Digits("", "played")
-        if playing:  # bounded: a lost PlaybackFinished never holds the call (controller.core.waits)
-            self.waiting_on = ("playback", pb_id)
-            deadline = self._loop.time() + waits.prompt_bound(
-                waits.media_seconds(m, self.ctx.language) for m in cmd.media)
-        else:
-            deadline = self._loop.time() + cmd.timeout
-        checks = 0
         try:
-            while True:
-                ev = await self._event(deadline)
-                if ev is None:
-                    if not playing:
-                        return Digits(digits, "timeout")
-                    if await self._still_going("playback", pb_id, checks):
-                        checks += 1
-                        deadline = self._loop.time() + waits.RECHECK_S
-                        continue
-                    ev = PlaybackFinished(pb_id, state="gone")  # as if it had come
-                if isinstance(ev, PlaybackFinished) and ev.playback_id == pb_id:
-                    if not playing:  # stopped by a digit, or a duplicate (resync)
-                        continue
-                    playing = False
-                    self.waiting_on = None
-                    if cmd.max_digits == 0:
-                        return Digits("", "played")
-                    wait = cmd.inter_digit_timeout if digits else cmd.timeout
-                    deadline = self._loop.time() + wait
-                elif isinstance(ev, ChannelDtmfReceived) and channel_id_of(ev) == self.id:
-                    d = ev.digit
-                    if d not in DTMF or cmd.max_digits == 0:
-                        continue
-                    if playing:
-                        if not cmd.barge_in:
-                            continue
-                        playing = False
-                        self.waiting_on = None
-                        self.ctl.background(self.ari.stop_playback(pb_id))
-                    if cmd.sensitive:  # a PIN or account number: never in the trace
-                        self.ctx.log("dtmf", masked=True)
-                    else:
-                        self.ctx.log("dtmf", digit=d)
-                    if cmd.terminator and d == cmd.terminator:
-                        return Digits(digits, "terminator")
-                    digits += d
-                    if len(digits) >= cmd.max_digits:
-                        return Digits(digits, "max")
-                    deadline = self._loop.time() + cmd.inter_digit_timeout
-        finally:
-            self.waiting_on = None
-
-    async def _still_going(self, kind: str, ident: str, checks: int) -> bool:
-        """A wait on ``kind`` ("playback" or "recording") ``ident`` reached its bound: is it
-        still going in Asterisk? Gone (404): its end event was lost; the call goes on as if
-        it had come. Still going (or ARI not answering): wait again, at most
-        ``waits.MAX_RECHECKS`` times; then it is stopped and the call goes on."""
-        playback = kind == "playback"
-        try:
-            if playback:
-                await self.ari.get_playback(ident)
-            else:
-                await self.ari.get_live_recording(ident)
-            answer = "still going"
-        except NotFound:
-            self.ctl.media_event_lost(self, kind, ident, "bound")
-            return False
-        except AriError as e:
-            answer = f"not known ({e})"
-        if checks < waits.MAX_RECHECKS:
-            log.info("call %s: %s %s: no end event at its bound; ARI: %s; waiting %.0f s more",
-                     self.id, kind, ident, answer, waits.RECHECK_S)
-            return True
-        log.error("call %s: %s %s: no end event %d s after its bound (ARI: %s): stopping it "
-                  "and going on", self.id, kind, ident, checks * waits.RECHECK_S, answer)
-        self.ctx.log("media_stopped", media=kind, id=ident, reason="no end event")
-        self.ctl.background(self.ari.stop_playback(ident) if playback
-                            else self.ari.stop_recording(ident))
-        return False
-
-    async def _record(self, cmd: Record) -> Recorded:
-        if not MAILBOX_RE.fullmatch(cmd.mailbox):
-            raise ValueError(f"invalid mailbox {cmd.mailbox!r}")
-        await self._answer()
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        name = f"voicemail/{cmd.mailbox}/{stamp}-{self.id}"
-        self.ctx.log("voicemail", mailbox=cmd.mailbox, recording=name)
-        try:
-            await self.ari.record(self.id, name=name, fmt="wav", max_duration=cmd.max_seconds,
-                                  beep=cmd.beep, terminate_on=cmd.terminate_on or "none")
+            await self.ari.play(self.id, list(media), playback_id=pb_id, lang=language)
         except NotFound:
             self.caller_up = False
             raise CallGone from None
-        # Bounded: a lost RecordingFinished never holds the call (controller.core.waits).
-        self.waiting_on = ("recording", name)
-        deadline = self._loop.time() + waits.record_bound(cmd.max_seconds)
-        checks = 0
+        return pb_id
+
+    def stop_playback(self, playback_id: str) -> None:
+        self.ctl.background(self.ari.stop_playback(playback_id))
+
+    def recording_name(self, mailbox: str) -> str:
+        if not MAILBOX_RE.fullmatch(mailbox):
+            raise ValueError(f"invalid mailbox {mailbox!r}")
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        return f"voicemail/{mailbox}/{stamp}-{self.id}"
+
+    async def record(self, name: str, *, max_seconds: int, beep: bool,
+                     terminate_on: str) -> None:
         try:
-            while True:
-                ev = await self._event(deadline)
-                if ev is None:
-                    if await self._still_going("recording", name, checks):
-                        checks += 1
-                        deadline = self._loop.time() + waits.RECHECK_S
-                        continue
-                    return Recorded(cmd.mailbox, name, 0.0, "finished")  # length unknown
-                if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
-                    dur = getattr(ev, "duration", None) or 0.0
-                    reason = "failed" if isinstance(ev, RecordingFailed) else "finished"
-                    return Recorded(cmd.mailbox, name, float(dur), reason)
-        except CallGone:
-            pass
-        finally:
-            self.waiting_on = None
-        # Hanging up is how callers usually end a message: Asterisk keeps the file and still
-        # reports the recording's end. The call is a voicemail, not a lost call.
-        self.result = "voicemail"
-        deadline = self._loop.time() + 2.0
-        reason, dur = "hangup", 0.0
-        while True:
-            try:
-                ev = await self._event(deadline)
-            except CallGone:
-                continue
-            if ev is None:
-                break
-            if isinstance(ev, (RecordingFinished, RecordingFailed)) and ev.name == name:
-                dur = float(getattr(ev, "duration", None) or 0.0)
-                reason = "failed" if isinstance(ev, RecordingFailed) else "hangup"
-                break
-        return Recorded(cmd.mailbox, name, dur, reason)
+            await self.ari.record(self.id, name=name, fmt="wav", max_duration=max_seconds,
+                                  beep=beep, terminate_on=terminate_on)
+        except NotFound:
+            self.caller_up = False
+            raise CallGone from None
 
-    async def _http_post(self, cmd: HttpPost) -> HttpResponse:
-        return await self.ctl.http_post(cmd.url, cmd.payload, cmd.timeout)
+    def stop_recording(self, name: str) -> None:
+        self.ctl.background(self.ari.stop_recording(name))
 
-    async def _hangup(self, cmd: Hangup) -> None:
-        await self._hangup_caller(cmd.cause)
-        self.result = self.result if self.result != "unknown" else "hangup"
-        raise CallGone
-
-    async def _load_facts(self, cmd: LoadFacts) -> dict[str, UserFacts]:
+    async def media_state(self, kind: str, ident: str) -> str:
         try:
-            facts = await self.ctl.store.facts(cmd.users)
+            if kind == "playback":
+                await self.ari.get_playback(ident)
+            else:
+                await self.ari.get_live_recording(ident)
+            return "still going"
+        except NotFound:
+            return "gone"
+        except AriError as e:
+            return f"not known ({e})"
+
+    def media_lost(self, kind: str, ident: str, found_by: str) -> None:
+        self.ctl.media_event_lost(self, kind, ident, found_by)
+
+    async def http_post(self, url: str, payload: dict[str, Any],
+                        timeout: float) -> HttpResponse:
+        return await self.ctl.http_post(url, payload, timeout)
+
+    async def facts(self, users: tuple[str, ...]) -> dict[str, UserFacts]:
+        try:
+            return await self.ctl.store.facts(users)
         except StoreUnavailable as e:
-            log.warning("call %s: %s; routing on last known user state", self.id, e)
-            self.ctl.store_failed()
-            # Degraded: the last facts read, with "busy" from this controller's own calls
-            # (a busy mark read before the outage may be stale; ours are current).
-            busy = self.ctl.local_busy()
-            return {u: dataclasses.replace(self.ctl.last_facts.get(u, UserFacts()),
-                                           busy=u in busy) for u in cmd.users}
-        self.ctl.last_facts.update(facts)
-        return facts
+            raise Unavailable(str(e)) from None
 
-    async def _next_cursor(self, cmd: NextCursor) -> int:
+    async def next_cursor(self, key: str) -> int:
         try:
-            return await self.ctl.store.next_cursor(cmd.key)
+            return await self.ctl.store.next_cursor(key)
         except StoreUnavailable as e:
-            log.warning("call %s: %s; round-robin continues locally", self.id, e)
-            self.ctl.store_failed()
-            return self.ctl.local_cursor(cmd.key)
+            raise Unavailable(str(e)) from None
 
-    async def _get_sticky(self, cmd: GetSticky) -> str | None:
+    async def get_sticky(self, department: str, caller: str) -> str | None:
         try:
-            return await self.ctl.store.get_sticky(cmd.department, cmd.caller)
+            return await self.ctl.store.get_sticky(department, caller)
         except StoreUnavailable as e:
-            log.warning("call %s: %s; no sticky agent this time", self.id, e)
-            self.ctl.store_failed()
-            return None
+            raise Unavailable(str(e)) from None
 
-    async def _set_sticky(self, cmd: SetSticky) -> None:
-        self.ctl.background(self.ctl.store.set_sticky(cmd.department, cmd.caller, cmd.user,
-                                                      cmd.ttl))
+    def set_sticky(self, department: str, caller: str, user: str, ttl: int) -> None:
+        self.ctl.background(self.ctl.store.set_sticky(department, caller, user, ttl))
+
+    def store_failed(self) -> None:
+        self.ctl.store_failed()
+
+    def local_busy(self) -> set[str]:
+        return self.ctl.local_busy()
+
+    def local_cursor(self, key: str) -> int:
+        return self.ctl.local_cursor(key)
 
     # ------------------------------------------------------------------ ringing
 
-    async def _ring(self, cmd: RingGroup) -> RingResult:
-        race = RingRace(cmd, self.id)
-        await self._apply(race, race.start(time.time(), first_seq=self.leg_seq))
-        while not race.done:
-            dl = race.next_deadline()
-            deadline = None if dl is None else self._loop.time() + (dl - time.time())
-            ev = await self._event(deadline)
-            now = time.time()
-            if ev is None:
-                actions = race.expire(now)
-            elif isinstance(ev, StasisStart) and ev.channel.id in race.legs:
-                actions = race.answered(ev.channel.id, now)
-            elif isinstance(ev, ChannelDestroyed) and ev.channel.id in race.legs:
-                actions = race.destroyed(ev.channel.id, ev.cause, now)
-            elif isinstance(ev, ChannelHangupRequest) and not ev.soft and ev.cause and \
-                    ev.channel.id in race.live_legs:
-                # The leg is ending with this cause (a 486...): act now, not ~0.2 ms later
-                # at ChannelDestroyed (which then changes nothing): the failover hop.
-                actions = race.destroyed(ev.channel.id, ev.cause, now)
-            else:
-                continue
-            await self._apply(race, actions)
-        self.leg_seq = race.next_seq
-        return race.result()  # the pure side logs each leg with its classified outcome
+    async def originate(self, legs: Sequence[Originate]) -> list[bool]:
+        sending = asyncio.gather(*(self._originate(a) for a in legs))
+        self._prepare()  # scheduled after the originates: never ahead of an INVITE
+        return list(await sending)
 
-    async def _apply(self, race: RingRace, actions: list[Any]) -> None:
-        originates = [a for a in actions if isinstance(a, Originate)]
-        connect = next((a for a in actions if isinstance(a, Connect)), None)
-        cancels = [asyncio.ensure_future(self._hangup_channel(a.leg_id, a.cause))
-                   for a in actions if isinstance(a, Cancel)]
-        for job in cancels:
+    async def cancel(self, legs: Sequence[tuple[str, int | None]], wait: float) -> None:
+        jobs = [asyncio.ensure_future(self._hangup_channel(leg, cause)) for leg, cause in legs]
+        for job in jobs:
             self.ctl.background(job)
-        if connect is not None:
-            if cancels:
-                # The losers first (cause 26, answered elsewhere): their phones stop ringing
-                # before the caller is answered (an Asterisk slow to confirm: not for long).
-                await asyncio.wait(cancels, timeout=CANCEL_FIRST_S)
-            await self._connect(connect.leg_id, race)
-        for a in actions:
-            if isinstance(a, Claim):
-                won = await self._claim(a, race)
-                await self._apply(race, race.claimed(a.leg_id, won, time.time()))
-        if originates:
-            sending = asyncio.gather(*(self._originate(a) for a in originates))
-            self._prepare()  # scheduled after the originates: never ahead of an INVITE
-            results = await sending
-            for a, ok in zip(originates, results, strict=True):
-                if not ok:
-                    await self._apply(race, race.originate_failed(a.leg_id, time.time()))
+        if jobs and wait > 0:
+            await asyncio.wait(jobs, timeout=wait)
+
+    def busy_here(self) -> set[str]:
+        return self.ctl.local_busy() - self.busy_users
+
+    async def claim(self, winner: Winner) -> bool:
+        """The store step (controller.cluster.manager: ``claim``); the call is connecting
+        from here until the claim is lost or the caller connected."""
+        self.winner = winner
+        self._set_connecting(True)
+        try:
+            return await self.ctl.cluster.claim(self)
+        except StoreUnavailable as e:
+            raise Unavailable(str(e)) from None
+        except BaseException:
+            self._set_connecting(False)
+            raise
+
+    def claimed(self, winner: Winner, won: bool) -> None:
+        if not won:
+            self.winner = None
+            self._set_connecting(False)
+            return
+        self.connected_leg = winner.leg
+        if winner.target.user:
+            self.busy_users.add(winner.target.user)
+
+    async def connect(self, leg: str) -> None:
+        try:
+            await self._join(leg)
+        finally:
+            self._set_connecting(False)
+
+    def connected_with(self, target: DialTarget) -> None:
+        self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
+                              "caller": self.ctx.caller, "flow_version": self.version,
+                              "user": target.user, "address": target.address,
+                              "role": target.role, "answered_at": time.time()})
 
     async def _originate(self, a: Originate) -> bool:
         t = a.target
@@ -556,52 +446,6 @@ class Call:
     async def _create_bridge(self) -> None:
         assert self.bridge_id
         await self.ari.create_bridge(self.bridge_id, type="mixing")
-
-    async def _claim(self, a: Claim, race: RingRace) -> bool:
-        """Book the answering leg's user for this call and record the call as connected, in
-        one Redis step, before the caller hears anything (so a controller that dies from
-        here on leaves a call its successor connects). Lost: the user is on another call.
-        Redis away: booked against this controller's own calls (degraded mode)."""
-        user = a.target.user
-        if user and user in self.ctl.local_busy() - self.busy_users:
-            log.info("call %s: %s answered but is on another call: hung up", self.id, user)
-            return False
-        leg = race.legs[a.leg_id]
-        self.winner = Winner(a.leg_id, a.target, leg.started, time.time(), leg.via_alternate)
-        self._set_connecting(True)
-        try:
-            won = await self.ctl.cluster.claim(self)
-        except StoreUnavailable as e:
-            log.warning("call %s: %s; %s booked against this controller's own calls", self.id,
-                        e, user or a.target.address)
-            self.ctl.store_failed()
-            won = not (user and user in self.ctl.local_busy() - self.busy_users)
-        except BaseException:
-            self._set_connecting(False)
-            raise
-        if not won:
-            self.winner = None
-            self._set_connecting(False)
-            log.info("call %s: %s answered but is on another call: hung up", self.id, user)
-            return False
-        self.connected_leg = a.leg_id
-        if user:
-            self.busy_users.add(user)
-        return True
-
-    async def _connect(self, leg_id: str, race: RingRace) -> None:
-        target = race.legs[leg_id].target
-        try:
-            await self._join(leg_id)
-        finally:
-            self._set_connecting(False)
-        self.ctx.answered_by = target.user or target.address
-        self.ctx.log("answer", user=target.user, address=target.address, role=target.role)
-        self.ctl.notify_live({"event": "answered", "call_id": self.id, "did": self.ctx.did,
-                              "caller": self.ctx.caller, "flow_version": self.version,
-                              "user": target.user, "address": target.address,
-                              "role": target.role, "answered_at": time.time()})
-
     async def _join(self, leg_id: str, add: Sequence[str] | None = None) -> None:
         """Answer the caller and put caller and leg in the call's bridge at once (one round
         trip, not two); ``add``: only these channels (an adopter finishing a connect)."""
@@ -612,7 +456,7 @@ class Call:
         adding = asyncio.ensure_future(
             self.ari.add_to_bridge(self.bridge_id or "", channels)) if channels else None
         try:
-            await self._answer()
+            await self.answer()
         except BaseException:
             if adding is not None:
                 await asyncio.gather(adding, return_exceptions=True)
@@ -642,18 +486,6 @@ class Call:
                                          "outcome": "answered", "cause": None,
                                          "via_alternate": w.via_alternate,
                                          "started": w.started, "ended": w.at})]
-
-    async def _while_connected(self) -> None:
-        """Bridged: wait for either side to hang up."""
-        while True:
-            ev = await self._event(None)
-            cid = channel_id_of(ev)
-            if cid == self.connected_leg and isinstance(ev, (StasisEnd, ChannelDestroyed)):
-                self.result = "completed"
-                return
-            if isinstance(ev, StasisStart) and cid != self.connected_leg:
-                self.ctl.background(self._hangup_channel(cid or ""))  # a late, stray leg
-
     # ------------------------------------------------------------------ teardown
 
     async def _hangup_channel(self, channel_id: str, cause: int | None = None) -> None:
@@ -679,7 +511,7 @@ class Call:
             if add is not None or not self.answered:
                 await self._join(self.connected_leg or "", add=add or ())
                 log.info("call %s: connect finished after adoption", self.id)
-            await self._while_connected()
+            await self.interp.connected(self.connected_leg)
         except CallGone:
             if self.result == "connected":
                 self.result = "completed"
@@ -714,10 +546,3 @@ class Call:
                 except AriError as e:
                     log.warning("call %s: bridge destroy failed: %s", self.id, e)
         await self.ctl.call_ended(self)
-
-    _HANDLERS: dict[type, Any] = {
-        Answer: _answer, Indicate: _indicate, Prompt: _prompt, Record: _record,
-        HttpPost: _http_post, Hangup: _hangup, LoadFacts: _load_facts,
-        NextCursor: _next_cursor, GetSticky: _get_sticky, SetSticky: _set_sticky,
-        RingGroup: _ring,
-    }
