@@ -738,7 +738,7 @@ class Cluster:
         """A call in its flow whose ``leg`` answered before its controller recorded it:
         claim it as that controller would have, then connect and supervise it. False: the
         leg's user is on another call (the leg is hung up)."""
-        from controller.shell.call import TARGET_VAR, Winner, target_from_json
+        from controller.shell.legs import TARGET_VAR, Winner, target_from_json
 
         try:
             target = target_from_json(await node.ari.get_var(leg, TARGET_VAR))
