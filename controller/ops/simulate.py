@@ -241,8 +241,9 @@ async def simulate_flow(
     of ``digits`` (none left: no input); nobody answers a ring unless ``answer`` names a
     user (or address) in it, or is ``first`` (the first leg rung that is not busy); the
     phones of ``busy`` users (or these addresses) answer busy (486, cause 17), so their
-    alternates ring, as in a real call. Time is virtual: rings, no-inputs and the gaps between digits
-    take the time a real call would, so total timeouts and later time checks see it."""
+    alternates ring, as in a real call. Time is virtual: rings, no-inputs and the gaps
+    between digits take the time a real call would, so total timeouts and later time
+    checks see it."""
     queue = list(digits)
     users = getattr(fs, "users", {}) or {}
     phones = {users[b].endpoint if b in users else b for b in busy}  # a user: their phone

@@ -160,7 +160,7 @@ def test_at_the_bound_the_playback_is_checked_gone_counts_as_finished() -> None:
 def test_still_going_at_the_bound_waits_recheck_s_more_then_gives_up() -> None:
     c = started(Prompt(media=("sound:x",), max_digits=0), bound=4.0)
     now = T0 + 4.0
-    for i in range(waits.MAX_RECHECKS):
+    for _ in range(waits.MAX_RECHECKS):
         assert c.expired(now) == [Check(PB)]
         assert c.checked("still going", now) == [Waiting(PB, "still going", waits.RECHECK_S)]
         assert c.deadline == now + waits.RECHECK_S

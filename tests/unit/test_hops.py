@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dis
+import itertools
 import json
 import sys
 import types
@@ -41,8 +42,14 @@ from controller.adapters.ari.stream import EventStream
 from controller.config import load_settings
 from controller.core.flows.schema import FlowSet
 from controller.core.model import CallContext, UserFacts
-from controller.core.port import Dtmf, LegAnswered, LegEnded, LegLeft, PlaybackEnded, \
-    RecordingEnded
+from controller.core.port import (
+    Dtmf,
+    LegAnswered,
+    LegEnded,
+    LegLeft,
+    PlaybackEnded,
+    RecordingEnded,
+)
 from controller.shell.call import Call
 from controller.shell.runtime import Controller
 
@@ -144,14 +151,14 @@ class Tracer:
                  if value is self.enqueued and b is reader[0]]
         assert len(parse) == 1, parse
         path.append(f"{_name(parse[0][1])} -> {_name(parse[0][0])}  (the event parsed)")
-        for caller, callee in zip(reader, reader[1:], strict=False):
+        for caller, callee in itertools.pairwise(reader):
             if _module(caller) != _module(callee):
                 path.append(f"{_name(caller)} -> {_name(callee)}")
         rest = list(reversed(self.rest))  # the receiving frame first
         path.append(f"   [the inbox hands the signal to {rest[0][0]}.{rest[0][1]}: a return]")
-        for caller, callee, args in self.decisions():
+        for caller, callee, _args in self.decisions():
             path.append(f"{_name(caller)} -> {_name(callee)}  (a decision on it)")
-        for (m1, f1), (m2, f2) in zip(rest, rest[1:], strict=False):
+        for (m1, f1), (m2, f2) in itertools.pairwise(rest):
             if m1 != m2:
                 path.append(f"{m1.removeprefix('controller.')}.{f1} -> "
                             f"{m2.removeprefix('controller.')}.{f2}")
@@ -195,9 +202,10 @@ class Transport:
 
     closed = False
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, ready: Callable[[str, str], bool]) -> None:
         self.tracer = tracer
         self.seen: list[tuple[str, str]] = []
+        self.ready_when, self.ready = ready, asyncio.Event()
         self.wanted: Callable[[str, str], bool] = lambda _m, _t: False
         self.hit = asyncio.Event()
 
@@ -207,6 +215,8 @@ class Transport:
             self.tracer.stop()
             self.hit.set()
         self.seen.append((method, target))
+        if self.ready_when(method, target):
+            self.ready.set()
         if method == "POST" and target.startswith("/channels?"):
             return Reply(200, b'{"id": "x"}')
         return Reply(204)
@@ -259,14 +269,14 @@ FLOWS = FlowSet.model_validate({
 })
 
 
-async def _hops(did: str, ready: Callable[[list[tuple[str, str]]], bool],
+async def _hops(did: str, ready: Callable[[str, str], bool],
                 message: Callable[[], dict[str, Any]],
                 wanted: Callable[[str, str], bool]) -> Tracer:
-    """Run a call on ``did`` until ``ready`` (its requests so far), then deliver
+    """Run a call on ``did`` until it made the request ``ready``, then deliver
     ``message`` on the websocket and trace it until the request ``wanted``."""
     tracer = Tracer()
     ctl = Controller(load_settings({}))
-    http = Transport(tracer)
+    http = Transport(tracer, ready)
     ctl.ari._http = http  # type: ignore[assignment]
     ctl.store = Store()  # type: ignore[assignment]
     ctx = CallContext(call_id=CALLER, did=did, caller="+15551234567", flowset=FLOWS,
@@ -279,8 +289,7 @@ async def _hops(did: str, ready: Callable[[list[tuple[str, str]]], bool],
     reader: asyncio.Future[Any] | None = None
     try:
         async with asyncio.timeout(10):
-            while not ready(http.seen):
-                await asyncio.sleep(0.001)
+            await http.ready.wait()
             http.wanted = wanted
             stream = EventStream(ctl.ari, partial(ctl.on_node_event, call.node))
             reader = asyncio.ensure_future(stream._read(Websocket(message(), tracer)))
@@ -322,7 +331,7 @@ def test_a_dtmf_digit_reaches_its_rest_request_in_at_most_5_hops() -> None:
                 "channel": {"id": CALLER, "state": "Up"}}
 
     tracer = asyncio.run(_hops(
-        "+15550100", lambda seen: any("/play/" in t for _, t in seen), message,
+        "+15550100", lambda _m, t: "/play/" in t, message,
         lambda m, t: m == "DELETE" and t.startswith("/playbacks/")))
     hops = _report("DTMF digit -> DELETE /playbacks/{id}", tracer)
     assert hops[-1].endswith("adapters.ari.client.stop_playback")
@@ -338,7 +347,7 @@ def test_a_486_reaches_the_alternates_originate_in_at_most_5_hops() -> None:
                 "channel": {"id": f"{CALLER}-L1", "state": "Ringing"}}
 
     tracer = asyncio.run(_hops(
-        "+15550200", lambda seen: any(t.startswith("/channels?") for _, t in seen), message,
+        "+15550200", lambda _m, t: t.startswith("/channels?"), message,
         lambda m, t: m == "POST" and t.startswith("/channels?") and "L2" in t))
     hops = _report("486 -> POST /channels (the alternate)", tracer)
     assert hops[-1].endswith("adapters.ari.client.originate")
