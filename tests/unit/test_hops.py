@@ -15,12 +15,14 @@ hand:
 - the call task's stack when the REST request is made (across the tasks it started, by
   their coroutines' origins) up to the frame that took the event out of the inbox;
 - a call from a frame of that path into ``controller.core`` with the event's data as an
-  argument (a state machine deciding on it: a digit, a leg).
+  argument (a state machine deciding on it: a digit, a leg; a value object built from it
+  is not a hop).
 
 Other calls the path makes (the router reading the event's channel id, a job scheduled, a
-caller id formatted, a trace entry) are printed as side calls, not counted. A coroutine
-resumed by asyncio (the call's task waking up) is not a call: it was made before the event
-came.
+caller id formatted, a trace entry) are printed as side calls, not counted: counting the
+router's ``channel_id_of`` too would make each count one more. A coroutine resumed by
+asyncio (the call's task waking up) is not a call: it was made before the event came.
+Measured the same way before the interpreter (everything in shell/call.py): 4 and 4.
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class Tracer:
                 if (_module(a), a.f_code.co_name) in self._on_path()
                 and _module(b).startswith("controller.core.")
                 and b.f_code.co_qualname != "CallContext.log"  # the trace: a sink
+                and b.f_code.co_name != "__init__"  # a value built, not a decision
                 and any(id(v) in data or v in values for v in args if isinstance(v, str)
                         or id(v) in data)]
 
