@@ -61,7 +61,7 @@ class Floor:
     async def inbound(self, caller: str) -> None:
         leg = f"{caller}-L1"
         self.legs[leg] = caller
-        # the controller tags each leg with its target (controller.shell.call: TARGET_VAR)
+        # the controller tags each leg with its target (controller.shell.legs: TARGET_VAR)
         tag = None if self.lean else {
             "CALLCTL_TARGET": '{"kind":"sip","address":"agent3","user":"floor","role":"primary"}'}
         await self.quiet(self.ari.originate("PJSIP/agent3", channel_id=leg, app=self.ari.app,

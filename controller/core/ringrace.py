@@ -1,9 +1,9 @@
 """The ring race: several legs ring, the first answer wins. Pure, no I/O.
 
-One ``RingRace`` per ``RingGroup`` command. The runtime feeds it what happened (originate
+One ``RingRace`` per ``RingGroup`` command. :func:`ring` feeds it what happened (originate
 failed, a leg answered, the claim of an answering leg's user won or lost, a leg was destroyed
-with a cause, the ring timeout) and executes the actions it returns. All ring-all decisions
-live here, in one place:
+with a cause, the ring timeout) and carries out the actions it returns against the call's
+Port (controller.core.port). All ring-all decisions live here, in one place:
 
 - a leg that answers is **claimed** first (``Claim``): its user booked for this call and the
   call recorded as connected, in one atomic store step, before the caller is answered. The
@@ -25,18 +25,16 @@ live here, in one place:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
-from controller.core.model import DialTarget, LegResult, RingGroup, RingResult
+from controller.core.model import CallContext, DialTarget, LegResult, RingGroup, RingResult
+from controller.core.port import LegAnswered, LegEnded, Originate, Port, Unavailable, Winner
 
+__all__ = ["ANSWERED_ELSEWHERE", "CANCEL_FIRST_S", "CLAIMED_ELSEWHERE", "Cancel", "Claim",
+           "Connect", "Originate", "RingRace", "ring"]
 
-@dataclass(frozen=True, slots=True)
-class Originate:
-    leg_id: str
-    target: DialTarget
-    caller_id: str | None
-    timeout: float
-
+log = logging.getLogger("callctl.call")
 
 ANSWERED_ELSEWHERE = 26
 """Q.850 cause for the legs that lose to an answer (SIP ``Reason: Q.850;cause=26`` on their
@@ -239,3 +237,85 @@ class RingRace:
     @property
     def next_seq(self) -> int:
         return self._seq
+
+
+# ---------------------------------------------------------------------------------- driver
+
+CANCEL_FIRST_S = 0.5
+"""How long the caller's answer waits for the losing legs' hangups to be confirmed."""
+
+
+async def ring(port: Port, cmd: RingGroup, ctx: CallContext) -> RingResult:
+    """Run the race for ``cmd`` on ``port`` until someone is connected or nobody rings."""
+    race = RingRace(cmd, port.call_id)
+    await _apply(port, ctx, race, race.start(port.now(), first_seq=port.leg_seq))
+    while not race.done:
+        sig = await port.next_event(race.next_deadline())
+        now = port.now()
+        if sig is None:
+            actions = race.expire(now)
+        elif isinstance(sig, LegAnswered) and sig.leg in race.legs:
+            actions = race.answered(sig.leg, now)
+        elif isinstance(sig, LegEnded) and sig.final and sig.leg in race.legs:
+            actions = race.destroyed(sig.leg, sig.cause, now)
+        elif isinstance(sig, LegEnded) and sig.cause and sig.leg in race.live_legs:
+            # The leg is ending with this cause (a 486...): act now, not ~0.2 ms later at
+            # its destruction (which then changes nothing): the failover hop.
+            actions = race.destroyed(sig.leg, sig.cause, now)
+        else:
+            continue
+        await _apply(port, ctx, race, actions)
+    port.leg_seq = race.next_seq
+    return race.result()  # the ringing node logs each leg with its classified outcome
+
+
+async def _apply(port: Port, ctx: CallContext, race: RingRace, actions: list[Action]) -> None:
+    originates = [a for a in actions if isinstance(a, Originate)]
+    connect = next((a for a in actions if isinstance(a, Connect)), None)
+    cancels = [(a.leg_id, a.cause) for a in actions if isinstance(a, Cancel)]
+    if cancels:
+        # The losers first (cause 26, answered elsewhere): their phones stop ringing
+        # before the caller is answered (an Asterisk slow to confirm: not for long).
+        await port.cancel(cancels, CANCEL_FIRST_S if connect is not None else 0.0)
+    if connect is not None:
+        await _connect(port, ctx, race, connect.leg_id)
+    for a in actions:
+        if isinstance(a, Claim):
+            won = await _claim(port, race, a)
+            await _apply(port, ctx, race, race.claimed(a.leg_id, won, port.now()))
+    if originates:
+        for o, ok in zip(originates, await port.originate(originates), strict=True):
+            if not ok:
+                await _apply(port, ctx, race, race.originate_failed(o.leg_id, port.now()))
+
+
+async def _claim(port: Port, race: RingRace, a: Claim) -> bool:
+    """Book the answering leg's user for this call and record the call as connected, in one
+    store step, before the caller hears anything (so a controller that dies from here on
+    leaves a call its successor connects). Lost: the user is on another call. The store
+    away: booked against this controller's own calls (degraded mode)."""
+    user = a.target.user
+    if user and user in port.busy_here():
+        log.info("call %s: %s answered but is on another call: hung up", port.call_id, user)
+        return False
+    leg = race.legs[a.leg_id]
+    winner = Winner(a.leg_id, a.target, leg.started, port.now(), leg.via_alternate)
+    try:
+        won = await port.claim(winner)
+    except Unavailable as e:
+        log.warning("call %s: %s; %s booked against this controller's own calls",
+                    port.call_id, e, user or a.target.address)
+        port.store_failed()
+        won = not (user and user in port.busy_here())
+    port.claimed(winner, won)
+    if not won:
+        log.info("call %s: %s answered but is on another call: hung up", port.call_id, user)
+    return won
+
+
+async def _connect(port: Port, ctx: CallContext, race: RingRace, leg_id: str) -> None:
+    target = race.legs[leg_id].target
+    await port.connect(leg_id)
+    ctx.answered_by = target.user or target.address
+    ctx.log("answer", user=target.user, address=target.address, role=target.role)
+    port.connected_with(target)

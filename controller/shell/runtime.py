@@ -26,8 +26,9 @@ from controller.core.calllog import build_record, call_counts, counted_users, co
 from controller.core.model import HttpResponse, UserFacts
 from controller.shell import memory
 from controller.shell.blocklist import BlocklistCache
-from controller.shell.call import TARGET_VAR, Call, Winner, target_from_json
+from controller.shell.call import Call
 from controller.shell.degraded import Degraded
+from controller.shell.legs import TARGET_VAR, Winner, target_from_json
 from controller.shell.live import LiveFlows
 from controller.shell.outage import OutageSync
 from controller.shell.resync import Resync

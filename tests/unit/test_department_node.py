@@ -60,7 +60,7 @@ def dept_call(depts: Mapping[str, Mapping[str, Any]], *, fallback: str | None = 
               caller: str = "+15550001111", **settings: Any
               ) -> tuple[CallContext, types.SimpleNamespace, Clock]:
     clock = Clock()
-    ctx = make_ctx(flowset(depts, **settings), caller=caller, clock=clock)
+    ctx = make_ctx(flowset(depts, **settings), "+15559990000", caller=caller, clock=clock)
     node = types.SimpleNamespace(id="n1", department=next(iter(depts)), fallback=fallback)
     return ctx, node, clock
 
@@ -391,7 +391,7 @@ def test_unknown_department_falls_back() -> None:
 
 def ext_call(user: str, **node_kw: Any) -> tuple[CallContext, types.SimpleNamespace, Clock]:
     clock = Clock()
-    ctx = make_ctx(flowset({}), clock=clock)
+    ctx = make_ctx(flowset({}), "+15559990000", caller="+15550001111", clock=clock)
     node = types.SimpleNamespace(id="x1", user=user, **{"fallback": None, **node_kw})
     return ctx, node, clock
 

@@ -29,7 +29,7 @@ TEMPLATE = re.compile(r"(CALLCTL_[A-Z0-9_]*)\{")
 PATTERN = re.compile(r"(CALLCTL_[A-Z0-9_]*)<[A-Z]+>")
 
 NOT_ENV = {
-    "CALLCTL_TARGET": "a channel variable on each ringing leg (controller/shell/call.py)",
+    "CALLCTL_TARGET": "a channel variable on each ringing leg (controller/shell/legs.py)",
     "CALLCTL_ORIGIN": "a channel variable of the dialplan ([from-agents])",
     "CALLCTL_SPAWN_LOG": "set by controller/tools/stack/procs.py for the daemons' shell",
     "CALLCTL_TEST_QUERY": "an Asterisk global variable test_foundation.py sets and reads",

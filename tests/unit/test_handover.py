@@ -19,7 +19,7 @@ from controller.cluster.policy import (
 )
 from controller.config import ConfigError, load_settings
 from controller.core.model import DialTarget
-from controller.shell.call import target_from_json, target_json
+from controller.shell.legs import target_from_json, target_json
 
 # ------------------------------------------------------------------ CALLCTL_ON_STOP
 

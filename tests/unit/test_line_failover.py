@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 import pytest
-from flowdrive import drive, flowset, make_ctx
+from drive import drive, flowset, make_ctx
 
 from controller.core import engine
 from controller.core.flows.departments import (
@@ -174,7 +174,8 @@ def test_outage_target_is_what_a_live_failover_test_of_the_line_does(
     else:
         assert run.of(Record) == [Record(plan.mailbox)] and run.result == Stop("voicemail")
         vm = [e.data for e in ctx.trace if e.kind == "voicemail"]
-        assert vm == [{"mailbox": plan.mailbox, "greeting": plan.greeting}]
+        assert vm == [{"mailbox": plan.mailbox, "greeting": plan.greeting},
+                      {"mailbox": plan.mailbox, "recording": f"voicemail/{plan.mailbox}/m1"}]
 
 
 def test_voicemail_off_hangs_up_480_on_the_live_path_too() -> None:

@@ -5,23 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from drive import simulate
-from flowdrive import drive, make_ctx, one_flow
+from drive import drive, make_ctx, one_flow
 
 from controller.adapters.metrics import LoopLag, Metrics, failovers_of
 from controller.adapters.prometheus import Metric, Registry, escape_label
 from controller.core import engine
-from controller.core.model import CallContext, RingGroup, RingResult, UserFacts
+from controller.core.model import CallContext, RingGroup, UserFacts
 
 
 def record_of(ctx: CallContext, result: str) -> dict[str, Any]:
     """What Controller.call_ended hands its observers."""
     return {"call_id": ctx.call_id, "did": ctx.did, "result": result, "path": ctx.path,
             "trace": [{"at": t.at, "kind": t.kind, **t.data} for t in ctx.trace]}
-
-
-def ringing(script: dict[str, Any]) -> Any:
-    return lambda rg: simulate(rg, script)
 
 
 def run_dept_call(*, ring: list[Any], facts: dict[str, UserFacts] | None = None,
@@ -85,7 +80,7 @@ def test_every_family_has_help_and_type_lines() -> None:
 
 
 def test_given_nobody_answers_then_legs_and_line_failover_no_answer_counted() -> None:
-    ctx = run_dept_call(ring=[ringing({"u1": "timeout"}), ringing({"u2": 17})])
+    ctx = run_dept_call(ring=[{"u1": "timeout"}, {"u2": 17}])
     m = Metrics()
     m.observe(record_of(ctx, "voicemail"))
     assert m.calls.get(outcome="voicemail") == 1
@@ -111,7 +106,7 @@ def test_given_failover_test_on_line_then_reason_test_counted_once() -> None:
 def test_given_busy_primary_then_alternate_counted_with_primary_outcome() -> None:
     users = {"u1": {"endpoint": "agent1", "alternate": "+15550100004"},
              "u2": {"endpoint": "agent2"}}
-    ctx = run_dept_call(ring=[ringing({"u1": (17, "answer")})], users=users)
+    ctx = run_dept_call(ring=[{"u1": (17, "answer")}], users=users)
     rec = record_of(ctx, "completed")
     legs = [(t["role"], t["outcome"]) for t in rec["trace"] if t["kind"] == "leg"]
     assert legs == [("primary", "busy"), ("alternate", "answered")]
@@ -124,8 +119,8 @@ def test_given_busy_primary_then_alternate_counted_with_primary_outcome() -> Non
 
 
 def test_given_answer_then_no_failover() -> None:
-    def first_answers(rg: RingGroup) -> RingResult:
-        return simulate(rg, {rg.targets[0].user or "failover": "answer"})
+    def first_answers(rg: RingGroup) -> dict[str, Any]:
+        return {rg.targets[0].user or "failover": "answer"}
 
     ctx = run_dept_call(ring=[first_answers])
     assert failovers_of(record_of(ctx, "completed")["trace"]) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flowdrive import drive, make_ctx, one_flow
+from drive import drive, make_ctx, one_flow
 
 from controller.core.model import CallContext, Continue, Digits, HttpPost, HttpResponse
 from controller.core.nodes import input as input_node

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flowdrive import drive, make_ctx, one_flow
+from drive import drive, make_ctx, one_flow
 
 from controller.core.model import CallContext, Continue, Digits
 from controller.core.nodes import language, menu

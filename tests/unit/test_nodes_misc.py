@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowdrive import drive, make_ctx, one_flow
+from drive import drive, make_ctx, one_flow
 
 from controller.core.flows.schema import NODE_ADAPTER
 from controller.core.model import CallContext, Continue, Hangup, Prompt, Record, Stop

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from flowdrive import drive, make_ctx, one_flow
+from drive import drive, make_ctx, one_flow
 
 from controller.core.model import Continue
 from controller.core.nodes import timecond

@@ -273,3 +273,38 @@ async def test_simulate_no_digits_means_no_input() -> None:
 async def test_simulate_unused_digits_are_reported() -> None:
     r = await sim(digits=["1", "5"])
     assert r["digits_unused"] == ["5"]
+
+
+def _legs(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(t["role"], t["address"], t["outcome"]) for t in r["trace"] if t["kind"] == "leg"]
+
+
+async def test_simulate_a_busy_primary_rings_its_alternate_like_a_real_call() -> None:
+    """The simulation runs the live call's ring race: the phone answering 486 (cause 17)
+    rings the alternate at once, which answers here."""
+    r = await sim(digits=["1"], busy=["alice"], answer="+15550109999")
+    assert r["result"] == "connected" and r["answered_by"] == "alice"
+    assert [(x["role"], x["address"]) for x in r["rings"][0]["legs"]] == [
+        ("primary", "agent1"), ("alternate", "+15550109999")]
+    assert _legs(r) == [("primary", "agent1", "busy"),
+                        ("alternate", "+15550109999", "answered")]
+
+
+async def test_simulate_a_busy_primary_whose_alternate_does_not_answer_moves_on() -> None:
+    r = await sim(digits=["1"], busy=["alice"])
+    assert r["ring_order"] == ["alice", "alice", "bob"]  # alice's alternate rang for her
+    assert _legs(r) == [("primary", "agent1", "busy"),
+                        ("alternate", "+15550109999", "no_answer"),
+                        ("primary", "agent2", "no_answer")]
+    assert r["rings"][1]["at"] == "2025-06-02T10:00:05+00:00"  # the alternate's 5 s
+
+
+async def test_simulate_alternate_on_no_answer_rings_it_after_the_ring_time() -> None:
+    data = FLOWS.model_dump(mode="json")
+    data["departments"]["sales"]["alternate_on_no_answer"] = True
+    fs = FlowSet.model_validate(data)
+    r = await simulate_flow(fs, did="+15550100", caller="+15551230001", at=MONDAY_10,
+                            digits=["1"], answer="+15550109999")
+    assert r["result"] == "connected" and r["answered_by"] == "alice"
+    assert _legs(r) == [("primary", "agent1", "no_answer"),
+                        ("alternate", "+15550109999", "answered")]

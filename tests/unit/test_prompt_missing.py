@@ -3,7 +3,7 @@ at publish; Asterisk itself only logs "Playback failed" and goes on)."""
 
 from __future__ import annotations
 
-from flowdrive import make_ctx, one_flow
+from drive import make_ctx, one_flow
 
 from controller.core.prompts import PROJECT_ROOT, media
 
