@@ -90,7 +90,7 @@ def _raw_json(stream: TextIO, level: str, logger: str, msg: str) -> None:
         stream.flush()
 
 
-class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _JsonHandler(logging.StreamHandler[TextIO]):
     def emit(self, record: logging.LogRecord) -> None:
         _guard.busy = True
         try:
@@ -131,6 +131,8 @@ class LineWriter(io.TextIOBase):
         return self.raw.fileno()
 
     @property
+    # typeshed has TextIOBase.encoding a plain (writable) attribute; ours is read-only, the
+    # raw stream's, as for io.TextIOWrapper
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.raw, "encoding", None) or "utf-8"
 

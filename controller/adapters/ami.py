@@ -45,7 +45,7 @@ def parse_database_show(lines: list[str]) -> dict[str, str]:
     return out
 
 
-class _Manager(Manager):
+class _Manager(Manager):  # type: ignore[misc]  # panoramisk has no types: Manager is Any
     """panoramisk's Manager, except that a failed first connect is only reported to whoever
     awaits :meth:`Ami.connect`: panoramisk would also log "Not able to reconnect" and retry
     every ``reconnect_timeout`` behind the caller's back, after :meth:`Ami.close` too (the

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from controller.admin.http import MAX_BODY, BadRequest, error
 from controller.admin.routes import PUBLIC_PATHS, ROUTE_OF
@@ -38,10 +38,6 @@ def check_query(request: web.Request, route: Route | None) -> None:
                              f"{allowed})", name[:80])
         if len(request.query.getall(name)) > 1:
             raise BadRequest(400, f"query parameter {name!r} given more than once", name)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def auth(token: str) -> Middleware:

@@ -84,7 +84,7 @@ class AdminServer:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            from controller.shell.runtime import StartupError
+            from controller.config import StartupError
 
             raise StartupError(
                 f"admin API cannot listen on {self.host}:{self.port} ({e.strerror or e}): set "

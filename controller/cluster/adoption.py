@@ -184,6 +184,8 @@ class Adoption(Ownership[C]):
         if call.bridge_id in bridges:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
+            # a done Future for the bridge task (it is only awaited); LiveCall types it Task
+            # as shell/call.py does: the lead widens both to Future when h14's work lands
             call._bridge_task = done  # type: ignore[assignment]
         self._supervise(node, call, channels, bridges, legs)
         return True
@@ -225,7 +227,7 @@ class Adoption(Ownership[C]):
                 call.bridge_id = state["bridge"]
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 done.set_result(None)
-                call._bridge_task = done  # type: ignore[assignment]
+                call._bridge_task = done  # type: ignore[assignment]  # as above
             call.busy_users = {u for u in (state.get("busy") or "").split(",") if u}
         return call
 

@@ -36,6 +36,7 @@ class LiveCall(Protocol):
     abandoned: bool
     ending: bool
     answered: bool
+    answered_at: float | None
     caller_up: bool
     connected_leg: str | None
     winner: Any

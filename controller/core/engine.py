@@ -61,7 +61,10 @@ def run_call(ctx: CallContext) -> Generator[Command, Any, Stop]:
     if ctx.did in ctx.failover_tests:  # `callctl failover test start <DID>`
         ctx.log("failover_test", line=ctx.did)
         # what the line's callers get when the controller is down (the same plan as AstDB's)
-        return (yield from run_failover(line_failover(fs, flow), ctx))
+        stop = yield from run_failover(line_failover(fs, flow), ctx)
+        if not isinstance(stop, Stop):  # a failover plan always ends the call
+            raise TypeError(f"failover returned {stop!r}, not Stop")
+        return stop
     node_id = flow.entry
     steps = 0
     while True:
@@ -92,9 +95,9 @@ def run_call(ctx: CallContext) -> Generator[Command, Any, Stop]:
             _enter(ctx, flow)
             node_id = node.node or flow.entry
             continue
-        target = node.branch(outcome.key)
-        if target is None:
+        next_id = node.branch(outcome.key)
+        if next_id is None:
             ctx.log("no_branch", node=node_id, key=outcome.key)
             yield Hangup(NORMAL_CLEARING)
             return Stop("hangup")
-        node_id = target
+        node_id = next_id

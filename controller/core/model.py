@@ -230,7 +230,7 @@ class UserFacts:
     timezone: str | None = None  # zone of the availability override (None: the user's)
 
 
-Result = None | Digits | RingResult | Recorded | HttpResponse | dict | int | str
+Result = None | Digits | RingResult | Recorded | HttpResponse | dict[str, Any] | int | str
 
 # ---------------------------------------------------------------------------------------------
 # Node outcomes (Kazoo-style closed set).

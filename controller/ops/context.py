@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from redis.exceptions import RedisError
 
 from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.adapters.redis.keys import Keys
 from controller.ops.errors import OpsError
+
+if TYPE_CHECKING:
+    from controller.config import Settings
+    from controller.shell.runtime import Controller
 
 MAX_LIMIT = 100_000
 """The most rows one listing returns (``limit``)."""
@@ -24,8 +28,8 @@ class Context:
     and ARI/AMI state are used; None in the CLI). One per CLI command or admin server."""
 
     store: RedisStore
-    settings: Any = None
-    controller: Any = None
+    settings: Settings | None = None
+    controller: Controller | None = None
     devices: tuple[float, dict[str, Mapping[str, str]] | None] | None = field(
         default=None, repr=False)
     """When the phones' states were read from AMI, and them (:func:`controller.ops.users.devices`

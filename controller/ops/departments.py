@@ -24,15 +24,15 @@ async def list_departments(ctx: Context) -> list[dict[str, Any]]:
                       if m in fs.users})
     raw = dict(zip(members, await user_raw(ctx, members), strict=True))
     async with ctx.r.pipeline(transaction=False) as pipe:
-        for d in fs.departments:
-            pipe.hgetall(ctx.keys.dept_stats(d))
+        for dept_id in fs.departments:
+            pipe.hgetall(ctx.keys.dept_stats(dept_id))
         stats = dict(zip(fs.departments, await pipe.execute(), strict=True))
     at = datetime.now(UTC)
-    out = []
+    out: list[dict[str, Any]] = []
     for d in fs.departments.values():
         st = stats.get(d.id) or {}
-        people = []
-        agents = []
+        people: list[dict[str, Any]] = []
+        agents: list[dict[str, Any]] = []
         for m in d.members:
             user = fs.users.get(m)
             if user is None:

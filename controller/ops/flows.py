@@ -18,7 +18,7 @@ async def live_flows(ctx: Context) -> tuple[int, FlowSet] | None:
     is published."""
     ctl = ctx.controller
     if ctl is not None and ctl.flows.current is not None:
-        return ctl.flows.current  # type: ignore[no-any-return]
+        return ctl.flows.current
     try:
         return await flowstore.load_live(ctx.r, prefix=ctx.p)
     except (RedisError, OSError) as e:

@@ -83,6 +83,10 @@ class Blocklist:
     """An immutable matcher over ``{pattern: entry}``."""
 
     entries: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    _exact: dict[str, str] = field(init=False, repr=False, compare=False)
+    """Digits -> the exact pattern (made from ``entries``)."""
+    _prefixes: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)
+    """(digits, prefix pattern), longest first."""
 
     def __post_init__(self) -> None:
         exact: dict[str, str] = {}
@@ -103,12 +107,12 @@ class Blocklist:
         if not caller:
             return WITHHELD if WITHHELD in self.entries else None
         d = _digits(caller)
-        hit = self._exact.get(d)  # type: ignore[attr-defined]
+        hit = self._exact.get(d)
         if hit is not None:
-            return hit  # type: ignore[no-any-return]
-        for pdigits, pat in self._prefixes:  # type: ignore[attr-defined]
+            return hit
+        for pdigits, pat in self._prefixes:
             if d.startswith(pdigits):
-                return pat  # type: ignore[no-any-return]
+                return pat
         return None
 
     def __len__(self) -> int:

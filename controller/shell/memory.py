@@ -30,7 +30,7 @@ def malloc_trim() -> Callable[[int], int] | None:
         return None
     fn.argtypes = [ctypes.c_size_t]
     fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 async def keep_trimmed(interval_s: float, trim: Callable[[int], int]) -> None:

@@ -166,7 +166,7 @@ class Router(Rejections):
         """Drive a routed call: its task, its node, its lease and state in Redis."""
         ch = ev.channel
         did, caller = ctx.did, ctx.caller
-        call = Call(self, ch.id, ctx, version)
+        call = self.cluster.kit.new(ch.id, ctx, version)
         call.busy_users.update(busy)
         self.cluster.bind(call, self._event_node)  # driven through its own node's ARI
         call.answered = ch.state == "Up"

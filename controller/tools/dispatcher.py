@@ -29,6 +29,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from controller.config import PROJECT_ROOT, ConfigError, _bad, _port
 from controller.tools.stack.procs import StackError, read_pid, spawn, stop_pid
@@ -226,7 +227,17 @@ def destinations(ds: DispatcherSettings) -> dict[str, str]:
     return out
 
 
-def status(ds: DispatcherSettings) -> dict[str, object]:
+class DispatcherStatus(TypedDict):
+    """``callctl dispatcher status`` (``--json``: as is)."""
+
+    pid: int | None
+    listen: str
+    nodes: dict[str, str]
+    """Each node's SIP URI -> Kamailio's flags for it (``AP``: active, probing...)."""
+    log: str
+
+
+def status(ds: DispatcherSettings) -> DispatcherStatus:
     running = read_pid(ds.pidfile)
     dests: dict[str, str] = {}
     if running is not None:

@@ -78,7 +78,7 @@ async def until(pred: Callable[[], Awaitable[bool] | bool], timeout: float = 10.
 def test_settings() -> Iterator[Settings]:
     env = {**os.environ, **TEST_ENV}
     settings = load_settings(env, generate=True)
-    started_here = stack.status(settings)["asterisk"]["pid"] is None  # type: ignore[index]
+    started_here = stack.status(settings)["asterisk"]["pid"] is None
     for line in stack.up(settings):
         print(line)
     # Asterisk resolves our per-test Stasis app from the dialplan; confirm it is the test one.

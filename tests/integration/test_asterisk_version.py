@@ -18,7 +18,7 @@ async def test_stack_runs_the_asked_for_asterisk_and_its_cli_answers(
     want = test_settings.asterisk_version
     assert version.startswith(f"{want}.") if want else version, version
     st = stack.status(test_settings)
-    assert st["asterisk"]["detail"] == version  # type: ignore[index]
+    assert st["asterisk"]["detail"] == version
     cli = await asyncio.to_thread(stack.asterisk_cli, test_settings, "core show version")
     assert cli.startswith(f"Asterisk {version} "), cli
 
@@ -27,6 +27,6 @@ def test_nothing_of_the_sid_root_is_mounted_on_the_host(test_settings: Settings)
     root = test_settings.asterisk_root
     if root is None:
         return  # the host's own Asterisk: no root, nothing to mount
-    assert stack.status(test_settings)["asterisk"]["ari"]  # type: ignore[index]
+    assert stack.status(test_settings)["asterisk"]["ari"]
     mounted = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     assert not [m for m in mounted if m == str(root) or m.startswith(f"{root}/")], mounted

@@ -7,8 +7,9 @@ Parsing is a dict lookup plus one plain function per type (no validation library
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 __all__ = [
     "ApplicationReplaced",
@@ -85,7 +86,11 @@ class Event:
     """Base of every event: ``.type`` (the ARI event name) and ``.timestamp`` (as sent)."""
 
     __slots__ = ()
-    type: str  # a ClassVar on each event class; an instance field on UnknownEvent
+    if TYPE_CHECKING:
+        # A ClassVar on each event class, an instance field on UnknownEvent: to the type
+        # checker a read-only attribute (which either may override), for Python nothing.
+        @property
+        def type(self) -> str: ...
     timestamp: str
 
 
@@ -313,14 +318,18 @@ def _dial(r: dict[str, Any], ts: str) -> Event:
                 r.get("dialstatus", ""), ts)
 
 
-def _playback(cls: type[_Playback]) -> Any:
+Parser = Callable[[dict[str, Any], str], Event]
+"""An event type's parser: ``(message, timestamp) -> event``; raises on a malformed one."""
+
+
+def _playback(cls: type[_Playback]) -> Parser:
     def parse(r: dict[str, Any], ts: str) -> Event:
         p = r["playback"]
         return cls(p["id"], p.get("target_uri", ""), p.get("media_uri", ""), p.get("state", ""), ts)
     return parse
 
 
-def _recording(cls: type[_Recording]) -> Any:
+def _recording(cls: type[_Recording]) -> Parser:
     def parse(r: dict[str, Any], ts: str) -> Event:
         rec = r["recording"]
         dur = rec.get("duration")
@@ -345,7 +354,7 @@ def _application_replaced(r: dict[str, Any], ts: str) -> Event:
     return ApplicationReplaced(r.get("application", ""), ts)
 
 
-_PARSERS: dict[str, Any] = {
+_PARSERS: dict[str, Parser] = {
     "StasisStart": _stasis_start,
     "StasisEnd": _stasis_end,
     "ChannelDestroyed": _channel_destroyed,
@@ -381,7 +390,7 @@ def parse_event(raw: Any) -> Event:
     if parser is None:
         return UnknownEvent(etype, raw, ts)
     try:
-        return parser(raw, ts)  # type: ignore[no-any-return]
+        return parser(raw, ts)
     except (KeyError, TypeError, AttributeError, ValueError):
         return UnknownEvent(etype, raw, ts, True)
 
@@ -390,13 +399,13 @@ def channel_id_of(ev: Event) -> str | None:
     """The channel an event is about: its channel (Dial: the peer), or for playbacks and
     recordings the id in ``target_uri`` (``channel:<id>``). None for bridge/app/unknown events
     and for playbacks/recordings on a bridge."""
-    ch = getattr(ev, "channel", None)
-    if ch is not None:
-        return ch.id  # type: ignore[no-any-return]
-    target = getattr(ev, "target_uri", None)
-    if target is not None:
+    ch = getattr(ev, "channel", None)  # a Channel, or None (or absent)
+    if isinstance(ch, Channel):
+        return ch.id
+    target = getattr(ev, "target_uri", None)  # a str where present
+    if isinstance(target, str):
         return target[8:] if target.startswith("channel:") else None
-    peer = getattr(ev, "peer", None)
-    if peer is not None:
-        return peer.id  # type: ignore[no-any-return]
+    peer = getattr(ev, "peer", None)  # Dial's Channel
+    if isinstance(peer, Channel):
+        return peer.id
     return None

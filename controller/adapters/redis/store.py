@@ -232,8 +232,10 @@ class RedisStore:
         return active
 
     async def failover_log(self, event: dict[str, str]) -> None:
-        await self._do(self.redis.xadd(self.keys.failover_log, event, maxlen=10000,
-                                       approximate=True))
+        # redis-py types xadd's fields as an invariant Dict[FieldT, EncodableT], which no
+        # dict[str, str] is to the checker (a read-only Mapping would have done)
+        await self._do(self.redis.xadd(self.keys.failover_log, event,  # type: ignore[arg-type]
+                                       maxlen=10000, approximate=True))
 
     async def failover_events(self, count: int = 50) -> list[dict[str, str]]:
         rows = await self._do(self.redis.xrevrange(self.keys.failover_log, count=count))

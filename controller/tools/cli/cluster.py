@@ -35,7 +35,7 @@ def cmd_dispatcher(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 print(f"dispatcher: {'running pid ' + str(st['pid']) if st['pid'] else 'DOWN'}"
                       f" on {st['listen']} (log {st['log']})")
-                for uri, flags in dict(st["nodes"]).items():  # type: ignore[call-overload]
+                for uri, flags in st["nodes"].items():
                     state = {"A": "active", "I": "INACTIVE", "T": "trying",
                              "D": "disabled"}.get(flags[:1], flags)
                     print(f"  {uri:<28} {flags}  {state}")

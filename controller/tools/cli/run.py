@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 
 from controller import logs
-from controller.config import Settings, load_settings
+from controller.config import Settings, StartupError, load_settings
 from controller.tools.cli.common import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -22,7 +22,6 @@ from controller.tools.cli.stack import cmd_stack
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from controller.shell.runtime import StartupError
     from controller.tools.app import build_controller
 
     logs.setup(settings.log_format)

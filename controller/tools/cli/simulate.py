@@ -31,8 +31,8 @@ def format_simulation(r: dict[str, Any]) -> str:
         lines.append("rings:  nobody")
     for s in r["skips"]:
         alt = f" (alternate of {s['of']})" if s.get("of") else ""
-        who = s.get("user") or ",".join(s.get("users") or [])
-        lines.append(f"skip:   {who}{alt}: {s['reason']}")
+        skipped = s.get("user") or ",".join(s.get("users") or [])
+        lines.append(f"skip:   {skipped}{alt}: {s['reason']}")
     lines.append(f"result: {r['result']}"
                  + (f" (cause {r['cause']})" if r.get("cause") else "")
                  + (f", answered by {r['answered_by']}" if r.get("answered_by") else ""))

@@ -111,13 +111,13 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
                 print(line)
         else:
             st = stack.status(settings)
-            ok = bool(st["asterisk"]["ari"]) and bool(st["redis"]["ping"])  # type: ignore[index]
-            human = (f"asterisk: {'up' if st['asterisk']['ari'] else 'DOWN'} "  # type: ignore[index]
-                     f"({st['asterisk']['detail']}) {st['asterisk']['url']}"  # type: ignore[index]
-                     + (f" chroot {st['asterisk']['root']}"  # type: ignore[index]
-                        if st["asterisk"]["root"] else "") + "\n"  # type: ignore[index]
-                     f"redis:    {'up' if st['redis']['ping'] else 'DOWN'} "  # type: ignore[index]
-                     f"{st['redis']['url']}\nlogs:     {st['logs']}")  # type: ignore[index]
+            ok = bool(st["asterisk"]["ari"]) and bool(st["redis"]["ping"])
+            human = (f"asterisk: {'up' if st['asterisk']['ari'] else 'DOWN'} "
+                     f"({st['asterisk']['detail']}) {st['asterisk']['url']}"
+                     + (f" chroot {st['asterisk']['root']}"
+                        if st["asterisk"]["root"] else "") + "\n"
+                     f"redis:    {'up' if st['redis']['ping'] else 'DOWN'} "
+                     f"{st['redis']['url']}\nlogs:     {st['logs']}")
             emit(st, args.json, human)
             return EXIT_OK if ok else EXIT_UNAVAILABLE
     except stack.StackError as e:

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from controller.config import Settings, redis_safe_url
@@ -138,7 +139,31 @@ def down(settings: Settings) -> list[str]:
     return lines
 
 
-def status(settings: Settings) -> dict[str, object]:
+class AsteriskStatus(TypedDict):
+    pid: int | None
+    ari: bool
+    detail: str
+    """Its version, or why ARI did not answer."""
+    url: str
+    root: str | None
+    """The Debian root it runs in (CALLCTL_ASTERISK=22), None: the host's."""
+
+
+class RedisStatus(TypedDict):
+    pid: int | None
+    ping: bool
+    url: str
+
+
+class StackStatus(TypedDict):
+    """``callctl stack status`` (``--json``: as is)."""
+
+    asterisk: AsteriskStatus
+    redis: RedisStatus
+    logs: str
+
+
+def status(settings: Settings) -> StackStatus:
     p = Paths(settings.run_dir)
     ari_ok, ari_detail = ari_ping(settings)
     return {

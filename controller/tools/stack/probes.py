@@ -6,6 +6,7 @@ import base64
 import socket
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import urlsplit
 
 from controller.config import Settings
@@ -32,7 +33,8 @@ def redis_probe(url: str, timeout: float = 0.5) -> str:
         with socket.create_connection((parts.hostname or "127.0.0.1", port or 6379),
                                       timeout=timeout) as s:
             s.sendall(b"".join(encode(c) for c in cmds))
-            parser, replies = RespParser(), []
+            parser = RespParser()
+            replies: list[Any] = []
             while len(replies) < len(cmds):
                 data = s.recv(4096)
                 if not data:
