@@ -40,6 +40,10 @@ def valid_e164(number: str) -> bool:
 # Commands: engine -> runtime. Each one documents the Result type it is answered with.
 
 
+
+Role = Literal["primary", "alternate", "failover"]
+"""Whom a ringing leg is for: the member, their alternate, or a failover number."""
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Answer the caller's channel (idempotent: a no-op when already answered). -> None"""
@@ -79,7 +83,7 @@ class DialTarget:
     kind: Literal["sip", "pstn"]
     address: str  # sip: PJSIP endpoint name; pstn: E.164-ish digits, dialled via the trunk
     user: str | None = None  # the user this target belongs to (None for shared-line failover)
-    role: Literal["primary", "alternate", "failover"] = "primary"
+    role: Role = "primary"
     alternate: DialTarget | None = None  # rung at once if this leg fails with an alternate cause
 
     def __post_init__(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.core.callerid import valid_did
-from controller.core.flows.directory import ID_RE
+from controller.core.patterns import ID_RE
 from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError
 from controller.ops.flows import live_flows, published

@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.core.flows.directory import DAYS, ID_RE, User, Window, normalise_alternate
+from controller.core.flows.directory import DAYS, User, Window, normalise_alternate
 from controller.core.model import valid_endpoint
+from controller.core.patterns import ID_RE
 from controller.ops.errors import OpsError
 
 _BY_JUNK = re.compile(r"[^\w.@:+-]")

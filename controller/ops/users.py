@@ -17,9 +17,10 @@ from controller.core.eligibility import (
     effective_windows,
     user_zone,
 )
-from controller.core.flows.directory import ID_RE, User
+from controller.core.flows.directory import User
 from controller.core.flows.schema import FlowSet
 from controller.core.overrides import user_facts
+from controller.core.patterns import ID_RE
 from controller.ops.audit import AUDIT_MAXLEN
 from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError

@@ -8,13 +8,13 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import AriError, AriUnavailable, NotFound
 from controller.adapters.redis import StoreUnavailable
 from controller.core.callerid import presentable
-from controller.core.model import CallContext, DialTarget, TraceEntry
+from controller.core.model import CallContext, DialTarget, Role, TraceEntry
 from controller.core.port import Originate, Unavailable, Winner
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def target_from_json(raw: str | None) -> DialTarget | None:
         if kind not in ("sip", "pstn") or role not in ("primary", "alternate", "failover") \
                 or not (user is None or isinstance(user, str)):
             return None
-        return DialTarget(kind, str(d["address"]), user=user, role=role)
+        return DialTarget(kind, str(d["address"]), user=user, role=cast(Role, role))
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 

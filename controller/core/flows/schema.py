@@ -275,6 +275,8 @@ def current_flow(ctx: Any) -> Flow | None:
     fs = getattr(ctx, "flowset", None)
     if fs is None:
         return None
+    if not isinstance(fs, FlowSet):
+        return None
     fid = ctx.vars.get(FLOW_VAR)
     if fid and fid in fs.flows:
         return fs.flows[fid]

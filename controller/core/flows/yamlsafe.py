@@ -102,23 +102,24 @@ def decode(data: bytes, file: str) -> str:
                              "(save the file as UTF-8)") from None
 
 
+_Base: Any
 try:  # libyaml's scanner and parser (C), with the composer below (Python, with limits)
-    from yaml._yaml import CParser as _CParser
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _CParser = None
+    from yaml._yaml import CParser
 
-if _CParser is not None:
-    class _Base(Composer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _CBase(Composer, CParser, SafeConstructor, Resolver):
+        # (the stubs type CParser's methods differently from the Python Parser's)
         def __init__(self, stream: str) -> None:
-            _CParser.__init__(self, stream)
+            CParser.__init__(self, stream)
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
-else:  # pragma: no cover
-    _Base = yaml.SafeLoader  # type: ignore[assignment,misc]
+
+    _Base = _CBase
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Base = yaml.SafeLoader
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):  # type: ignore[misc]  # _Base: one of two bases, chosen at import
     """Keeps ``+1555...`` and ``0123`` as strings (phone numbers, DIDs), and composes under
     the limits (depth, node count, aliases and what they expand to)."""
 
@@ -136,13 +137,15 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         event = self.peek_event()
+        assert event is not None  # compose_node is only called with an event ahead
         mark = event.start_mark
         if isinstance(event, AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise self._refuse(mark, "alias_limit", f"more than the limit of "
                                    f"{MAX_ALIASES} aliases in one document")
-            node: Node = super().compose_node(parent, index)
+            node: Node | None = super().compose_node(parent, index)
+            assert node is not None
             self.expanded += self.sizes.get(id(node), 1)  # a recursive alias: 1 (see Builder)
             if self.expanded > MAX_ALIAS_NODES:
                 raise self._refuse(mark, "alias_expansion", f"alias *{event.anchor} makes more "
@@ -161,6 +164,7 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
             node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        assert node is not None
         if isinstance(node, SequenceNode):
             self.sizes[id(node)] = 1 + sum(self.sizes.get(id(v), 1) for v in node.value)
         elif isinstance(node, MappingNode):

@@ -270,11 +270,11 @@ def ring_users(
             log_leg(ctx, leg, classify(leg, omap, rejected_is_busy=settings.rejected_is_busy))
         if res.answered is not None:
             member = owner.get((res.answered.kind, res.answered.address))
-            uid = res.answered.user or member
-            ctx.answered_by = uid
+            answered_by = res.answered.user or member
+            ctx.answered_by = answered_by
             if dept is not None and dept.sticky is not None and ctx.caller and member:
                 yield SetSticky(dept.id, ctx.caller, member, dept.sticky.ttl)
-            return uid
+            return answered_by
     return None
 
 

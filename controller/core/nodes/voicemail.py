@@ -59,12 +59,13 @@ class VoicemailNode(NodeBase):
             return self.mailbox
         if kind == "user":
             user = fs.users.get(ref)
-            return (user.mailbox or user.id) if user else ref
+            return str(user.mailbox or user.id) if user else ref
         dept = fs.departments.get(ref)
         if dept is None:
             return ref
         fo = dept.failover
-        return (fo.mailbox if fo and fo.mailbox else None) or dept.mailbox or dept.id
+        box = (fo.mailbox if fo and fo.mailbox else None) or dept.mailbox or dept.id
+        return str(box)
 
     def prompts(self) -> Iterator[tuple[Path, str]]:
         if self.greeting:
