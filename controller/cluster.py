@@ -59,7 +59,6 @@ A node whose ARI stays unreachable for ``CALLCTL_NODE_LOST_MS`` has its calls en
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import socket
@@ -68,6 +67,7 @@ from collections.abc import Collection, Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from controller import jsonx
 from controller.ami import Ami
 from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable
@@ -179,7 +179,8 @@ class Node:
         self.ctl = ctl
         self.name = spec.name
         self.spec = spec
-        self.ari = AriClient(spec.url, spec.user, spec.password, ctl.app)
+        self.ari = AriClient(spec.url, spec.user, spec.password, ctl.app,
+                             transport=ctl.settings.ari_transport)
         self.stream = self._new_stream()
         self.ami = Ami(spec.ami_host or spec.host, spec.ami_port, ctl.settings.ami_user,
                        spec.ami_secret)
@@ -267,7 +268,7 @@ class Cluster:
     async def start(self) -> None:
         s = self.ctl.settings
         self.leases = Leases(self.ctl.store.redis, s.redis_prefix, self.id, self.instance,
-                             s.lease_ms, mux=self.ctl.store.mux)
+                             s.lease_ms, runner=self.ctl.store.runner)
         self._started = time.monotonic()
         await self._heartbeat()
         await self._acquire()
@@ -618,7 +619,7 @@ class Cluster:
             "bridge": call.bridge_id or f"{call.id}-B", "answered_by": answered_by,
             "answered_at": str(call.answered_at or (w.at if w else time.time())),
             "busy": ",".join(sorted(set(call.busy_users) | set(users))),
-            "path": json.dumps(call.ctx.path), "trace": json.dumps(trace, default=str),
+            "path": jsonx.dumps(call.ctx.path), "trace": jsonx.dumps(trace, default=str),
         }
 
     # ------------------------------------------------------------------ adoption
@@ -792,10 +793,10 @@ class Cluster:
         ctx = CallContext(call_id=cid, did=state.get("did", ""), caller=state.get("caller", ""),
                           flowset=live[1] if live else None, now=self.ctl.clock)
         try:
-            for t in json.loads(state.get("trace") or "[]"):
+            for t in jsonx.loads(state.get("trace") or "[]"):
                 at, kind = float(t.pop("at")), str(t.pop("kind"))
                 ctx.trace.append(TraceEntry(at, kind, t))
-            ctx.path = [str(p) for p in json.loads(state.get("path") or "[]")]
+            ctx.path = [str(p) for p in jsonx.loads(state.get("path") or "[]")]
         except (ValueError, TypeError, KeyError):
             pass
         ctx.answered_by = state.get("answered_by") or None

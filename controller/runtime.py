@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from controller import memory
+from controller import jsonx, memory
 from controller.ami import AmiError, failover_value
 from controller.ari.client import AriClient
 from controller.ari.errors import AriError, AriUnavailable, NotFound
@@ -85,7 +84,8 @@ class Controller:
         self.cluster = Cluster(self)
         """The nodes served, their leases, call ownership and adoption (controller.cluster)."""
         self.ari = self.cluster.first.ari  # the first (usually the only) node
-        self.store = RedisStore(settings.redis_url, settings.redis_prefix)
+        self.store = RedisStore(settings.redis_url, settings.redis_prefix,
+                                transport=settings.redis_transport)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
         self.blocklist = BlocklistCache(self.store.redis, settings.redis_prefix)
         self.stream = self.cluster.first.stream
@@ -521,8 +521,8 @@ class Controller:
         rows = counter_updates(call_counts(trace))
         known = getattr(call.ctx.flowset, "users", {}) or {}
         return CallEnd(
-            ended=record["ended"], record_json=json.dumps(record),
-            trace_json=json.dumps(trace), busy=tuple(sorted(call.busy_users)),
+            ended=record["ended"], record_json=jsonx.dumps(record),
+            trace_json=jsonx.dumps(trace), busy=tuple(sorted(call.busy_users)),
             published={u: known[u].receive_calls for u in counted_users(rows) if u in known},
             counts=rows)
 

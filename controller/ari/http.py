@@ -22,10 +22,13 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, urlsplit
+
+from controller.ari.transport import QUERY_SAFE, TransportError, encode_query
 
 __all__ = [
     "IDEMPOTENT",
+    "QUERY_SAFE",
     "ConnectFailed",
     "Disconnected",
     "Endpoint",
@@ -40,10 +43,6 @@ __all__ = [
     "may_retry",
     "parse_base_url",
 ]
-
-QUERY_SAFE: Final = "?/:@!$'()*,"
-"""Characters left as they are in query keys and values: what yarl (so aiohttp) leaves, i.e.
-RFC 3986 query characters minus the form delimiters ``&+;=``. Space becomes ``+``."""
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 """Methods we may send twice (a reused socket failed after the request was written)."""
@@ -62,12 +61,8 @@ _RECV_BUFFER: Final = 64 * 1024
 # ---------------------------------------------------------------------------- errors
 
 
-class HttpError(Exception):
+class HttpError(TransportError):
     """No (complete, valid) HTTP answer. ``reason`` is short, safe to log, header-free."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class HttpParseError(HttpError):
@@ -151,12 +146,6 @@ def parse_base_url(url: str) -> Endpoint:
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
     return Endpoint(tls, host, port, host_header, parts.path.rstrip("/"))
-
-
-def encode_query(params: Mapping[str, str]) -> str:
-    """``k=v&...`` form-encoded as yarl does (space -> ``+``, ``+&=#%;`` escaped, UTF-8)."""
-    return "&".join(f"{quote_plus(k, safe=QUERY_SAFE)}={quote_plus(v, safe=QUERY_SAFE)}"
-                    for k, v in params.items())
 
 
 # ---------------------------------------------------------------------------- requests
@@ -543,9 +532,15 @@ class HttpPool:
         return (f"HttpPool({self.endpoint.host_header}, open={self._count}, "
                 f"idle={len(self._idle)})")
 
-    async def request(self, method: str, path: str, body: bytes | None = None, *,
-                      content_type: str = "application/json",
-                      timeout: float | None = None) -> Response:
+    async def request(self, method: str, target: str, body: bytes | None, *,
+                      timeout: float) -> tuple[int, bytes]:
+        """``controller.ari.transport.RestTransport``: ``(status, body)`` of one request."""
+        resp = await self.send(method, target, body, timeout=timeout)
+        return resp.status, resp.body
+
+    async def send(self, method: str, path: str, body: bytes | None = None, *,
+                   content_type: str = "application/json",
+                   timeout: float | None = None) -> Response:
         """Send one request (``path``: encoded, relative to the base path, with query).
 
         Raises ``HttpError`` subclasses and ``TimeoutError``.

@@ -24,7 +24,6 @@ takes its node and calls back at once instead of waiting for the lease to lapse.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from controller.store import connect
-from controller.store.mux import RedisMux, Script
+from controller import jsonx
 from controller.store.redis_store import (
     BUSY_TTL,
     CALL_TTL,
@@ -42,6 +40,7 @@ from controller.store.redis_store import (
     TRACE_TTL,
     StoreUnavailable,
 )
+from controller.store.runner import CommandRunner, Script, make_runner
 
 # KEYS[1] lease   ARGV[1] my token  ARGV[2] "<my id>/"  ARGV[3] ttl ms  ARGV[4] "1": mine counts
 # Take the lease if it is free, held by our previous life, or (ARGV[4]) already ours.
@@ -269,7 +268,7 @@ class Leases:
     """Lease operations for one controller instance (``token`` = ``<id>/<instance>``)."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str, controller_id: str, instance: str,
-                 ttl_ms: int, *, mux: RedisMux | None = None) -> None:
+                 ttl_ms: int, *, runner: CommandRunner | None = None) -> None:
         self.redis = redis
         self.p = prefix
         self.id = controller_id
@@ -277,9 +276,10 @@ class Leases:
         self.ttl_ms = ttl_ms
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
-        # the per-call steps and the renewal go over one pipelined connection (store/mux.py)
-        self.mux = mux if mux is not None else connect.mux_for(redis)
-        self._owns_mux = mux is None
+        # the per-call steps and the renewal go through the hot-path runner (store/runner.py):
+        # the store's (cluster.py passes it), else redis-py on ``redis``'s pool
+        self.runner = runner if runner is not None else make_runner("redis-py", redis)
+        self._owns_runner = runner is None
         self._renew = Script(RENEW)
         self._start = Script(START_CALL)
         self._adopt = redis.register_script(ADOPT)
@@ -321,7 +321,7 @@ class Leases:
             keys += [self.call_key(c), f"{self.p}call:{c}"]
         if not keys:
             return {}, {}
-        res = await self._do(self.mux.evalsha(self._renew, keys=keys,
+        res = await self._do(self.runner.evalsha(self._renew, keys=keys,
                                          args=[self.token, self.ttl_ms, len(nodes)]))
         node_ok = {n: bool(r) for n, r in zip(nodes, res[:len(nodes)], strict=True)}
         call_ok = {c: bool(r) for c, r in zip(calls, res[len(nodes):], strict=True)}
@@ -334,11 +334,11 @@ class Leases:
         as it was before (another token there: a previous life, or a duplicate id)."""
         res = await self._do(self._heartbeat(
             keys=[f"{self.p}controllers", f"{self.p}controller:{self.id}"],
-            args=[self.id, int(time.time() * 1000), self.ttl_ms, json.dumps(info)]))
+            args=[self.id, int(time.time() * 1000), self.ttl_ms, jsonx.dumps(info)]))
         before: dict[str, Any] | None = None
         if res and res[0]:
             with contextlib.suppress(ValueError):
-                before = json.loads(res[0])
+                before = jsonx.loads(res[0])
         ids = list(res[1:]) if res else []
         if not ids:
             return {}, before
@@ -347,7 +347,7 @@ class Leases:
         for i, r in zip(ids, raw, strict=True):
             if r:
                 try:
-                    out[i] = json.loads(r)
+                    out[i] = jsonx.loads(r)
                 except ValueError:
                     continue
         return out, before
@@ -368,7 +368,7 @@ class Leases:
                            self.ttl_ms]
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
-        return bool(await self._do(self.mux.evalsha(self._start,
+        return bool(await self._do(self.runner.evalsha(self._start,
             keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
                   self.node_calls_key(node)], args=args)))
 
@@ -389,7 +389,7 @@ class Leases:
         for key, name, n, owner in end.counts:
             keys.append(f"{p}stats:{key}")
             args += [name, n, index.get(owner or "", 0)]
-        await self._do(self.mux.evalsha(self._finish, keys=keys, args=args))
+        await self._do(self.runner.evalsha(self._finish, keys=keys, args=args))
 
     async def connected(self, call_id: str, busy: Sequence[str],
                         fields: dict[str, str]) -> bool:
@@ -410,7 +410,7 @@ class Leases:
         args: list[Any] = [call_id, BUSY_TTL, "1" if claim else "0"]
         for k, v in fields.items():
             args += [k, v]
-        return int(await self._do(self.mux.evalsha(self._connected,
+        return int(await self._do(self.runner.evalsha(self._connected,
             keys=[f"{self.p}call:{call_id}", *(f"{self.p}busy:{u}" for u in busy)],
             args=args)))
 
@@ -453,15 +453,15 @@ class Leases:
         how many were released."""
         if not call_ids:
             return 0
-        return int(await self._do(self.mux.evalsha(
+        return int(await self._do(self.runner.evalsha(
             _RELEASE_CALLS, keys=[self.call_key(c) for c in call_ids], args=[self.token])))
 
     # ----------------------------------------------------------------- plumbing
 
     async def close(self) -> None:
-        """Close the pipelined connection if it is ours (not the store's)."""
-        if self._owns_mux:
-            await self.mux.close()
+        """Close the runner if it is ours (not the store's)."""
+        if self._owns_runner:
+            await self.runner.close()
 
     async def _do(self, aw: Any) -> Any:
         try:

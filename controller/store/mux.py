@@ -14,7 +14,8 @@ bound, so a command cancelled while it waits never leaves the connect unfinished
 others; a reply comes within about 1.25 x the timeout or the watchdog fails the connection.
 At worst a command fails after about 2.5 x the timeout (connect, then no reply).
 
-Used for the per-call steps only (leases, busy marks, facts, cursors, sticky map, call end);
+A ``controller.store.runner.CommandRunner`` (``CALLCTL_REDIS_TRANSPORT=own``; redis-py is the
+default): the per-call steps only (leases, busy marks, facts, cursors, sticky map, call end);
 everything else (pub/sub, admin, ops) stays on redis-py. Errors are redis-py's exception
 classes, so callers keep catching ``RedisError``: ``ConnectionError`` (cannot connect, lost,
 ``READONLY`` after a Sentinel failover: the next command reconnects and asks the sentinels
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ssl
 import time
 from collections import deque
@@ -38,6 +38,8 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from controller.store.runner import Script
 
 __all__ = ["Endpoint", "ProtocolError", "RedisMux", "RespParser", "Script", "encode"]
 
@@ -160,17 +162,6 @@ class RespParser:
             return int(raw)
         except ValueError:
             raise ProtocolError(f"bad RESP integer {raw[:20]!r}") from None
-
-
-@dataclass(frozen=True)
-class Script:
-    """A Lua script sent by SHA1 (EVALSHA), loaded on the first NOSCRIPT."""
-
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 class _Conn(asyncio.Protocol):

@@ -29,7 +29,7 @@ async def r(test_settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]
     prefix = f"l{uuid.uuid4().hex[:8]}:"
     client = aioredis.from_url(test_settings.redis_url, decode_responses=True)
     yield client, prefix
-    while _made:  # their pipelined connections (store/mux.py)
+    while _made:  # their hot-path runners (store/runner.py)
         await _made.pop().close()
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:

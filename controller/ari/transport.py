@@ -1,0 +1,123 @@
+"""The REST transport under ``controller.ari.client``: one small interface, two implementations.
+
+``RestTransport.request(method, target, body, timeout=...)`` sends one request (``target``:
+the encoded path and query, relative to ``/ari``) and returns ``(status, body bytes)`` for any
+HTTP answer, error statuses included. No answer at all raises ``TransportError`` (connect
+refused, connection lost, malformed answer; ``reason`` is short and header-free) or
+``TimeoutError`` (no whole answer within ``timeout``, waiting for a connection included).
+The client maps both to ``AriUnavailable``, statuses to ``controller.ari.errors``.
+
+- ``aiohttp`` (default, ``AiohttpTransport``): aiohttp's keep-alive pool.
+- ``own``: ``controller.ari.http.HttpPool``, our own HTTP/1.1 pool (``CALLCTL_ARI_TRANSPORT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Protocol
+from urllib.parse import quote_plus
+
+import aiohttp
+from yarl import URL
+
+__all__ = ["KINDS", "AiohttpTransport", "RestTransport", "TransportError", "encode_query",
+           "make_transport"]
+
+KINDS: Final = ("aiohttp", "own")
+"""CALLCTL_ARI_TRANSPORT values; the first is the default."""
+
+QUERY_SAFE: Final = "?/:@!$'()*,"
+"""Characters left as they are in query keys and values: what yarl (so aiohttp) leaves, i.e.
+RFC 3986 query characters minus the form delimiters ``&+;=``. Space becomes ``+``."""
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """``k=v&...`` form-encoded as yarl does (space -> ``+``, ``+&=#%;`` escaped, UTF-8)."""
+    return "&".join(f"{quote_plus(k, safe=QUERY_SAFE)}={quote_plus(v, safe=QUERY_SAFE)}"
+                    for k, v in params.items())
+
+
+class TransportError(Exception):
+    """No (complete, valid) HTTP answer. ``reason`` is short, safe to log, header-free."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RestTransport(Protocol):
+    """Keep-alive HTTP to one ARI base URL (see the module docstring)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def request(self, method: str, target: str, body: bytes | None, *,
+                      timeout: float) -> tuple[int, bytes]: ...
+
+    async def close(self) -> None: ...
+
+
+_JSON: Final = {"Content-Type": "application/json"}
+
+
+class AiohttpTransport:
+    """``RestTransport`` on an aiohttp ``ClientSession`` of its own (the event websocket has
+    another). aiohttp resends an idempotent request once if a reused keep-alive socket turns
+    out closed; a POST is never sent twice."""
+
+    def __init__(self, api_url: str, headers: Mapping[str, str], *, timeout: float = 5.0,
+                 limit: int = 100, keepalive: float = 10.0) -> None:
+        self._base = api_url.rstrip("/")
+        self._timeout = timeout
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=keepalive,
+                                           ttl_dns_cache=300),
+            headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout),
+            skip_auto_headers=("User-Agent",))
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    async def request(self, method: str, target: str, body: bytes | None, *,
+                      timeout: float) -> tuple[int, bytes]:
+        kw: dict[str, object] = {}
+        if body is not None:
+            kw["data"] = body
+            kw["headers"] = _JSON
+        if timeout != self._timeout:
+            kw["timeout"] = aiohttp.ClientTimeout(total=timeout)
+        try:
+            async with self._session.request(method, URL(self._base + target, encoded=True),
+                                             **kw) as resp:  # type: ignore[arg-type]
+                return resp.status, await resp.read()
+        except TimeoutError:  # aiohttp's ServerTimeoutError included
+            raise
+        except aiohttp.ClientConnectorError as e:
+            raise TransportError(
+                f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}") from None
+        except aiohttp.ServerDisconnectedError:
+            raise TransportError("server disconnected") from None
+        except aiohttp.ClientOSError as e:
+            raise TransportError(f"{type(e).__name__}: {e.strerror}" if e.strerror
+                                 else type(e).__name__) from None
+        except aiohttp.ClientError as e:  # a malformed answer, a cut body...
+            raise TransportError(type(e).__name__) from None
+
+    async def close(self) -> None:
+        if not self._session.closed:
+            await self._session.close()
+
+
+def make_transport(kind: str, api_url: str, headers: Mapping[str, str], *,
+                   timeout: float) -> RestTransport:
+    """The transport ``kind`` (one of ``KINDS``); must be called in the running loop."""
+    keepalive = 10.0  # below Asterisk's http.conf session_keep_alive (15 s): we never reuse
+    # a socket the server is about to close
+    if kind == "own":
+        from controller.ari.http import HttpPool
+
+        return HttpPool(api_url, headers, timeout=timeout, limit=100, keepalive=keepalive)
+    if kind != "aiohttp":
+        raise ValueError(f"unknown ARI transport {kind!r} (use {' or '.join(KINDS)})")
+    return AiohttpTransport(api_url, headers, timeout=timeout, keepalive=keepalive)
