@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from controller import logs, memory
+from controller import jsonx, logs, loops, memory
 from controller.ari.events import ChannelDestroyed, ChannelHangupRequest, StasisStart
 from controller.config import load_settings
 from controller.runtime import Controller
@@ -69,6 +69,9 @@ class Stats:
         self.to_originate: dict[str, deque[float]] = {"StasisStart": deque(maxlen=KEEP),
                                                       "leg end": deque(maxlen=KEEP)}
         self.originate_rtt: deque[float] = deque(maxlen=KEEP)
+        self.store_failures = 0
+        """Times the controller went into degraded mode (Redis failing): a figure taken
+        meanwhile is not the normal path's."""
 
     def _events(self) -> int:
         return sum(n.stream.events_received for n in self.ctl.cluster.nodes.values())
@@ -97,8 +100,17 @@ class Stats:
             "originate_rtt_ms": {"p50": _q(self.originate_rtt, 0.5) * 1000,
                                  "p99": _q(self.originate_rtt, 0.99) * 1000},
             "reconnects": self.ctl.stream.reconnects,
+            "runtime": runtime(self.ctl),
+            "store_failures": self.store_failures + int(self.ctl.store_degraded),
             "ws_events": self._events() - self.events0,
         }
+
+
+def runtime(ctl: Controller) -> dict[str, str]:
+    """What this process actually runs on: event loop, JSON backend, transports."""
+    loop = type(asyncio.get_running_loop())
+    return {"loop": f"{loop.__module__}.{loop.__name__}", "json": jsonx.BACKEND,
+            "ari": ctl.ari.transport, "redis": ctl.settings.redis_transport}
 
 
 def _q(values: Iterable[float], p: float) -> float:
@@ -151,6 +163,14 @@ async def main() -> None:
         on_event(ev)
 
     ctl.stream.on_event = timed
+    store_failed = ctl.store_failed
+
+    def counted_failure() -> None:
+        if not ctl.store_degraded:
+            stats.store_failures += 1
+        store_failed()
+
+    ctl.store_failed = counted_failure  # type: ignore[method-assign]
 
 
     # BENCH_CPROFILE=<file>: a deterministic profile from each reset to the next figures
@@ -299,9 +319,4 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        if os.environ.get("BENCH_UVLOOP"):  # compare: the controller on uvloop (if installed)
-            import uvloop
-
-            uvloop.run(main())
-        else:
-            asyncio.run(main())
+        loops.run(main())  # as `callctl run`: uvloop unless CALLCTL_LOOP=asyncio

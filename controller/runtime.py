@@ -145,6 +145,9 @@ class Controller:
         log.info("asterisk %s at %s; redis at %s",
                  (info or {}).get("system", {}).get("version", "?"), self.settings.ari_url,
                  self.store._safe_url())
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("runtime: %s event loop, %s JSON, ARI REST over %s, Redis calls over %s",
+                 loop, jsonx.BACKEND, self.settings.ari_transport, self.settings.redis_transport)
 
     async def start(self, *, admin: bool | None = None) -> None:
         await self.check()

@@ -27,6 +27,7 @@ from controller.ari.transport import (
     KINDS,
     RestTransport,
     TransportError,
+    connect_reason,
     encode_query,
     make_transport,
 )
@@ -397,7 +398,7 @@ def _describe(e: BaseException, timeout: float) -> str:
     if isinstance(e, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}"
+        return connect_reason(e.os_error)  # no address: "cannot connect: Connection refused"
     if isinstance(e, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(e, OSError) and e.strerror:

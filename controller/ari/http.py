@@ -14,9 +14,7 @@ are short and never contain headers, so credentials cannot leak through them.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
-from controller.ari.transport import QUERY_SAFE, TransportError, encode_query
+from controller.ari.transport import QUERY_SAFE, TransportError, connect_reason, encode_query
 
 __all__ = [
     "IDEMPOTENT",
@@ -82,17 +80,6 @@ class Disconnected(HttpError):
     def __init__(self, reason: str = "server disconnected", *, started: bool = False) -> None:
         super().__init__(reason)
         self.started = started
-
-
-def connect_reason(e: OSError) -> str:
-    """``cannot connect: Connection refused`` and the like (no address, no URL)."""
-    if isinstance(e, ssl.SSLError):
-        text = f"TLS {e.reason or type(e).__name__}"
-    elif isinstance(e, socket.gaierror) or not e.errno:
-        text = e.strerror or type(e).__name__
-    else:
-        text = os.strerror(e.errno)
-    return f"cannot connect: {text}"
 
 
 def _lost_reason(exc: BaseException | None) -> str:

@@ -13,6 +13,9 @@ The client maps both to ``AriUnavailable``, statuses to ``controller.ari.errors`
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 from collections.abc import Mapping
 from typing import Final, Protocol
 from urllib.parse import quote_plus
@@ -20,8 +23,8 @@ from urllib.parse import quote_plus
 import aiohttp
 from yarl import URL
 
-__all__ = ["KINDS", "AiohttpTransport", "RestTransport", "TransportError", "encode_query",
-           "make_transport"]
+__all__ = ["KINDS", "AiohttpTransport", "RestTransport", "TransportError", "connect_reason",
+           "encode_query", "make_transport"]
 
 KINDS: Final = ("aiohttp", "own")
 """CALLCTL_ARI_TRANSPORT values; the first is the default."""
@@ -35,6 +38,17 @@ def encode_query(params: Mapping[str, str]) -> str:
     """``k=v&...`` form-encoded as yarl does (space -> ``+``, ``+&=#%;`` escaped, UTF-8)."""
     return "&".join(f"{quote_plus(k, safe=QUERY_SAFE)}={quote_plus(v, safe=QUERY_SAFE)}"
                     for k, v in params.items())
+
+
+def connect_reason(e: OSError) -> str:
+    """``cannot connect: Connection refused`` and the like (no address, no URL)."""
+    if isinstance(e, ssl.SSLError):
+        text = f"TLS {e.reason or type(e).__name__}"
+    elif isinstance(e, socket.gaierror) or not e.errno:
+        text = e.strerror or type(e).__name__
+    else:
+        text = os.strerror(e.errno)
+    return f"cannot connect: {text}"
 
 
 class TransportError(Exception):
@@ -94,8 +108,7 @@ class AiohttpTransport:
         except TimeoutError:  # aiohttp's ServerTimeoutError included
             raise
         except aiohttp.ClientConnectorError as e:
-            raise TransportError(
-                f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}") from None
+            raise TransportError(connect_reason(e.os_error)) from None
         except aiohttp.ServerDisconnectedError:
             raise TransportError("server disconnected") from None
         except aiohttp.ClientOSError as e:

@@ -26,6 +26,7 @@ bounded in time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from typing import Any, Final, Protocol
 import redis.asyncio as aioredis
 from redis.client import CaseInsensitiveDict
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 __all__ = ["KINDS", "CommandRunner", "RedisPyRunner", "Script", "make_runner", "resp2"]
 
@@ -83,6 +85,18 @@ def resp2(v: Any) -> Any:
     return v
 
 
+def _cancelled_meanwhile() -> None:
+    """A redis-py command failed: if our task was cancelled meanwhile, that is what it gets.
+
+    redis-py 8.1 on Python 3.11 can lose a ``cancel()`` that lands just as a new connection is
+    set up (it ends as ``TimeoutError`` once the socket timeout runs out, the cancel request
+    still pending): a cancelled call task must see ``CancelledError``, never a Redis failure
+    (which would put the controller into degraded mode). Test: test_redis_runner.py."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class RedisPyRunner:
     """``CommandRunner`` on a redis-py client's connection pool (shared, not owned: ``close``
     leaves it to its owner). Replies skip redis-py's per-command conversions (``resp2``)."""
@@ -94,22 +108,34 @@ class RedisPyRunner:
         self._scripts: dict[str, AsyncScript] = {}
 
     async def execute(self, *args: Any) -> Any:
-        return resp2(await self._r.execute_command(*args))
+        try:
+            return resp2(await self._r.execute_command(*args))
+        except RedisError:
+            _cancelled_meanwhile()
+            raise
 
     async def execute_many(self, commands: Sequence[Sequence[Any]], *,
                            raise_errors: bool = True) -> list[Any]:
         if not commands:
             return []
-        async with self._r.pipeline(transaction=False) as pipe:
-            for c in commands:
-                pipe.execute_command(*c)
-            return [resp2(r) for r in await pipe.execute(raise_on_error=raise_errors)]
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for c in commands:
+                    pipe.execute_command(*c)
+                return [resp2(r) for r in await pipe.execute(raise_on_error=raise_errors)]
+        except RedisError:
+            _cancelled_meanwhile()
+            raise
 
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         s = self._scripts.get(script.sha)
         if s is None:
             s = self._scripts[script.sha] = self._r.register_script(script.source)
-        return resp2(await s(keys=list(keys), args=list(args)))
+        try:
+            return resp2(await s(keys=list(keys), args=list(args)))
+        except RedisError:
+            _cancelled_meanwhile()
+            raise
 
     async def close(self) -> None:
         """Nothing of its own to close: the pool is the client's."""
