@@ -336,8 +336,12 @@ class Bench:
             self.figures.append(Figure(f"{name}: capacity ratio the CPU allows", "x",
                                        c["cpu_capacity_ratio"], None, ">= 0.70",
                                        c["cpu_capacity_ratio"] >= 0.70))
+        wins = transport_wins(out["configs"])
+        out["wins"] = wins
         print()
         print(configs_table(out, first))
+        for text in wins.values():
+            print(text["line"])
         print()
 
     # ------------------------------------------------------------------ cost
@@ -386,73 +390,79 @@ class Bench:
         Three exchanges (FLOOR_MODE): ``ctl`` the controller's own (7 requests a call),
         ``pool`` the same with bridges reused from a pool, ``lean`` the leanest ARI allows (the
         pool and no ringback: 4 requests). The controller is stopped meanwhile (the floor app
-        takes its Stasis app name) and started again afterwards. Runtime: the reference
-        configuration's (the first of ``--configs``). Beside ``cost``, it splits the
-        controller's CPU per call into what the ARI exchange itself costs in Python and what
-        the controller adds."""
-        assert self.settings is not None
-        sc = self.scale
-        rate, n = sc.cost_rate, int(sc.cost_rate * sc.cost_seconds)
-        ref = self.configs[0] if self.configs else "library"
+        takes its Stasis app name) and started again afterwards. Runtime: each of the
+        configurations ``library`` and ``own`` given in ``--configs`` (else the first one).
+        Beside ``cost``, it splits the controller's CPU per call into what the ARI exchange
+        itself costs in Python and what the controller adds."""
+        cfgs = [c for c in ("library", "own") if c in self.configs] or self.configs[:1]
         await asyncio.to_thread(self.ctl.stop)
-        out: dict[str, Any] = {"config": ref}
+        out: dict[str, Any] = {}
         try:
-            for mode in ("ctl", "pool", "lean"):
-                proc = FloorProc({**self.ctl.env, **CONFIGS[ref]}, self.workdir, mode)
-                try:
-                    await asyncio.to_thread(proc.start)
-                    # warm-up, then what the idle app burns
-                    res = await self.calls(flows.CTL_CALL, 20, rate=20, calls=20, hold_ms=200)
-                    shutil.rmtree(res.workdir, ignore_errors=True)
-                    c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
-                    await asyncio.sleep(3)
-                    idle_rate = (env.proc_cpu(proc.pid) - c0) / (time.monotonic() - t0)
-                    before = env.stack_cpu(self.settings)
-                    c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
-                    sys0 = env.proc_times(proc.pid)[1]
-                    res = await load(env.SIP_PORT, self.dids(flows.CTL_CALL, sc.k_call),
-                                     rate=rate, calls=n, hold_ms=1000)
-                    await asyncio.to_thread(env.wait_idle, self.settings, 90)
-                    cpu, wall = env.proc_cpu(proc.pid) - c0, time.monotonic() - t0
-                    kernel = env.proc_times(proc.pid)[1] - sys0
-                    after = env.stack_cpu(self.settings)
-                    shutil.rmtree(res.workdir, ignore_errors=True)
-                finally:
-                    await asyncio.to_thread(proc.stop)
-                ok = max(1, res.ok)
-                per = {k: (after[k] - before.get(k, 0.0)) / ok * 1000 for k in after}
-                per["app"] = (cpu - idle_rate * wall) / ok * 1000
-                out[mode] = {"rate": rate, "calls": n, "ok": res.ok, "cpu_ms_per_call": per,
-                             "app_idle_ms_per_s": idle_rate * 1000,
-                             "app_kernel_ms_per_call": kernel / ok * 1000}
-                self.log(f"floor {mode}: {res.ok}/{n} calls; CPU ms/call " +
-                         ", ".join(f"{k} {v:.2f}" for k, v in per.items()) +
-                         f" (app in the kernel {out[mode]['app_kernel_ms_per_call']:.2f})")
+            for cfg in cfgs:
+                out[cfg] = await self._floor(cfg)
         finally:
             await asyncio.to_thread(self.ctl.start)
         self.details["floor"] = out
         what = {"ctl": "the controller's exchange", "pool": "same, bridges from a pool",
                 "lean": "leanest (pool, no ringback)"}
+        for cfg in cfgs:
+            for mode in ("ctl", "pool", "lean"):
+                per = out[cfg][mode]["cpu_ms_per_call"]
+                self.figures.append(Figure(f"floor app ({cfg}), {what[mode]}: app CPU", "ms",
+                                           per["app"], None, "-", None))
+                self.figures.append(Figure(f"same: Asterisk, driven by it ({what[mode]})",
+                                           "ms", per["asterisk"], None, "-", None))
+
+    async def _floor(self, cfg: str) -> dict[str, Any]:
+        assert self.settings is not None
+        sc = self.scale
+        rate, n = sc.cost_rate, int(sc.cost_rate * sc.cost_seconds)
+        out: dict[str, Any] = {}
         for mode in ("ctl", "pool", "lean"):
-            per = out[mode]["cpu_ms_per_call"]
-            self.figures.append(Figure(f"floor app ({ref}), {what[mode]}: app CPU", "ms",
-                                       per["app"], None, "-", None))
-            self.figures.append(Figure(f"same: Asterisk, driven by it ({what[mode]})", "ms",
-                                       per["asterisk"], None, "-", None))
+            proc = FloorProc({**self.ctl.env, **CONFIGS[cfg]}, self.workdir, mode)
+            try:
+                await asyncio.to_thread(proc.start)
+                # warm-up, then what the idle app burns
+                res = await self.calls(flows.CTL_CALL, 20, rate=20, calls=20, hold_ms=200)
+                shutil.rmtree(res.workdir, ignore_errors=True)
+                c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
+                await asyncio.sleep(3)
+                idle_rate = (env.proc_cpu(proc.pid) - c0) / (time.monotonic() - t0)
+                before = env.stack_cpu(self.settings)
+                c0, t0 = env.proc_cpu(proc.pid), time.monotonic()
+                sys0 = env.proc_times(proc.pid)[1]
+                res = await load(env.SIP_PORT, self.dids(flows.CTL_CALL, sc.k_call),
+                                 rate=rate, calls=n, hold_ms=1000)
+                await asyncio.to_thread(env.wait_idle, self.settings, 90)
+                cpu, wall = env.proc_cpu(proc.pid) - c0, time.monotonic() - t0
+                kernel = env.proc_times(proc.pid)[1] - sys0
+                after = env.stack_cpu(self.settings)
+                shutil.rmtree(res.workdir, ignore_errors=True)
+            finally:
+                await asyncio.to_thread(proc.stop)
+            ok = max(1, res.ok)
+            per = {k: (after[k] - before.get(k, 0.0)) / ok * 1000 for k in after}
+            per["app"] = (cpu - idle_rate * wall) / ok * 1000
+            out[mode] = {"rate": rate, "calls": n, "ok": res.ok, "cpu_ms_per_call": per,
+                         "app_idle_ms_per_s": idle_rate * 1000,
+                         "app_kernel_ms_per_call": kernel / ok * 1000}
+            self.log(f"floor {cfg} {mode}: {res.ok}/{n} calls; CPU ms/call " +
+                     ", ".join(f"{k} {v:.2f}" for k, v in per.items()) +
+                     f" (app in the kernel {out[mode]['app_kernel_ms_per_call']:.2f})")
+        return out
 
     def floor_ratios(self) -> None:
         """Once every figure ran: the controller's CPU per call against the floors."""
-        out = self.details.get("floor")
-        ref = out["config"] if out else ""
-        ctl_ms = self._controller_ms(ref)
-        if out is None or ctl_ms is None:
-            return
-        for mode in ("ctl", "lean"):
-            app = out[mode]["cpu_ms_per_call"]["app"]
-            self.figures.append(Figure(f"controller ({ref}) CPU per call / floor {mode}",
-                                       "x", ctl_ms / app, None, "-", None))
-            self.figures.append(Figure(f"controller ({ref}) CPU above floor {mode}", "ms",
-                                       ctl_ms - app, None, "-", None))
+        for cfg, out in self.details.get("floor", {}).items():
+            ctl_ms = self._controller_ms(cfg)
+            if ctl_ms is None:
+                continue
+            for mode in ("ctl", "lean"):
+                app = out[mode]["cpu_ms_per_call"]["app"]
+                self.figures.append(Figure(f"controller ({cfg}) CPU per call / floor {mode}",
+                                           "x", ctl_ms / app, None, "-", None))
+                self.figures.append(Figure(f"controller ({cfg}) CPU above floor {mode}",
+                                           "ms", ctl_ms - app, None, "-", None))
 
     def _controller_ms(self, config: str) -> float | None:
         """The controller's CPU per call in this run: the configs figure's for ``config``,
@@ -629,6 +639,22 @@ class Bench:
 def _mean(values: Any) -> float:
     v = list(values)
     return sum(v) / len(v) if v else float("nan")
+
+
+def transport_wins(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each own transport saves on controller CPU per call, swapped in alone (against
+    ``library``) and on top of the other one (against the config with only the other own):
+    issue 15 keeps an own transport only for a win of at least 1.3x."""
+    ms = {k: v["controller_ms"] for k, v in cfg.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for name, alone, other in (("ARI REST (controller/ari/http.py)", "own-ari", "own-redis"),
+                               ("Redis (controller/store/mux.py)", "own-redis", "own-ari")):
+        pairs = [(f"library / {alone}", "library", alone), (f"{other} / own", other, "own")]
+        got = {label: ms[a] / ms[b] for label, a, b in pairs if a in ms and b in ms}
+        if got:
+            out[name] = {"ratios": got, "line": f"own {name}: " + ", ".join(
+                f"{label} = {r:.2f}x" for label, r in got.items())}
+    return out
 
 
 def configs_table(out: dict[str, Any], ref: str) -> str:
