@@ -19,6 +19,7 @@ import json
 import platform
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -644,16 +645,28 @@ def _mean(values: Any) -> float:
 def transport_wins(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What each own transport saves on controller CPU per call, swapped in alone (against
     ``library``) and on top of the other one (against the config with only the other own):
-    issue 15 keeps an own transport only for a win of at least 1.3x."""
-    ms = {k: v["controller_ms"] for k, v in cfg.items()}
+    issue 15 keeps an own transport only for a win of at least 1.3x. Each ratio: of the means
+    over the rounds, and the median of the per-round ratios (within a round the two ran a
+    minute apart, so a change of the machine's load cancels out better)."""
+    def per_round(name: str) -> list[float]:
+        return [r["cpu_ms_per_call"]["controller"] for r in cfg[name]["runs"]]
+
     out: dict[str, dict[str, Any]] = {}
     for name, alone, other in (("ARI REST (controller/ari/http.py)", "own-ari", "own-redis"),
                                ("Redis (controller/store/mux.py)", "own-redis", "own-ari")):
-        pairs = [(f"library / {alone}", "library", alone), (f"{other} / own", other, "own")]
-        got = {label: ms[a] / ms[b] for label, a, b in pairs if a in ms and b in ms}
+        got: dict[str, dict[str, float]] = {}
+        for label, a, b in ((f"library / {alone}", "library", alone),
+                            (f"{other} / own", other, "own")):
+            if a in cfg and b in cfg:
+                rounds = [x / y for x, y in zip(per_round(a), per_round(b), strict=True)]
+                got[label] = {"of_means": cfg[a]["controller_ms"] / cfg[b]["controller_ms"],
+                              "median_per_round": statistics.median(rounds),
+                              "per_round": rounds}
         if got:
-            out[name] = {"ratios": got, "line": f"own {name}: " + ", ".join(
-                f"{label} = {r:.2f}x" for label, r in got.items())}
+            out[name] = {"ratios": got, "line": f"own {name}: " + "; ".join(
+                f"{label} = {r['of_means']:.2f}x (per round: "
+                f"{', '.join(f'{x:.2f}' for x in r['per_round'])}; median "
+                f"{r['median_per_round']:.2f}x)" for label, r in got.items())}
     return out
 
 

@@ -79,7 +79,7 @@ from controller.logs import call_context
 from controller.model import CallContext, DialTarget, TraceEntry
 from controller.ringrace import ANSWERED_ELSEWHERE
 from controller.store import StoreUnavailable
-from controller.store.leases import CLAIMED_ELSEWHERE, GONE, CallEnd, Leases
+from controller.store.leases import CLAIMED_ELSEWHERE, ENDED, GONE, CallEnd, Leases
 
 if TYPE_CHECKING:
     from controller.call import Call
@@ -568,6 +568,8 @@ class Cluster:
         if call.abandoned:  # handed over (or let go of) before its state was written
             return
         ok = await self.leases.start_call(call.id, call.node, fields)
+        if ok == ENDED:  # its end reached Redis first (another connection): nothing written
+            return
         if ok and call.abandoned:  # handed over while this was on its way: not ours now
             await self.leases.release_call(call.id)
         elif ok:

@@ -98,9 +98,16 @@ return out
 """
 
 # KEYS[1] call:<id>  KEYS[2] calls:live  KEYS[3] lease:call:<id>  KEYS[4] calls:node:<node>
-# ARGV[1] call id  ARGV[2] started  ARGV[3] hash ttl s  ARGV[4] my token  ARGV[5] lease ms
-# ARGV[6..] field/value pairs.   A new call: lease, hash and indexes in one step.
+# KEYS[5] trace:<id>   ARGV[1] call id  ARGV[2] started  ARGV[3] hash ttl s  ARGV[4] my token
+# ARGV[5] lease ms  ARGV[6..] field/value pairs.   A new call: lease, hash and indexes in one
+# step; 0: another controller holds its lease. 2: the call has ended already (its trace,
+# written by FINISH_CALL, exists): nothing is written. The start is sent in the background
+# and, over a connection pool, may reach Redis after the call's own end (another connection,
+# still connecting): it must not bring the call back.
 START_CALL = """
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return 2
+end
 local cur = redis.call('GET', KEYS[3])
 if cur and cur ~= ARGV[4] then
   return 0
@@ -196,6 +203,8 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 return 1
 """
 CLAIMED, CLAIMED_ELSEWHERE, CLAIMED_NO_STATE = 1, 0, 2
+STARTED, TAKEN, ENDED = 1, 0, 2
+"""START_CALL's answers (``Leases.start_call``)."""
 """CONNECTED's answers to a claim."""
 
 # KEYS[1] lease:call:<id>  KEYS[2] call:<id>   ARGV[1] my token  ARGV[2] "<my id>/"
@@ -361,16 +370,17 @@ class Leases:
 
     # ----------------------------------------------------------------- calls
 
-    async def start_call(self, call_id: str, node: str, fields: dict[str, str]) -> bool:
-        """Record a new call we drive (lease + ``call:<id>`` + indexes). False: another
-        controller holds its lease."""
+    async def start_call(self, call_id: str, node: str, fields: dict[str, str]) -> int:
+        """Record a new call we drive (lease + ``call:<id>`` + indexes): ``STARTED``;
+        ``TAKEN`` (falsy): another controller holds its lease; ``ENDED``: the call's end was
+        written already, nothing is (START_CALL)."""
         args: list[Any] = [call_id, fields.get("started", time.time()), CALL_TTL, self.token,
                            self.ttl_ms]
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
-        return bool(await self._do(self.runner.evalsha(self._start,
+        return int(await self._do(self.runner.evalsha(self._start,
             keys=[f"{self.p}call:{call_id}", f"{self.p}calls:live", self.call_key(call_id),
-                  self.node_calls_key(node)], args=args)))
+                  self.node_calls_key(node), f"{self.p}trace:{call_id}"], args=args)))
 
     async def finish_call(self, call_id: str, node: str, end: CallEnd) -> None:
         """The call ended: everything Redis keeps of it, in one atomic step (FINISH_CALL)."""
