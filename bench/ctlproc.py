@@ -100,17 +100,16 @@ class Stats:
             "originate_rtt_ms": {"p50": _q(self.originate_rtt, 0.5) * 1000,
                                  "p99": _q(self.originate_rtt, 0.99) * 1000},
             "reconnects": self.ctl.stream.reconnects,
-            "runtime": runtime(self.ctl),
+            "runtime": runtime(),
             "store_failures": self.store_failures + int(self.ctl.store_degraded),
             "ws_events": self._events() - self.events0,
         }
 
 
-def runtime(ctl: Controller) -> dict[str, str]:
-    """What this process actually runs on: event loop, JSON backend, transports."""
+def runtime() -> dict[str, str]:
+    """What this process actually runs on: event loop and JSON backend."""
     loop = type(asyncio.get_running_loop())
-    return {"loop": f"{loop.__module__}.{loop.__name__}", "json": jsonx.BACKEND,
-            "ari": ctl.ari.transport, "redis": ctl.settings.redis_transport}
+    return {"loop": f"{loop.__module__}.{loop.__name__}", "json": jsonx.BACKEND}
 
 
 def _q(values: Iterable[float], p: float) -> float:

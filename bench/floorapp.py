@@ -3,9 +3,9 @@
     python -m bench.floorapp        (environment: the bench stack's, see bench/env.py)
 
 It makes exactly the ARI requests the controller makes for a ``DID -> department -> agent``
-call, in the same order, over the same transports and runtime (the REST transport of
-``CALLCTL_ARI_TRANSPORT``, the aiohttp websocket, the controller's event filter, the event loop
-of ``CALLCTL_LOOP``, the JSON of ``CALLCTL_JSON``): originate the agent, create the bridge,
+call, in the same order, over the same transports and runtime (aiohttp for REST and the
+websocket, the controller's event filter, the event loop of ``CALLCTL_LOOP``, the JSON of
+``CALLCTL_JSON``): originate the agent, create the bridge,
 ring the caller; on the agent's answer, answer the caller and add both to the bridge; when the
 caller hangs up, hang the agent up and destroy the bridge. No flow, no Redis, no call state
 beyond two dicts, no logging. Its CPU per call is what any Python asyncio controller pays
@@ -123,8 +123,7 @@ class Floor:
 
 async def main() -> None:
     settings = load_settings()
-    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app,
-                    transport=settings.ari_transport)
+    ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
     mode = "lean" if os.environ.get("FLOOR_LEAN") == "1" else \
         os.environ.get("FLOOR_MODE", "ctl")
     if mode not in MODES:

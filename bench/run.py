@@ -19,7 +19,6 @@ import json
 import platform
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -71,21 +70,17 @@ SCALES = {
 
 
 # The runtime configurations the ``configs`` figure compares in one invocation (issue 15):
-# transports (ARI REST, hot-path Redis), event loop, JSON. "library" is the product's default.
+# event loop and JSON backend, on the library transports (aiohttp, redis-py). "library" is the
+# product's default; "stdlib" its fallback where uvloop and orjson are not installed. (The
+# own-transport configurations, "own", "today", "own-ari", "own-redis", went with
+# controller/ari/http.py and controller/store/mux.py: README "Performance".)
 CONFIGS: dict[str, dict[str, str]] = {
-    "library": {"CALLCTL_ARI_TRANSPORT": "aiohttp", "CALLCTL_REDIS_TRANSPORT": "redis-py",
-                "CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "orjson"},
-    "own": {"CALLCTL_ARI_TRANSPORT": "own", "CALLCTL_REDIS_TRANSPORT": "own",
-            "CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "orjson"},
-    "today": {"CALLCTL_ARI_TRANSPORT": "own", "CALLCTL_REDIS_TRANSPORT": "own",
-              "CALLCTL_LOOP": "asyncio", "CALLCTL_JSON": "json"},
-    # one own transport at a time: which of the two makes a difference
-    "own-ari": {"CALLCTL_ARI_TRANSPORT": "own", "CALLCTL_REDIS_TRANSPORT": "redis-py",
-                "CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "orjson"},
-    "own-redis": {"CALLCTL_ARI_TRANSPORT": "aiohttp", "CALLCTL_REDIS_TRANSPORT": "own",
-                  "CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "orjson"},
+    "library": {"CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "orjson"},
+    "asyncio": {"CALLCTL_LOOP": "asyncio", "CALLCTL_JSON": "orjson"},
+    "json": {"CALLCTL_LOOP": "uvloop", "CALLCTL_JSON": "json"},
+    "stdlib": {"CALLCTL_LOOP": "asyncio", "CALLCTL_JSON": "json"},
 }
-CAPACITY_CONFIGS = ("library", "own", "today")
+CAPACITY_CONFIGS = ("library", "stdlib")
 
 
 @dataclass
@@ -337,12 +332,8 @@ class Bench:
             self.figures.append(Figure(f"{name}: capacity ratio the CPU allows", "x",
                                        c["cpu_capacity_ratio"], None, ">= 0.70",
                                        c["cpu_capacity_ratio"] >= 0.70))
-        wins = transport_wins(out["configs"])
-        out["wins"] = wins
         print()
         print(configs_table(out, first))
-        for text in wins.values():
-            print(text["line"])
         print()
 
     # ------------------------------------------------------------------ cost
@@ -392,10 +383,10 @@ class Bench:
         ``pool`` the same with bridges reused from a pool, ``lean`` the leanest ARI allows (the
         pool and no ringback: 4 requests). The controller is stopped meanwhile (the floor app
         takes its Stasis app name) and started again afterwards. Runtime: each of the
-        configurations ``library`` and ``own`` given in ``--configs`` (else the first one).
+        configurations ``library`` and ``stdlib`` given in ``--configs`` (else the first).
         Beside ``cost``, it splits the controller's CPU per call into what the ARI exchange
         itself costs in Python and what the controller adds."""
-        cfgs = [c for c in ("library", "own") if c in self.configs] or self.configs[:1]
+        cfgs = [c for c in ("library", "stdlib") if c in self.configs] or self.configs[:1]
         await asyncio.to_thread(self.ctl.stop)
         out: dict[str, Any] = {}
         try:
@@ -642,52 +633,23 @@ def _mean(values: Any) -> float:
     return sum(v) / len(v) if v else float("nan")
 
 
-def transport_wins(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What each own transport saves on controller CPU per call, swapped in alone (against
-    ``library``) and on top of the other one (against the config with only the other own):
-    issue 15 keeps an own transport only for a win of at least 1.3x. Each ratio: of the means
-    over the rounds, and the median of the per-round ratios (within a round the two ran a
-    minute apart, so a change of the machine's load cancels out better)."""
-    def per_round(name: str) -> list[float]:
-        return [r["cpu_ms_per_call"]["controller"] for r in cfg[name]["runs"]]
-
-    out: dict[str, dict[str, Any]] = {}
-    for name, alone, other in (("ARI REST (controller/ari/http.py)", "own-ari", "own-redis"),
-                               ("Redis (controller/store/mux.py)", "own-redis", "own-ari")):
-        got: dict[str, dict[str, float]] = {}
-        for label, a, b in ((f"library / {alone}", "library", alone),
-                            (f"{other} / own", other, "own")):
-            if a in cfg and b in cfg:
-                rounds = [x / y for x, y in zip(per_round(a), per_round(b), strict=True)]
-                got[label] = {"of_means": cfg[a]["controller_ms"] / cfg[b]["controller_ms"],
-                              "median_per_round": statistics.median(rounds),
-                              "per_round": rounds}
-        if got:
-            out[name] = {"ratios": got, "line": f"own {name}: " + "; ".join(
-                f"{label} = {r['of_means']:.2f}x (per round: "
-                f"{', '.join(f'{x:.2f}' for x in r['per_round'])}; median "
-                f"{r['median_per_round']:.2f}x)" for label, r in got.items())}
-    return out
-
-
 def configs_table(out: dict[str, Any], ref: str) -> str:
-    """The ``configs`` figure as a table, ratios to ``ref`` and to ``today``."""
+    """The ``configs`` figure as a table, ratios to ``ref`` and to ``stdlib``."""
     cfg = out["configs"]
-    rows = [("config", "ARI", "Redis", "loop", "JSON", "ctl ms/call (min-max)", "kernel",
-             "Asterisk", "Redis", "total", "CPU cap. ratio", f"ctl / {ref}", "ctl / today")]
+    rows = [("config", "loop", "JSON", "ctl ms/call (min-max)", "kernel",
+             "Asterisk", "Redis", "total", "CPU cap. ratio", f"ctl / {ref}", "ctl / stdlib")]
     for name, c in cfg.items():
         e = c["env"]
         rows.append((
-            name, e["CALLCTL_ARI_TRANSPORT"], e["CALLCTL_REDIS_TRANSPORT"], e["CALLCTL_LOOP"],
-            e["CALLCTL_JSON"],
+            name, e["CALLCTL_LOOP"], e["CALLCTL_JSON"],
             f"{c['controller_ms']:.2f} ({c['controller_ms_min']:.2f}-"
             f"{c['controller_ms_max']:.2f})",
             f"{c['kernel_ms']:.2f}", f"{c['asterisk_ms']:.2f}", f"{c['redis_ms']:.2f}",
             f"{c['total_ms']:.2f}", f"{c['cpu_capacity_ratio']:.2f}",
             f"{c['controller_ms'] / cfg[ref]['controller_ms']:.2f}x",
-            f"{c['controller_ms'] / cfg['today']['controller_ms']:.2f}x" if "today" in cfg
+            f"{c['controller_ms'] / cfg['stdlib']['controller_ms']:.2f}x" if "stdlib" in cfg
             else "-"))
-    rows.append(("dialplan", "", "", "", "", "", "", "", "", f"{out['baseline_total_ms']:.2f}",
+    rows.append(("dialplan", "", "", "", "", "", "", f"{out['baseline_total_ms']:.2f}",
                  "1.00", "", ""))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]

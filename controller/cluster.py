@@ -179,8 +179,7 @@ class Node:
         self.ctl = ctl
         self.name = spec.name
         self.spec = spec
-        self.ari = AriClient(spec.url, spec.user, spec.password, ctl.app,
-                             transport=ctl.settings.ari_transport)
+        self.ari = AriClient(spec.url, spec.user, spec.password, ctl.app)
         self.stream = self._new_stream()
         self.ami = Ami(spec.ami_host or spec.host, spec.ami_port, ctl.settings.ami_user,
                        spec.ami_secret)

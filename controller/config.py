@@ -178,12 +178,6 @@ class Settings:
     malloc_trim_s: int = 60
     """CALLCTL_MALLOC_TRIM_S: seconds between glibc ``malloc_trim`` calls that give freed
     heap memory back to the system (controller.memory); 0: never."""
-    ari_transport: str = "aiohttp"
-    """CALLCTL_ARI_TRANSPORT: the ARI REST transport, "aiohttp" or "own"
-    (controller.ari.transport)."""
-    redis_transport: str = "redis-py"
-    """CALLCTL_REDIS_TRANSPORT: the hot-path Redis runner, "redis-py" or "own"
-    (controller.store.runner)."""
 
     @property
     def ari_port(self) -> int:
@@ -245,23 +239,7 @@ def load_settings(env: dict[str, str] | None = None, *, generate: bool = False) 
         asterisk_root=asterisk_root,
         **_ops_settings(env, sec),
         **_cluster_settings(env, sec),
-        **_transport_settings(env),
     )
-
-
-TRANSPORTS = {"CALLCTL_ARI_TRANSPORT": ("aiohttp", "own"),
-              "CALLCTL_REDIS_TRANSPORT": ("redis-py", "own")}
-"""The transport settings' values; the first is the default."""
-
-
-def _transport_settings(env: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, str] = {}
-    for name, kinds in TRANSPORTS.items():
-        value = (env.get(name) or kinds[0]).strip().lower()
-        if value not in kinds:
-            raise _bad(name, env.get(name, ""), f"use {' or '.join(kinds)}")
-        out[name.removeprefix("CALLCTL_").lower()] = value
-    return out
 
 
 def _ops_settings(env: dict[str, str], sec: dict[str, str]) -> dict[str, Any]:

@@ -84,8 +84,7 @@ class Controller:
         self.cluster = Cluster(self)
         """The nodes served, their leases, call ownership and adoption (controller.cluster)."""
         self.ari = self.cluster.first.ari  # the first (usually the only) node
-        self.store = RedisStore(settings.redis_url, settings.redis_prefix,
-                                transport=settings.redis_transport)
+        self.store = RedisStore(settings.redis_url, settings.redis_prefix)
         self.flows = LiveFlows(self.store, settings.redis_prefix)
         self.blocklist = BlocklistCache(self.store.redis, settings.redis_prefix)
         self.stream = self.cluster.first.stream
@@ -146,8 +145,7 @@ class Controller:
                  (info or {}).get("system", {}).get("version", "?"), self.settings.ari_url,
                  self.store._safe_url())
         loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
-        log.info("runtime: %s event loop, %s JSON, ARI REST over %s, Redis calls over %s",
-                 loop, jsonx.BACKEND, self.settings.ari_transport, self.settings.redis_transport)
+        log.info("runtime: %s event loop, %s JSON", loop, jsonx.BACKEND)
 
     async def start(self, *, admin: bool | None = None) -> None:
         await self.check()

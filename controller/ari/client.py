@@ -1,8 +1,8 @@
 """A thin ARI REST client (Asterisk 16 parameter names).
 
-REST requests go through a ``controller.ari.transport.RestTransport``: aiohttp's keep-alive
-pool (default) or our own (``transport="own"``, ``CALLCTL_ARI_TRANSPORT``); the event
-websocket uses an aiohttp session of its own. JSON bodies go through ``controller.jsonx``.
+REST requests go through a ``controller.ari.transport.RestTransport`` (aiohttp's keep-alive
+pool); the event websocket uses an aiohttp session of its own. JSON bodies go through
+``controller.jsonx`` (orjson when installed).
 
 Credentials travel only in the ``Authorization: Basic`` header: never in a URL, a query string,
 an exception or a log line. Errors map to ``controller.ari.errors`` (``NotFound`` for a channel
@@ -24,12 +24,11 @@ from yarl import URL
 from controller import jsonx
 from controller.ari.errors import AriError, AriUnavailable, NotFound, error_for
 from controller.ari.transport import (
-    KINDS,
+    AiohttpTransport,
     RestTransport,
     TransportError,
     connect_reason,
     encode_query,
-    make_transport,
 )
 
 __all__ = ["HANGUP_REASONS", "AriClient", "hangup_reason_for"]
@@ -108,8 +107,7 @@ class AriClient:
     """ARI over HTTP: ``await client.answer(channel_id)`` etc.; ``async with`` or ``close()``."""
 
     def __init__(self, base_url: str, user: str, password: str, app: str, *,
-                 timeout: float = 5.0, native_reason_code: bool = False,
-                 transport: str = KINDS[0]) -> None:
+                 timeout: float = 5.0, native_reason_code: bool = False) -> None:
         url = URL(base_url.rstrip("/"))
         if url.user is not None or url.password is not None:
             url = url.with_user(None)  # credentials come only from user/password
@@ -119,9 +117,6 @@ class AriClient:
         self.timeout = timeout
         self.native_reason_code = native_reason_code
         """Send ``reason_code`` on hangup (Asterisk releases newer than 16.28 only)."""
-        if transport not in KINDS:
-            raise ValueError(f"unknown ARI transport {transport!r} (use {' or '.join(KINDS)})")
-        self.transport = transport
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}
         self._session: aiohttp.ClientSession | None = None
@@ -133,8 +128,7 @@ class AriClient:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_rest(self) -> RestTransport:
-        self._rest = make_transport(self.transport, self.api_url, self._headers,
-                                    timeout=self.timeout)
+        self._rest = AiohttpTransport(self.api_url, self._headers, timeout=self.timeout)
         return self._rest
 
     def _open(self) -> aiohttp.ClientSession:

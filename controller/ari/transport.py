@@ -1,4 +1,4 @@
-"""The REST transport under ``controller.ari.client``: one small interface, two implementations.
+"""The REST transport under ``controller.ari.client``: one small interface, on aiohttp.
 
 ``RestTransport.request(method, target, body, timeout=...)`` sends one request (``target``:
 the encoded path and query, relative to ``/ari``) and returns ``(status, body bytes)`` for any
@@ -7,8 +7,9 @@ refused, connection lost, malformed answer; ``reason`` is short and header-free)
 ``TimeoutError`` (no whole answer within ``timeout``, waiting for a connection included).
 The client maps both to ``AriUnavailable``, statuses to ``controller.ari.errors``.
 
-- ``aiohttp`` (default, ``AiohttpTransport``): aiohttp's keep-alive pool.
-- ``own``: ``controller.ari.http.HttpPool``, our own HTTP/1.1 pool (``CALLCTL_ARI_TRANSPORT``).
+``AiohttpTransport`` is the implementation: aiohttp's keep-alive pool. (Our own HTTP/1.1
+pool, ``controller/ari/http.py``, was deleted: it saved too little controller CPU per call
+for the code it was, README "Performance".)
 """
 
 from __future__ import annotations
@@ -23,11 +24,8 @@ from urllib.parse import quote_plus
 import aiohttp
 from yarl import URL
 
-__all__ = ["KINDS", "AiohttpTransport", "RestTransport", "TransportError", "connect_reason",
-           "encode_query", "make_transport"]
-
-KINDS: Final = ("aiohttp", "own")
-"""CALLCTL_ARI_TRANSPORT values; the first is the default."""
+__all__ = ["QUERY_SAFE", "AiohttpTransport", "RestTransport", "TransportError",
+           "connect_reason", "encode_query"]
 
 QUERY_SAFE: Final = "?/:@!$'()*,"
 """Characters left as they are in query keys and values: what yarl (so aiohttp) leaves, i.e.
@@ -77,7 +75,9 @@ _JSON: Final = {"Content-Type": "application/json"}
 class AiohttpTransport:
     """``RestTransport`` on an aiohttp ``ClientSession`` of its own (the event websocket has
     another). aiohttp resends an idempotent request once if a reused keep-alive socket turns
-    out closed; a POST is never sent twice."""
+    out closed; a POST is never sent twice. ``keepalive`` stays below Asterisk's http.conf
+    ``session_keep_alive`` (15 s), so we never reuse a socket the server is about to close.
+    Must be created in the running loop."""
 
     def __init__(self, api_url: str, headers: Mapping[str, str], *, timeout: float = 5.0,
                  limit: int = 100, keepalive: float = 10.0) -> None:
@@ -120,17 +120,3 @@ class AiohttpTransport:
     async def close(self) -> None:
         if not self._session.closed:
             await self._session.close()
-
-
-def make_transport(kind: str, api_url: str, headers: Mapping[str, str], *,
-                   timeout: float) -> RestTransport:
-    """The transport ``kind`` (one of ``KINDS``); must be called in the running loop."""
-    keepalive = 10.0  # below Asterisk's http.conf session_keep_alive (15 s): we never reuse
-    # a socket the server is about to close
-    if kind == "own":
-        from controller.ari.http import HttpPool
-
-        return HttpPool(api_url, headers, timeout=timeout, limit=100, keepalive=keepalive)
-    if kind != "aiohttp":
-        raise ValueError(f"unknown ARI transport {kind!r} (use {' or '.join(KINDS)})")
-    return AiohttpTransport(api_url, headers, timeout=timeout, keepalive=keepalive)

@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-
-from controller.store.mux import Endpoint, RedisMux
+from redis.asyncio.sentinel import Sentinel
 
 SENTINEL_SCHEME = "redis+sentinel"
 
@@ -84,27 +81,3 @@ async def aclose(client: aioredis.Redis) -> None:
     if sentinel is not None:
         for s in sentinel.sentinels:
             await s.aclose()
-
-
-def mux_for(client: aioredis.Redis, *, timeout: float = 1.0) -> RedisMux:
-    """A pipelined connection (``controller.store.mux``) to the server ``client`` talks to:
-    the same address, credentials and database; for Sentinel, the master the sentinels name
-    at each (re)connect."""
-    pool = client.connection_pool
-    kw = pool.connection_kwargs
-    db, user, password = int(kw.get("db") or 0), kw.get("username"), kw.get("password")
-    if isinstance(pool, SentinelConnectionPool):
-        async def master() -> Endpoint:
-            host, port = await pool.get_master_address()
-            return Endpoint(host=host, port=int(port), db=db, username=user,
-                            password=password)
-
-        return RedisMux(master, timeout=timeout)
-    cls = pool.connection_class
-    if issubclass(cls, UnixDomainSocketConnection):
-        ep = Endpoint(path=kw["path"], db=db, username=user, password=password)
-    else:
-        ep = Endpoint(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)),
-                      tls=issubclass(cls, SSLConnection), db=db, username=user,
-                      password=password)
-    return RedisMux(ep, timeout=timeout)

@@ -40,7 +40,7 @@ from controller.store.redis_store import (
     TRACE_TTL,
     StoreUnavailable,
 )
-from controller.store.runner import CommandRunner, Script, make_runner
+from controller.store.runner import CommandRunner, RedisPyRunner, Script
 
 # KEYS[1] lease   ARGV[1] my token  ARGV[2] "<my id>/"  ARGV[3] ttl ms  ARGV[4] "1": mine counts
 # Take the lease if it is free, held by our previous life, or (ARGV[4]) already ours.
@@ -287,7 +287,7 @@ class Leases:
         self._release = redis.register_script(RELEASE)
         # the per-call steps and the renewal go through the hot-path runner (store/runner.py):
         # the store's (cluster.py passes it), else redis-py on ``redis``'s pool
-        self.runner = runner if runner is not None else make_runner("redis-py", redis)
+        self.runner = runner if runner is not None else RedisPyRunner(redis)
         self._owns_runner = runner is None
         self._renew = Script(RENEW)
         self._start = Script(START_CALL)

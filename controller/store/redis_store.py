@@ -42,7 +42,7 @@ from controller.config import redis_safe_url
 from controller.model import UserFacts
 from controller.overrides import user_facts
 from controller.store import connect
-from controller.store.runner import KINDS, CommandRunner, make_runner
+from controller.store.runner import CommandRunner, RedisPyRunner
 
 CALL_TTL = 4 * 3600
 BUSY_TTL = 4 * 3600
@@ -55,17 +55,15 @@ class StoreUnavailable(RuntimeError):
 
 
 class RedisStore:
-    def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0,
-                 transport: str = KINDS[0]) -> None:
+    def __init__(self, url: str, prefix: str = "callctl:", *, timeout: float = 1.0) -> None:
         self.url = url
         self.p = prefix
         # A bounded pool that waits for a free connection (up to ``timeout``): under load
         # the default pool raises MaxConnectionsError past 100 connections instead. A
         # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
         self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
-        # the per-call reads and writes (store/runner.py): redis-py on that pool (default), or
-        # our own pipelined connection (transport="own", CALLCTL_REDIS_TRANSPORT)
-        self.runner: CommandRunner = make_runner(transport, self.redis, timeout=timeout)
+        # the per-call reads and writes (store/runner.py): raw replies, on that pool
+        self.runner: CommandRunner = RedisPyRunner(self.redis)
 
     async def close(self) -> None:
         await self.runner.close()

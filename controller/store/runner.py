@@ -1,4 +1,4 @@
-"""The Redis command runner of the call hot path: one small interface, two implementations.
+"""The Redis command runner of the call hot path: one small interface, on redis-py.
 
 ``controller.store.leases`` and ``redis_store`` send their per-call steps (leases, busy marks,
 facts, cursors, sticky map, call end) through a ``CommandRunner``:
@@ -16,12 +16,13 @@ Errors are redis-py's exception classes (``ConnectionError``, ``TimeoutError``,
 ``ResponseError``), which the callers turn into ``StoreUnavailable``; every command is
 bounded in time.
 
-- ``redis-py`` (default, ``RedisPyRunner``): the store's redis-py client and its bounded pool
-  (``socket_timeout``, ``socket_connect_timeout``, a blocking pool that waits at most the
-  timeout for a free connection: ``controller.store.connect``); redis-py pipelines and
-  ``Script`` (EVALSHA, SCRIPT LOAD on NOSCRIPT).
-- ``own``: ``controller.store.mux.RedisMux``, one pipelined connection of our own
-  (``CALLCTL_REDIS_TRANSPORT``).
+``RedisPyRunner`` is the implementation: the store's redis-py client and its bounded pool
+(``socket_timeout``, ``socket_connect_timeout``, a blocking pool that waits at most the
+timeout for a free connection: ``controller.store.connect``); redis-py pipelines and
+``Script`` (EVALSHA, SCRIPT LOAD on NOSCRIPT). Commands of different tasks go over different
+connections, so they are not ordered with each other (START_CALL copes: leases.py). (Our own
+pipelined connection, ``controller/store/mux.py``, was deleted: it saved too little controller
+CPU per call for the code it was, README "Performance".)
 """
 
 from __future__ import annotations
@@ -30,17 +31,14 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.client import CaseInsensitiveDict
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-__all__ = ["KINDS", "CommandRunner", "RedisPyRunner", "Script", "make_runner", "resp2"]
-
-KINDS: Final = ("redis-py", "own")
-"""CALLCTL_REDIS_TRANSPORT values; the first is the default."""
+__all__ = ["CommandRunner", "RedisPyRunner", "Script", "resp2"]
 
 
 @dataclass(frozen=True)
@@ -139,14 +137,3 @@ class RedisPyRunner:
 
     async def close(self) -> None:
         """Nothing of its own to close: the pool is the client's."""
-
-
-def make_runner(kind: str, client: aioredis.Redis, *, timeout: float = 1.0) -> CommandRunner:
-    """The runner ``kind`` (one of ``KINDS``) to the server ``client`` talks to."""
-    if kind == "own":
-        from controller.store.connect import mux_for
-
-        return mux_for(client, timeout=timeout)
-    if kind != "redis-py":
-        raise ValueError(f"unknown Redis transport {kind!r} (use {' or '.join(KINDS)})")
-    return RedisPyRunner(client)

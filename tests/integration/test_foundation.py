@@ -7,10 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from controller.ari.client import AriClient
-from controller.ari.transport import KINDS
 from controller.config import Settings
 
 from integration.conftest import Harness, PhoneBank, until
@@ -130,21 +127,18 @@ def _sockets(client: AriClient) -> tuple[int, int]:
     """(open, idle) REST sockets of ``client``'s transport."""
     rest: Any = client._rest
     assert rest is not None
-    if client.transport == "own":
-        return rest._count, len(rest._idle)
     conn = rest._session.connector
     idle = sum(len(v) for v in conn._conns.values())
     return idle + len(conn._acquired), idle
 
 
-@pytest.mark.parametrize("transport", KINDS)
 async def test_query_values_round_trip_through_asterisk_on_kept_connections(
-        test_settings: Settings, transport: str) -> None:
-    """Each REST transport: tricky query values survive Asterisk's query parsing (a global
+        test_settings: Settings) -> None:
+    """The REST transport: tricky query values survive Asterisk's query parsing (a global
     variable set and read back), sequential requests share one keep-alive socket, and
     concurrent ones share the pool."""
     s = test_settings
-    ari = AriClient(s.ari_url, s.ari_user, s.ari_password, s.app, transport=transport)
+    ari = AriClient(s.ari_url, s.ari_user, s.ari_password, s.app)
     name = "CALLCTL_TEST_QUERY"
     try:
         for value in QUERY_VALUES:

@@ -1,9 +1,10 @@
-"""The ARI REST transports (controller/ari/transport.py), aiohttp's (the default) and our own
-(controller/ari/http.py), held to the same contract through ``AriClient``: error statuses map
-to the error classes, no answer is ``AriUnavailable``, and the faults end, bounded: a refused
-connect, a server that never answers, a reset mid-response, a kept socket the server closed,
-requests cancelled midway, the client closed with requests in flight; on asyncio's loop and on
-uvloop. The server is a local asyncio one whose bytes the test controls."""
+"""The ARI REST transport (controller/ari/transport.py, on aiohttp) held to the client's
+contract through ``AriClient``: error statuses map to the error classes, no answer is
+``AriUnavailable``, and the faults end, bounded: a refused connect, a server that never
+answers, a reset mid-response, a kept socket the server closed, requests cancelled midway, the
+client closed with requests in flight; on asyncio's loop and on uvloop. The server is a local
+asyncio one whose bytes the test controls. (The same tests held our own HTTP pool,
+controller/ari/http.py, to this contract before it was deleted.)"""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import pytest
 from controller import loops
 from controller.ari.client import AriClient
 from controller.ari.errors import AriUnavailable, NotFound, ServerError
-from controller.ari.transport import KINDS
 
 TIMEOUT = 0.3
 BOUND = 10 * TIMEOUT
@@ -119,9 +119,8 @@ class FakeServer:
 
 
 @contextlib.asynccontextmanager
-async def client_for(kind: str, port: int) -> AsyncIterator[AriClient]:
-    c = AriClient(f"http://127.0.0.1:{port}", "callctl", PASSWORD, "app", timeout=TIMEOUT,
-                  transport=kind)
+async def client_for(port: int) -> AsyncIterator[AriClient]:
+    c = AriClient(f"http://127.0.0.1:{port}", "callctl", PASSWORD, "app", timeout=TIMEOUT)
     try:
         yield c
     finally:
@@ -149,8 +148,6 @@ def in_use(c: AriClient) -> int:
     rest: Any = c._rest
     if rest is None:
         return 0
-    if c.transport == "own":
-        return int(rest._count - len(rest._idle))
     return len(rest._session.connector._acquired)
 
 
@@ -163,9 +160,8 @@ def _free_port() -> int:
 # ---------------------------------------------------------------------------- contract
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_answers_and_error_statuses_map_the_same_way(kind: str) -> None:
-    async with FakeServer() as srv, client_for(kind, srv.port) as c:
+async def test_answers_and_error_statuses_map_the_same_way() -> None:
+    async with FakeServer() as srv, client_for(srv.port) as c:
         got = await c.request("POST", "/channels", params={"endpoint": "PJSIP/a b"},
                               json={"variables": {"X": "é"}})
         assert got == {"method": "POST", "path": "/ari/channels?endpoint=PJSIP/a+b"}
@@ -179,10 +175,9 @@ async def test_answers_and_error_statuses_map_the_same_way(kind: str) -> None:
 
 
 @pytest.mark.parametrize("loop", loops.CHOICES)
-@pytest.mark.parametrize("kind", KINDS)
-def test_both_transports_work_on_both_event_loops(kind: str, loop: str) -> None:
+def test_it_works_on_both_event_loops(loop: str) -> None:
     async def main() -> list[Any]:
-        async with FakeServer() as srv, client_for(kind, srv.port) as c:
+        async with FakeServer() as srv, client_for(srv.port) as c:
             return await bounded(asyncio.gather(*(c.request("GET", f"/x{i}")
                                                   for i in range(5))))
 
@@ -193,9 +188,8 @@ def test_both_transports_work_on_both_event_loops(kind: str, loop: str) -> None:
 # ---------------------------------------------------------------------------- faults
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_nothing_listening_is_ari_unavailable_at_once(kind: str) -> None:
-    async with client_for(kind, _free_port()) as c:
+async def test_nothing_listening_is_ari_unavailable_at_once() -> None:
+    async with client_for(_free_port()) as c:
         for _ in range(3):
             with pytest.raises(AriUnavailable) as exc:
                 await bounded(c.ping())
@@ -203,10 +197,8 @@ async def test_nothing_listening_is_ari_unavailable_at_once(kind: str) -> None:
             assert PASSWORD not in str(exc.value)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_server_that_never_answers_times_requests_out_then_they_work_again(
-        kind: str) -> None:
-    async with FakeServer("silent") as srv, client_for(kind, srv.port) as c:
+async def test_a_server_that_never_answers_times_requests_out_then_they_work_again() -> None:
+    async with FakeServer("silent") as srv, client_for(srv.port) as c:
         t0 = time.monotonic()
         results = await bounded(asyncio.gather(*(c.request("GET", f"/s{i}") for i in range(5)),
                                                return_exceptions=True))
@@ -218,10 +210,8 @@ async def test_a_server_that_never_answers_times_requests_out_then_they_work_aga
         assert in_use(c) == 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_reset_mid_response_fails_the_request_and_the_next_reconnects(
-        kind: str) -> None:
-    async with FakeServer("reset") as srv, client_for(kind, srv.port) as c:
+async def test_a_reset_mid_response_fails_the_request_and_the_next_reconnects() -> None:
+    async with FakeServer("reset") as srv, client_for(srv.port) as c:
         # a POST: never resent (aiohttp resends a GET cut like this on a new socket)
         inflight = asyncio.create_task(c.request("POST", "/r"))
         await bounded(srv.half_sent.wait())
@@ -235,10 +225,8 @@ async def test_a_reset_mid_response_fails_the_request_and_the_next_reconnects(
         assert srv.opened == 2 and in_use(c) == 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_kept_socket_the_server_closed_is_replaced_and_a_post_never_sent_twice(
-        kind: str) -> None:
-    async with FakeServer("close-after") as srv, client_for(kind, srv.port) as c:
+async def test_a_kept_socket_the_server_closed_is_replaced_and_a_post_never_sent_twice() -> None:
+    async with FakeServer("close-after") as srv, client_for(srv.port) as c:
         posts = 0
         for i in range(10):
             # idempotent: resent on a fresh socket if the kept one turns out closed
@@ -252,9 +240,8 @@ async def test_a_kept_socket_the_server_closed_is_replaced_and_a_post_never_sent
         assert srv.opened >= 10 and in_use(c) == 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_cancelled_requests_give_their_connections_back(kind: str) -> None:
-    async with FakeServer("silent") as srv, client_for(kind, srv.port) as c:
+async def test_cancelled_requests_give_their_connections_back() -> None:
+    async with FakeServer("silent") as srv, client_for(srv.port) as c:
         tasks = [asyncio.create_task(c.request("GET", f"/c{i}")) for i in range(5)]
         await until(lambda: len(srv.requests) == 5, "the 5 requests on the wire")
         for t in tasks:
@@ -268,11 +255,10 @@ async def test_cancelled_requests_give_their_connections_back(kind: str) -> None
         assert in_use(c) == 0
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_close_ends_the_requests_in_flight(kind: str) -> None:
+async def test_close_ends_the_requests_in_flight() -> None:
     async with FakeServer("silent") as srv:
         c = AriClient(f"http://127.0.0.1:{srv.port}", "callctl", PASSWORD, "app",
-                      timeout=60.0, transport=kind)
+                      timeout=60.0)
         inflight = asyncio.create_task(c.request("GET", "/q"))
         await bounded(srv.got.wait())
         t0 = time.monotonic()

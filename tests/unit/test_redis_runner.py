@@ -1,8 +1,8 @@
-"""The hot-path Redis runners (controller/store/runner.py), redis-py's (the default) and our
-own (store/mux.py), held to the same contract against a real redis-server: the same replies,
-the same error classes, and the same faults, each bounded: a command cancelled midway, Redis
-restarting, a server that never answers, a reset mid-reply, a full pool; on asyncio's loop
-and on uvloop."""
+"""The hot-path Redis runner (controller/store/runner.py, on redis-py) held to its contract
+against a real redis-server: the replies' shapes, the error classes, and the faults, each
+bounded: a command cancelled midway, Redis restarting, a server that never answers, a reset
+mid-reply, a full pool; on asyncio's loop and on uvloop. (The same tests held our own
+pipelined connection, controller/store/mux.py, to this contract before it was deleted.)"""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from redisproc import REDIS_SERVER, RedisServer
 
 from controller import loops
 from controller.store import connect
-from controller.store.runner import KINDS, CommandRunner, Script, make_runner, resp2
+from controller.store.runner import CommandRunner, RedisPyRunner, Script, resp2
 
 TIMEOUT = 0.5
 BOUND = 10 * TIMEOUT
@@ -45,10 +45,9 @@ def url(port: int, password: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def runner_for(kind: str, port: int, password: str, **kw: Any
-                     ) -> AsyncIterator[CommandRunner]:
+async def runner_for(port: int, password: str, **kw: Any) -> AsyncIterator[CommandRunner]:
     client = connect.client(url(port, password), timeout=TIMEOUT, **kw)
-    r = make_runner(kind, client, timeout=TIMEOUT)
+    r = RedisPyRunner(client)
     try:
         yield r
     finally:
@@ -164,11 +163,10 @@ def test_resp3_replies_take_resp2_shapes() -> None:
     assert sorted(resp2({"m1", "m2"})) == ["m1", "m2"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_both_runners_give_the_same_replies_and_errors(real: RedisServer,
-                                                             kind: str) -> None:
-    async with runner_for(kind, real.port, real.password) as r:
-        key = f"t:{kind}:"
+async def test_replies_have_resp2_shapes_and_errors_redis_py_classes(real: RedisServer
+                                                                     ) -> None:
+    async with runner_for(real.port, real.password) as r:
+        key = "t:"
         cmds: list[list[Any]] = [
             ["DEL", f"{key}h", f"{key}z", f"{key}s"], ["HSET", f"{key}h", "a", "1", "b", "é"],
             ["ZADD", f"{key}z", "1733000000.25", "u"], ["SADD", f"{key}s", "m"],
@@ -194,16 +192,12 @@ async def test_both_runners_give_the_same_replies_and_errors(real: RedisServer,
 
 
 @pytest.mark.parametrize("loop", loops.CHOICES)
-@pytest.mark.parametrize("kind", KINDS)
-def test_both_runners_work_on_both_event_loops(real: RedisServer, kind: str,
-                                               loop: str) -> None:
-    """(uvloop's transports are not asyncio.Transport instances: the mux asserted they were
-    and never connected on uvloop.)"""
+def test_it_works_on_both_event_loops(real: RedisServer, loop: str) -> None:
     async def main() -> list[Any]:
-        async with runner_for(kind, real.port, real.password) as r:
-            await bounded(r.execute("SET", f"loop:{kind}", loop))
+        async with runner_for(real.port, real.password) as r:
+            await bounded(r.execute("SET", "loop", loop))
             return await bounded(asyncio.gather(  # concurrent: not ordered with redis-py
-                r.execute("GET", f"loop:{kind}"), r.execute_many([["PING"], ["ECHO", "é"]])))
+                r.execute("GET", "loop"), r.execute_many([["PING"], ["ECHO", "é"]])))
 
     assert loops.run(main(), loop) == [loop, ["PONG", "é"]]
 
@@ -211,10 +205,9 @@ def test_both_runners_work_on_both_event_loops(real: RedisServer, kind: str,
 # ---------------------------------------------------------------------------- faults
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_cancelled_command_does_not_jam_the_commands_after_it(
-        real: RedisServer, kind: str) -> None:
-    async with Fake(real, "silent") as fake, runner_for(kind, fake.port, real.password) as r:
+        real: RedisServer) -> None:
+    async with Fake(real, "silent") as fake, runner_for(fake.port, real.password) as r:
         first = asyncio.create_task(r.execute("PING"))
         await bounded(fake.accepted.wait())
         first.cancel()  # e.g. a call task cancelled while it loads facts
@@ -228,14 +221,13 @@ async def test_a_cancelled_command_does_not_jam_the_commands_after_it(
         assert await works(r)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_commands_fail_fast_while_redis_restarts_then_work_again(kind: str) -> None:
+async def test_commands_fail_fast_while_redis_restarts_then_work_again() -> None:
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed")
     srv = RedisServer()
     srv.start()
     try:
-        async with runner_for(kind, srv.port, srv.password) as r:
+        async with runner_for(srv.port, srv.password) as r:
             assert await bounded(r.execute("SET", "k", "v")) == "OK"
             srv.stop()
             for _ in range(3):  # down: each command fails at once (connection refused)
@@ -249,10 +241,8 @@ async def test_commands_fail_fast_while_redis_restarts_then_work_again(kind: str
         srv.cleanup()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-async def test_a_server_that_never_answers_times_commands_out(real: RedisServer,
-                                                              kind: str) -> None:
-    async with Fake(real, "silent") as fake, runner_for(kind, fake.port, real.password) as r:
+async def test_a_server_that_never_answers_times_commands_out(real: RedisServer) -> None:
+    async with Fake(real, "silent") as fake, runner_for(fake.port, real.password) as r:
         t0 = time.monotonic()
         results = await bounded(asyncio.gather(*(r.execute("INCR", "n") for _ in range(5)),
                                                return_exceptions=True))
@@ -262,10 +252,9 @@ async def test_a_server_that_never_answers_times_commands_out(real: RedisServer,
         assert await works(r)
 
 
-@pytest.mark.parametrize("kind", KINDS)
 async def test_a_reset_mid_reply_fails_the_commands_in_flight_and_the_next_reconnects(
-        real: RedisServer, kind: str) -> None:
-    async with Fake(real, "reset") as fake, runner_for(kind, fake.port, real.password) as r:
+        real: RedisServer) -> None:
+    async with Fake(real, "reset") as fake, runner_for(fake.port, real.password) as r:
         inflight = [asyncio.create_task(r.execute("GET", f"k{i}")) for i in range(3)]
         await bounded(fake.half_sent.wait())
         fake.mode = "proxy"
@@ -278,12 +267,12 @@ async def test_a_reset_mid_reply_fails_the_commands_in_flight_and_the_next_recon
         assert await bounded(r.execute_many([["GET", "r"], ["ECHO", "x"]])) == ["after", "x"]
 
 
-async def test_redis_py_a_full_pool_makes_commands_wait_at_most_the_timeout(
+async def test_a_full_pool_makes_commands_wait_at_most_the_timeout(
         real: RedisServer) -> None:
     """redis-py's blocking pool: past max_connections a command waits for a free connection
     at most the timeout (then ConnectionError), it does not queue forever."""
     async with Fake(real, "silent") as fake, \
-            runner_for("redis-py", fake.port, real.password, max_connections=2) as r:
+            runner_for(fake.port, real.password, max_connections=2) as r:
         t0 = time.monotonic()
         results = await bounded(asyncio.gather(*(r.execute("PING") for _ in range(4)),
                                                return_exceptions=True))

@@ -1,6 +1,6 @@
 """uvloop and orjson are used when importable, with asyncio and json as the fallback
 (controller/loops.py, controller/jsonx.py); CALLCTL_LOOP / CALLCTL_JSON force one, a bad value
-is a clear error; the transport settings (CALLCTL_ARI_TRANSPORT, CALLCTL_REDIS_TRANSPORT)."""
+is a clear error."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller import cli, jsonx, loops
-from controller.config import ConfigError, load_settings
+from controller.config import load_settings
 
 RECORD = {"call_id": "c1", "caller": "+1555 ü ñ € 日本", "n": 3, "x": 1.5, "none": None,
           "ok": True, "path": ["a", "b"], "nested": {"k": [1, {"z": "\"q\\\n"}]}, 7: "int key"}
@@ -121,21 +121,3 @@ def test_a_bad_callctl_loop_stops_callctl_run_before_anything_starts(
     rc = cli.cmd_run(argparse.Namespace(), load_settings({"CALLCTL_RUN_DIR": str(tmp_path)}))
     assert rc == cli.EXIT_USAGE
     assert "CALLCTL_LOOP has value 'tokio': use uvloop or asyncio" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------------------- transports
-
-
-def test_library_transports_are_the_default(tmp_path: Path) -> None:
-    s = load_settings({"CALLCTL_RUN_DIR": str(tmp_path)})
-    assert (s.ari_transport, s.redis_transport) == ("aiohttp", "redis-py")
-    s = load_settings({"CALLCTL_RUN_DIR": str(tmp_path), "CALLCTL_ARI_TRANSPORT": "Own",
-                       "CALLCTL_REDIS_TRANSPORT": "own"})
-    assert (s.ari_transport, s.redis_transport) == ("own", "own")
-
-
-@pytest.mark.parametrize(("name", "want"), [("CALLCTL_ARI_TRANSPORT", "aiohttp or own"),
-                                            ("CALLCTL_REDIS_TRANSPORT", "redis-py or own")])
-def test_an_unknown_transport_is_a_clear_error(tmp_path: Path, name: str, want: str) -> None:
-    with pytest.raises(ConfigError, match=f"{name} has value 'httpx': use {want}"):
-        load_settings({"CALLCTL_RUN_DIR": str(tmp_path), name: "httpx"})
