@@ -14,18 +14,19 @@ for the code it was, README "Performance".)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import quote_plus
 
 import aiohttp
 from yarl import URL
 
-__all__ = ["QUERY_SAFE", "AiohttpTransport", "RestTransport", "TransportError",
-           "connect_reason", "encode_query"]
+__all__ = ["CONNECTS_AT_ONCE", "QUERY_SAFE", "AiohttpTransport", "BoundedConnector",
+           "RestTransport", "TransportError", "connect_reason", "encode_query"]
 
 QUERY_SAFE: Final = "?/:@!$'()*,"
 """Characters left as they are in query keys and values: what yarl (so aiohttp) leaves, i.e.
@@ -71,6 +72,23 @@ class RestTransport(Protocol):
 
 _JSON: Final = {"Content-Type": "application/json"}
 
+CONNECTS_AT_ONCE: Final = 8
+"""Asterisk's HTTP server listens with a backlog of 10: a burst of 50 new connections had SYNs
+dropped and retried a second later. New connections are opened at most 8 at a time."""
+
+
+class BoundedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, opening at most ``connects_at_once`` connections at a time (the
+    requests beyond wait their turn, within their own timeout)."""
+
+    def __init__(self, *, connects_at_once: int = CONNECTS_AT_ONCE, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._connecting = asyncio.Semaphore(connects_at_once)
+
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+        async with self._connecting:
+            return await super()._create_connection(req, traces, timeout)
+
 
 class AiohttpTransport:
     """``RestTransport`` on an aiohttp ``ClientSession`` of its own (the event websocket has
@@ -84,8 +102,8 @@ class AiohttpTransport:
         self._base = api_url.rstrip("/")
         self._timeout = timeout
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=keepalive,
-                                           ttl_dns_cache=300),
+            connector=BoundedConnector(limit=limit, keepalive_timeout=keepalive,
+                                       ttl_dns_cache=300),
             headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout),
             skip_auto_headers=("User-Agent",))
 

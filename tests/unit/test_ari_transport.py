@@ -16,11 +16,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from controller import loops
 from controller.ari.client import AriClient
 from controller.ari.errors import AriUnavailable, NotFound, ServerError
+from controller.ari.transport import CONNECTS_AT_ONCE
 
 TIMEOUT = 0.3
 BOUND = 10 * TIMEOUT
@@ -266,3 +268,32 @@ async def test_close_ends_the_requests_in_flight() -> None:
         with pytest.raises((AriUnavailable, asyncio.CancelledError)):
             await bounded(inflight)
         assert time.monotonic() - t0 < BOUND  # not the 60 s timeout
+
+
+async def test_new_connections_are_opened_at_most_8_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asterisk's HTTP server listens with a backlog of 10: a burst of new connections must not
+    all be opened at once (SYNs dropped, retried a second later)."""
+    opening, most = 0, 0
+    gate = asyncio.Event()
+
+    async def slow_connect(self: Any, req: Any, traces: Any, timeout: Any) -> Any:
+        nonlocal opening, most
+        opening += 1
+        most = max(most, opening)
+        await gate.wait()
+        opening -= 1
+        raise aiohttp.ClientConnectorError(req, OSError(111, "Connection refused"))
+
+    monkeypatch.setattr(aiohttp.TCPConnector, "_create_connection", slow_connect)
+    async with client_for(_free_port()) as c:
+        burst = asyncio.gather(*(c.request("GET", f"/b{i}") for i in range(30)),
+                               return_exceptions=True)
+        await until(lambda: opening >= CONNECTS_AT_ONCE, "the first connects under way")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert most == CONNECTS_AT_ONCE
+        gate.set()
+        results = await bounded(burst)
+    assert all(isinstance(r, AriUnavailable) for r in results), results
+    assert most == CONNECTS_AT_ONCE
