@@ -1,9 +1,12 @@
 """The benchmarks: controller vs plain dialplan on one stack, in one invocation.
 
     .venv/bin/python -m bench [--scale small|full] [--only capacity,latency,...] [--json F]
+                              [--configs library,stdlib,...] [--rounds N]
 
 Figures (see README, "Performance"): cost (CPU per call of each process), floor (the bare
-ARI exchange, bench/floorapp.py), setup latency, failover hop, event loop, scale, capacity.
+ARI exchange, bench/floorapp.py, three ways), configs (the controller in each runtime
+configuration: event loop, JSON), setup latency, failover hop, event loop, scale, capacity
+(per configuration too, with configs).
 Each SIPp figure runs the same calls through the controller (DID -> department -> agent) and
 through plain dialplan ``Dial()`` to the same SIPp agent, and reports both and their ratio, so
 machine noise largely cancels. Prints a table and writes JSON
