@@ -26,11 +26,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from controller import logs
+from controller import jsonx, logs
 from controller.adapters.ari.events import ChannelDestroyed, ChannelHangupRequest, StasisStart
 from controller.config import load_settings
 from controller.shell import memory
 from controller.shell.runtime import Controller
+from controller.tools import loops
 
 _ID_AFTER = {"channels": 2, "bridges": 2, "playbacks": 2, "recordings": 3}
 # Samples kept (newest): the figures of a long run (the soak) cover its last ~10 minutes, and
@@ -70,6 +71,9 @@ class Stats:
         self.to_originate: dict[str, deque[float]] = {"StasisStart": deque(maxlen=KEEP),
                                                       "leg end": deque(maxlen=KEEP)}
         self.originate_rtt: deque[float] = deque(maxlen=KEEP)
+        self.store_failures = 0
+        """Times the controller went into degraded mode (Redis failing): a figure taken
+        meanwhile is not the normal path's."""
 
     def _events(self) -> int:
         return sum(n.stream.events_received for n in self.ctl.cluster.nodes.values())
@@ -98,8 +102,16 @@ class Stats:
             "originate_rtt_ms": {"p50": _q(self.originate_rtt, 0.5) * 1000,
                                  "p99": _q(self.originate_rtt, 0.99) * 1000},
             "reconnects": self.ctl.stream.reconnects,
+            "runtime": runtime(),
+            "store_failures": self.store_failures + int(self.ctl.store_degraded),
             "ws_events": self._events() - self.events0,
         }
+
+
+def runtime() -> dict[str, str]:
+    """What this process actually runs on: event loop and JSON backend."""
+    loop = type(asyncio.get_running_loop())
+    return {"loop": f"{loop.__module__}.{loop.__name__}", "json": jsonx.BACKEND}
 
 
 def _q(values: Iterable[float], p: float) -> float:
@@ -152,6 +164,14 @@ async def main() -> None:
         on_event(ev)
 
     ctl.stream.on_event = timed
+    store_failed = ctl.store_failed
+
+    def counted_failure() -> None:
+        if not ctl.store_degraded:
+            stats.store_failures += 1
+        store_failed()
+
+    ctl.store_failed = counted_failure  # type: ignore[method-assign]
 
 
     # BENCH_CPROFILE=<file>: a deterministic profile from each reset to the next figures
@@ -300,9 +320,4 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        if os.environ.get("BENCH_UVLOOP"):  # compare: the controller on uvloop (if installed)
-            import uvloop
-
-            uvloop.run(main())
-        else:
-            asyncio.run(main())
+        loops.run(main())  # as `callctl run`: uvloop unless CALLCTL_LOOP=asyncio

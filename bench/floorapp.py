@@ -3,8 +3,9 @@
     python -m bench.floorapp        (environment: the bench stack's, see bench/env.py)
 
 It makes exactly the ARI requests the controller makes for a ``DID -> department -> agent``
-call, in the same order, over the same transports (``controller.adapters.ari.http`` for REST, the
-aiohttp websocket, the controller's event filter): originate the agent, create the bridge,
+call, in the same order, over the same transports and runtime (aiohttp for REST and the
+websocket, the controller's event filter, the event loop of ``CALLCTL_LOOP``, the JSON of
+``CALLCTL_JSON``): originate the agent, create the bridge,
 ring the caller; on the agent's answer, answer the caller and add both to the bridge; when the
 caller hangs up, hang the agent up and destroy the bridge. No flow, no Redis, no call state
 beyond two dicts, no logging. Its CPU per call is what any Python asyncio controller pays
@@ -12,17 +13,18 @@ before doing anything of its own; the bench's ``floor`` figure sets it beside th
 Every call dials ``PJSIP/agent3`` (the bench's answering phone).
 
 ``FLOOR_ANSWER=0`` skips the caller's ``answer`` request (joining a bridge does not answer the
-caller: it then never gets its 200). ``FLOOR_LEAN=1`` is the leanest exchange ARI allows: no
-ringback request and bridges reused from a pool instead of created and destroyed per call
-(4 requests a call: originate, answer, addChannel, hang the agent up), to see how much of
-Asterisk's cost those requests are. Writes its pid to ``$BENCH_STATS.ready`` once connected.
+caller: it then never gets its 200). ``FLOOR_MODE``: ``ctl`` (default) the controller's
+exchange (7 requests a call); ``pool``: the same with bridges reused from a pool instead of
+created and destroyed per call (5 requests); ``lean`` (or ``FLOOR_LEAN=1``): the leanest
+exchange ARI allows, the pool and no ringback request (4 requests a call: originate, answer,
+addChannel, hang the agent up), to see how much of Asterisk's and the app's cost those
+requests are. Writes its pid to ``$BENCH_STATS.ready`` once connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -32,17 +34,23 @@ from typing import Any
 import aiohttp
 
 from bench.ctlproc import spawn, terminate
+from controller import jsonx
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import AriError
 from controller.config import load_settings
 from controller.shell.runtime import EVENT_TYPES
+from controller.tools import loops
+
+MODES = ("ctl", "pool", "lean")
+"""FLOOR_MODE values (see the module docstring)."""
 
 
 class Floor:
-    def __init__(self, ari: AriClient, answer: bool, lean: bool) -> None:
+    def __init__(self, ari: AriClient, answer: bool, mode: str) -> None:
         self.ari = ari
         self.answer = answer
-        self.lean = lean
+        self.lean = mode == "lean"
+        self.pooled = mode in ("pool", "lean")
         self.pool: list[str] = []  # lean: empty bridges to reuse
         self.bridges: dict[str, str] = {}  # caller -> its bridge
         self.leaving: dict[str, str] = {}  # lean: agent leg hung up -> its bridge
@@ -67,12 +75,15 @@ class Floor:
         await self.quiet(self.ari.originate("PJSIP/agent3", channel_id=leg, app=self.ari.app,
                                             app_args=f"leg,{caller}", caller_id="floor",
                                             originator=caller, timeout=30, variables=tag))
-        if self.lean:
+        if self.pooled:
+            ring = [] if self.lean else [self.quiet(self.ari.ring(caller))]
             if self.pool:
                 self.bridges[caller] = self.pool.pop()
+                await asyncio.gather(*ring)
                 return
             self.bridges[caller] = f"floor-{caller}"
-            await self.quiet(self.ari.create_bridge(self.bridges[caller]))
+            await asyncio.gather(self.quiet(self.ari.create_bridge(self.bridges[caller])),
+                                 *ring)
             return
         self.bridges[caller] = f"{caller}-B"
         await asyncio.gather(self.quiet(self.ari.create_bridge(f"{caller}-B")),
@@ -91,7 +102,7 @@ class Floor:
         bridge = self.bridges.pop(caller, None)
         if bridge is None:
             return
-        if self.lean:
+        if self.pooled:
             self.leaving[leg] = bridge  # reused once the leg has left it
         else:
             await self.quiet(self.ari.destroy_bridge(bridge))
@@ -114,8 +125,11 @@ class Floor:
 async def main() -> None:
     settings = load_settings()
     ari = AriClient(settings.ari_url, settings.ari_user, settings.ari_password, settings.app)
-    floor = Floor(ari, answer=os.environ.get("FLOOR_ANSWER", "1") != "0",
-                  lean=os.environ.get("FLOOR_LEAN") == "1")
+    mode = "lean" if os.environ.get("FLOOR_LEAN") == "1" else \
+        os.environ.get("FLOOR_MODE", "ctl")
+    if mode not in MODES:
+        raise SystemExit(f"FLOOR_MODE={mode!r}: use one of {', '.join(MODES)}")
+    floor = Floor(ari, answer=os.environ.get("FLOOR_ANSWER", "1") != "0", mode=mode)
     ready = Path(os.environ.get("BENCH_STATS", "floorstats.json") + ".ready")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,7 +143,7 @@ async def main() -> None:
         async def read() -> None:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    floor.on_event(json.loads(msg.data))
+                    floor.on_event(jsonx.loads(msg.data))
 
         reader = asyncio.create_task(read())
         await stop.wait()
@@ -142,8 +156,9 @@ async def main() -> None:
 class FloorProc:
     """Start/stop the floor app as its own process (from the bench)."""
 
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
-        self.env = {**env, "BENCH_STATS": str(workdir / "floor")}
+    def __init__(self, env: dict[str, str], workdir: Path, mode: str = "ctl") -> None:
+        self.env = {**env, "BENCH_STATS": str(workdir / "floor"), "FLOOR_MODE": mode}
+        self.env.pop("FLOOR_LEAN", None)
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -163,4 +178,4 @@ class FloorProc:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        loops.run(main())

@@ -4,11 +4,11 @@ that is gone (see controller.cluster.manager)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
 
+from controller import jsonx
 from controller.adapters.ari.errors import AriError, AriUnavailable
 from controller.adapters.ari.events import ChannelDestroyed, StasisEnd
 from controller.adapters.redis import StoreUnavailable
@@ -195,10 +195,10 @@ class Adoption(Ownership[C]):
         ctx = CallContext(call_id=cid, did=state.get("did", ""), caller=state.get("caller", ""),
                           flowset=live[1] if live else None, now=self.ctl.clock)
         try:
-            for t in json.loads(state.get("trace") or "[]"):
+            for t in jsonx.loads(state.get("trace") or "[]"):
                 at, kind = float(t.pop("at")), str(t.pop("kind"))
                 ctx.trace.append(TraceEntry(at, kind, t))
-            ctx.path = [str(p) for p in json.loads(state.get("path") or "[]")]
+            ctx.path = [str(p) for p in jsonx.loads(state.get("path") or "[]")]
         except (ValueError, TypeError, KeyError):
             pass
         ctx.answered_by = state.get("answered_by") or None

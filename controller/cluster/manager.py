@@ -102,7 +102,7 @@ class Cluster(Leasing[C]):
     async def start(self) -> None:
         s = self.ctl.settings
         self.leases = Leases(self.ctl.store.redis, s.redis_prefix, self.id, self.instance,
-                             s.lease_ms, mux=self.ctl.store.mux)
+                             s.lease_ms, runner=self.ctl.store.runner)
         self._started = time.monotonic()
         await self._heartbeat()
         await self._acquire()

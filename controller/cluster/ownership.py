@@ -3,7 +3,6 @@ claim when a leg answers, end)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import socket
@@ -11,8 +10,9 @@ import time
 from collections.abc import Collection
 from typing import Any, Generic
 
+from controller import jsonx
 from controller.adapters.ari.events import StasisEnd
-from controller.adapters.redis.leases import CLAIMED_ELSEWHERE, CallEnd, Leases
+from controller.adapters.redis.leases import CLAIMED_ELSEWHERE, ENDED, CallEnd, Leases
 from controller.cluster.nodes import Node
 from controller.cluster.policy import node_specs
 from controller.cluster.ports import C, CallKit, Host
@@ -94,6 +94,8 @@ class Ownership(Generic[C]):
         if call.abandoned:  # handed over (or let go of) before its state was written
             return
         ok = await self.leases.start_call(call.id, call.node, fields)
+        if ok == ENDED:  # its end reached Redis first (another connection): nothing written
+            return
         if ok and call.abandoned:  # handed over while this was on its way: not ours now
             await self.leases.release_call(call.id)
         elif ok:
@@ -145,5 +147,5 @@ class Ownership(Generic[C]):
             "bridge": call.bridge_id or f"{call.id}-B", "answered_by": answered_by,
             "answered_at": str(call.answered_at or (w.at if w else time.time())),
             "busy": ",".join(sorted(set(call.busy_users) | set(users))),
-            "path": json.dumps(call.ctx.path), "trace": json.dumps(trace, default=str),
+            "path": jsonx.dumps(call.ctx.path), "trace": jsonx.dumps(trace, default=str),
         }

@@ -72,8 +72,9 @@ class Degraded:
                     "did": call.ctx.did, "caller": call.ctx.caller,
                     "started": str(call.started), "flow_version": str(call.version)})
                 if not self._live(call):
-                    # It ended during the write: its end was written after it (one ordered
-                    # connection) or is pending below; the lease is not ours to renew.
+                    # It ended during the write: its end is written after it, or was
+                    # before it (then START_CALL found its trace and wrote nothing), or is
+                    # pending below; the lease is not ours to renew.
                     self.cluster._leased.discard(call.id)
                     continue
             if call.result == "connected" or call.busy_users:

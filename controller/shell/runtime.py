@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import deque
@@ -14,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from controller import jsonx
 from controller.adapters.ari.errors import AriError, AriUnavailable
 from controller.adapters.ari.events import StasisEnd
 from controller.adapters.ari.stream import EventStream
@@ -133,6 +133,8 @@ class Controller(Router, Resync, Degraded, OutageSync):
         log.info("asterisk %s at %s; redis at %s",
                  (info or {}).get("system", {}).get("version", "?"), self.settings.ari_url,
                  self.store._safe_url())
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("runtime: %s event loop, %s JSON", loop, jsonx.BACKEND)
 
     async def start(self, *, admin: bool | None = None) -> None:
         await self.check()
@@ -230,8 +232,8 @@ class Controller(Router, Resync, Degraded, OutageSync):
         rows = counter_updates(call_counts(trace))
         known = getattr(call.ctx.flowset, "users", {}) or {}
         return CallEnd(
-            ended=record["ended"], record_json=json.dumps(record),
-            trace_json=json.dumps(trace), busy=tuple(sorted(call.busy_users)),
+            ended=record["ended"], record_json=jsonx.dumps(record),
+            trace_json=jsonx.dumps(trace), busy=tuple(sorted(call.busy_users)),
             published={u: known[u].receive_calls for u in counted_users(rows) if u in known},
             counts=rows)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from controller.adapters.ari.client import AriClient
+from controller.config import Settings
 
 from integration.conftest import Harness, PhoneBank, until
 
@@ -121,11 +123,22 @@ QUERY_VALUES = [
 ]
 
 
+def _sockets(client: AriClient) -> tuple[int, int]:
+    """(open, idle) REST sockets of ``client``'s transport."""
+    rest: Any = client._rest
+    assert rest is not None
+    conn = rest._session.connector
+    idle = sum(len(v) for v in conn._conns.values())
+    return idle + len(conn._acquired), idle
+
+
 async def test_query_values_round_trip_through_asterisk_on_kept_connections(
-        ari: AriClient) -> None:
-    """Our own HTTP client: tricky query values survive Asterisk's query parsing (a global
+        test_settings: Settings) -> None:
+    """The REST transport: tricky query values survive Asterisk's query parsing (a global
     variable set and read back), sequential requests share one keep-alive socket, and
     concurrent ones share the pool."""
+    s = test_settings
+    ari = AriClient(s.ari_url, s.ari_user, s.ari_password, s.app)
     name = "CALLCTL_TEST_QUERY"
     try:
         for value in QUERY_VALUES:
@@ -133,10 +146,11 @@ async def test_query_values_round_trip_through_asterisk_on_kept_connections(
                               params={"variable": name, "value": value})
             got = await ari.request("GET", "/asterisk/variable", params={"variable": name})
             assert got == {"value": value}
-        pool = ari._http
-        assert pool is not None and pool._count == 1  # 20 requests, one socket
+        assert _sockets(ari) == (1, 1)  # 20 requests, one socket
         infos = await asyncio.gather(*(ari.asterisk_info() for _ in range(50)))
         assert all(i and i["system"]["version"] for i in infos)
-        assert 1 <= pool._count <= 50 and len(pool._idle) == pool._count
+        opened, idle = _sockets(ari)
+        assert 1 <= opened <= 50 and idle == opened
     finally:
         await ari.request("POST", "/asterisk/variable", params={"variable": name, "value": ""})
+        await ari.close()

@@ -14,7 +14,9 @@ from controller.adapters.redis.leases import (
     CLAIMED,
     CLAIMED_ELSEWHERE,
     CLAIMED_NO_STATE,
+    ENDED,
     GONE,
+    STARTED,
     CallEnd,
     Leases,
 )
@@ -29,7 +31,7 @@ async def r(test_settings: Settings) -> AsyncIterator[tuple[aioredis.Redis, str]
     prefix = f"l{uuid.uuid4().hex[:8]}:"
     client = aioredis.from_url(test_settings.redis_url, decode_responses=True)
     yield client, prefix
-    while _made:  # their pipelined connections (store/mux.py)
+    while _made:  # their hot-path runners (store/runner.py)
         await _made.pop().close()
     keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
     if keys:
@@ -224,6 +226,21 @@ async def test_finish_call_is_one_step_for_state_busy_marks_log_and_counters(
     assert await redis.hgetall(f"{p}stats:agent:dan") == {"busy": "1"}
     assert await redis.hgetall(f"{p}stats:agent:zed") == {"missed": "2"}
     assert await redis.hgetall(f"{p}stats:dept:s") == {"calls": "1", "ann:answered": "1"}
+
+
+async def test_a_start_that_lands_after_the_call_s_end_writes_nothing(
+        r: tuple[aioredis.Redis, str]) -> None:
+    """START_CALL is written in the background and, with a connection pool, may reach Redis
+    after the same call's FINISH_CALL (another connection, still connecting): it must not
+    bring the ended call back (a ghost in calls:live, a lease, an adoptable state)."""
+    redis, p = r
+    c1 = leases(r, "c1")
+    await c1.finish_call("g1", "a", END)  # the call ended before its start was written
+    assert await c1.start_call("g1", "a", {"started": "1"}) == ENDED
+    assert not await redis.exists(f"{p}call:g1", f"{p}lease:call:g1", f"{p}calls:node:a")
+    assert await redis.zscore(f"{p}calls:live", "g1") is None
+    assert await c1.orphans("a", set()) == []
+    assert await c1.start_call("g2", "a", {"started": "1"}) == STARTED  # a new call starts
 
 
 async def test_a_handover_releases_only_our_call_leases_and_a_peer_adopts_them_at_once(

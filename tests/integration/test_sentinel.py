@@ -125,8 +125,8 @@ async def test_the_store_follows_the_master_through_a_sentinel_failover(
     try:
         before = await master_port(sentinel)
         assert await store.ping()
-        # the per-call steps go over the store's pipelined connection (store/mux.py)
-        leases = Leases(store.redis, prefix, "c1", "i1", 60_000, mux=store.mux)
+        # the per-call steps go through the store's hot-path runner (store/runner.py)
+        leases = Leases(store.redis, prefix, "c1", "i1", 60_000, runner=store.runner)
         assert await leases.start_call("call-1", "a", {"started": "1"})
         assert await leases.connected("call-1", ["alice"], {"state": "connected"})
         assert await leases.claim_node("a")

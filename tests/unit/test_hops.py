@@ -194,12 +194,6 @@ class Tracer:
 # ------------------------------------------------------------------------------ stand-ins
 
 
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-
-
 class Transport:
     """ARI's REST side: records each request; ``wanted`` is the one the test waits for."""
 
@@ -212,8 +206,8 @@ class Transport:
         self.wanted: Callable[[str, str], bool] = lambda _m, _t: False
         self.hit = asyncio.Event()
 
-    async def request(self, method: str, target: str, data: bytes | None,
-                      timeout: float) -> Reply:
+    async def request(self, method: str, target: str, body: bytes | None, *,
+                      timeout: float) -> tuple[int, bytes]:
         if self.wanted(method, target) and not self.hit.is_set():
             self.tracer.stop()
             self.hit.set()
@@ -221,8 +215,8 @@ class Transport:
         if self.ready_when(method, target):
             self.ready.set()
         if method == "POST" and target.startswith("/channels?"):
-            return Reply(200, b'{"id": "x"}')
-        return Reply(204)
+            return 200, b'{"id": "x"}'
+        return 204, b""
 
     async def close(self) -> None:
         return None
@@ -280,7 +274,7 @@ async def _hops(did: str, ready: Callable[[str, str], bool],
     tracer = Tracer()
     ctl = Controller(load_settings({}))
     http = Transport(tracer, ready)
-    ctl.ari._http = http  # type: ignore[assignment]
+    ctl.ari._rest = http
     ctl.store = Store()  # type: ignore[assignment]
     ctx = CallContext(call_id=CALLER, did=did, caller="+15551234567", flowset=FLOWS,
                       now=ctl.clock)

@@ -1,7 +1,8 @@
 """A thin ARI REST client (Asterisk 16 parameter names).
 
-REST requests go through ``controller.adapters.ari.http``, a lean keep-alive pool on asyncio
-(about a third of aiohttp's CPU per request); the event websocket uses one aiohttp session.
+REST requests go through a ``controller.adapters.ari.transport.RestTransport`` (aiohttp's keep-alive
+pool); the event websocket uses an aiohttp session of its own. JSON bodies go through
+``controller.jsonx`` (orjson when installed).
 
 Credentials travel only in the ``Authorization: Basic`` header: never in a URL, a query string,
 an exception or a log line. Errors map to ``controller.adapters.ari.errors`` (``NotFound`` for a
@@ -11,7 +12,6 @@ channel is usually a hangup race that callers catch).
 from __future__ import annotations
 
 import base64
-import json as jsonlib
 import logging
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -21,8 +21,15 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from controller import jsonx
 from controller.adapters.ari.errors import AriError, AriUnavailable, NotFound, error_for
-from controller.adapters.ari.http import HttpError, HttpPool, encode_query
+from controller.adapters.ari.transport import (
+    AiohttpTransport,
+    RestTransport,
+    TransportError,
+    connect_reason,
+    encode_query,
+)
 
 __all__ = ["HANGUP_REASONS", "AriClient", "hangup_reason_for"]
 
@@ -113,24 +120,16 @@ class AriClient:
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}
         self._session: aiohttp.ClientSession | None = None
-        self._http: HttpPool | None = None
+        self._rest: RestTransport | None = None
 
     def __repr__(self) -> str:
         return f"AriClient(base_url={self.base_url!r}, app={self.app!r})"
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _open_http(self) -> HttpPool:
-        self._http = HttpPool(
-            self.api_url,
-            self._headers,
-            timeout=self.timeout,
-            limit=100,
-            # below Asterisk's http.conf session_keep_alive (15 s) so we never reuse a socket
-            # the server is about to close
-            keepalive=10.0,
-        )
-        return self._http
+    def _open_rest(self) -> RestTransport:
+        self._rest = AiohttpTransport(self.api_url, self._headers, timeout=self.timeout)
+        return self._rest
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -144,7 +143,7 @@ class AriClient:
             connector=connector,
             headers=self._headers,
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            json_serialize=jsonlib.dumps,
+            json_serialize=jsonx.dumps,
         )
         return self._session
 
@@ -158,11 +157,11 @@ class AriClient:
 
     async def start(self) -> None:
         """Open the REST connection pool now (otherwise on first request)."""
-        if self._http is None or self._http.closed:
-            self._open_http()
+        if self._rest is None or self._rest.closed:
+            self._open_rest()
 
     async def close(self) -> None:
-        h, self._http = self._http, None
+        h, self._rest = self._rest, None
         s, self._session = self._session, None
         try:
             if h is not None:
@@ -187,9 +186,9 @@ class AriClient:
 
         Returns parsed JSON, or None for 204/empty. Raises ``AriError`` subclasses.
         """
-        http = self._http
-        if http is None or http.closed:
-            http = self._open_http()
+        rest = self._rest
+        if rest is None or rest.closed:
+            rest = self._open_rest()
         target = path
         query = None
         if params:
@@ -198,20 +197,18 @@ class AriClient:
                 target = f"{path}?{encode_query(query)}"
         if log.isEnabledFor(logging.DEBUG):
             log.debug("ARI %s %s %s", method, path, query or "")
-        data = None if json is None else jsonlib.dumps(json).encode()
+        data = None if json is None else jsonx.dumpb(json)
         try:
-            resp = await http.request(method, target, data, timeout=self.timeout)
-        except HttpError as e:
+            status, body = await rest.request(method, target, data, timeout=self.timeout)
+        except TransportError as e:
             raise AriUnavailable(method, path, e.reason) from None
         except OSError as e:  # TimeoutError included
             raise AriUnavailable(method, path, _describe(e, self.timeout)) from None
-        status = resp.status
-        body = resp.body
         if 200 <= status < 300:
             if not body:
                 return None
             try:
-                return jsonlib.loads(body)
+                return jsonx.loads(body)
             except ValueError:
                 raise AriError(status, method, path, "invalid JSON in answer") from None
         raise error_for(status, method, path, body)
@@ -317,7 +314,7 @@ class AriClient:
             if "variable" in e.message.lower():
                 return None
             raise
-        return None if res is None else res.get("value")  # type: ignore[no-any-return]
+        return None if res is None else res.get("value")
 
     # ------------------------------------------------------------------ media
 
@@ -395,7 +392,7 @@ def _describe(e: BaseException, timeout: float) -> str:
     if isinstance(e, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(e, aiohttp.ClientConnectorError):
-        return f"cannot connect: {e.os_error.strerror or type(e.os_error).__name__}"
+        return connect_reason(e.os_error)  # no address: "cannot connect: Connection refused"
     if isinstance(e, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(e, OSError) and e.strerror:

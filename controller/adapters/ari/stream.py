@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from controller import jsonx
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import AriError
 from controller.adapters.ari.events import Event, parse_event
@@ -154,7 +154,7 @@ class EventStream:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Deliver messages until the socket closes; returns why it closed."""
         on_event = self.on_event
-        loads = json.loads
+        loads = jsonx.loads
         text = aiohttp.WSMsgType.TEXT
         while True:
             msg = await ws.receive()

@@ -12,10 +12,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import Sentinel
 
-from controller.adapters.redis.mux import Endpoint, RedisMux
 from controller.urls import SENTINEL_SCHEME, parse_sentinel_url
 
 
@@ -23,20 +21,22 @@ def client(url: str, *, timeout: float = 1.0, max_connections: int = 64,
            health_check_interval: int = 10, decode_responses: bool = True) -> aioredis.Redis:
     """A client for ``url`` (see the module docstring). Plain servers get a bounded pool that
     waits up to ``timeout`` for a free connection instead of failing past the limit."""
-    opts = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
-            "health_check_interval": health_check_interval,
-            "decode_responses": decode_responses}
     if urlsplit(url).scheme == SENTINEL_SCHEME:
         su = parse_sentinel_url(url)
-        sentinel = Sentinel(list(su.sentinels), socket_timeout=timeout,
-                            socket_connect_timeout=timeout)
-        master = sentinel.master_for(su.master, db=su.db, password=su.password,
-                                     username=su.username, max_connections=max_connections,
-                                     **opts)
+        # redis-py's Sentinel API has no annotations
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(su.sentinels), socket_timeout=timeout, socket_connect_timeout=timeout)
+        master: aioredis.Redis = sentinel.master_for(
+            su.master, db=su.db, password=su.password, username=su.username,
+            max_connections=max_connections, socket_timeout=timeout,
+            socket_connect_timeout=timeout, health_check_interval=health_check_interval,
+            decode_responses=decode_responses)
         master.callctl_sentinel = sentinel  # type: ignore[attr-defined]  # closed by aclose()
         return master
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
-                                                    timeout=timeout, **opts)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
+        socket_connect_timeout=timeout, health_check_interval=health_check_interval,
+        decode_responses=decode_responses)
     return aioredis.Redis.from_pool(pool)
 
 
@@ -47,27 +47,3 @@ async def aclose(client: aioredis.Redis) -> None:
     if sentinel is not None:
         for s in sentinel.sentinels:
             await s.aclose()
-
-
-def mux_for(client: aioredis.Redis, *, timeout: float = 1.0) -> RedisMux:
-    """A pipelined connection (``controller.adapters.redis.mux``) to the server ``client`` talks to:
-    the same address, credentials and database; for Sentinel, the master the sentinels name
-    at each (re)connect."""
-    pool = client.connection_pool
-    kw = pool.connection_kwargs
-    db, user, password = int(kw.get("db") or 0), kw.get("username"), kw.get("password")
-    if isinstance(pool, SentinelConnectionPool):
-        async def master() -> Endpoint:
-            host, port = await pool.get_master_address()
-            return Endpoint(host=host, port=int(port), db=db, username=user,
-                            password=password)
-
-        return RedisMux(master, timeout=timeout)
-    cls = pool.connection_class
-    if issubclass(cls, UnixDomainSocketConnection):
-        ep = Endpoint(path=kw["path"], db=db, username=user, password=password)
-    else:
-        ep = Endpoint(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)),
-                      tls=issubclass(cls, SSLConnection), db=db, username=user,
-                      password=password)
-    return RedisMux(ep, timeout=timeout)

@@ -14,7 +14,7 @@ class Keys:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         p = self.prefix = prefix
-        # calls and their owners (controller.adapters.redis.leases, controller.cluster)
+        # calls and their owners (controller.adapters.redis.leases, controller.cluster.manager)
         self.calls_live = f"{p}calls:live"
         """zset: live call ids by start time."""
         self.controllers = f"{p}controllers"

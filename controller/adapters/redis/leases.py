@@ -24,7 +24,6 @@ takes its node and calls back at once instead of waiting for the lease to lapse.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from controller.adapters.redis import connect
+from controller import jsonx
 from controller.adapters.redis.keys import Keys
-from controller.adapters.redis.mux import RedisMux, Script
+from controller.adapters.redis.runner import CommandRunner, RedisPyRunner, Script
 from controller.adapters.redis.scripts import (
     ADOPT,
     CLAIM,
@@ -55,6 +54,8 @@ from controller.adapters.redis.store import (
     StoreUnavailable,
 )
 
+STARTED, TAKEN, ENDED = 1, 0, 2
+"""START_CALL's answers (``Leases.start_call``)."""
 CLAIMED, CLAIMED_ELSEWHERE, CLAIMED_NO_STATE = 1, 0, 2
 """CONNECTED's answers to a claim."""
 
@@ -81,7 +82,7 @@ class Leases:
     """Lease operations for one controller instance (``token`` = ``<id>/<instance>``)."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str, controller_id: str, instance: str,
-                 ttl_ms: int, *, mux: RedisMux | None = None) -> None:
+                 ttl_ms: int, *, runner: CommandRunner | None = None) -> None:
         self.redis = redis
         self.keys = Keys(prefix)
         self.id = controller_id
@@ -89,9 +90,10 @@ class Leases:
         self.ttl_ms = ttl_ms
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
-        # the per-call steps and the renewal go over one pipelined connection (store/mux.py)
-        self.mux = mux if mux is not None else connect.mux_for(redis)
-        self._owns_mux = mux is None
+        # the per-call steps and the renewal go through the hot-path runner (runner.py):
+        # the store's (the cluster passes it), else redis-py on ``redis``'s pool
+        self.runner = runner if runner is not None else RedisPyRunner(redis)
+        self._owns_runner = runner is None
         self._renew = Script(RENEW)
         self._start = Script(START_CALL)
         self._adopt = redis.register_script(ADOPT)
@@ -123,7 +125,7 @@ class Leases:
             keys += [self.keys.call_lease(c), self.keys.call(c)]
         if not keys:
             return {}, {}
-        res = await self._do(self.mux.evalsha(self._renew, keys=keys,
+        res = await self._do(self.runner.evalsha(self._renew, keys=keys,
                                          args=[self.token, self.ttl_ms, len(nodes)]))
         node_ok = {n: bool(r) for n, r in zip(nodes, res[:len(nodes)], strict=True)}
         call_ok = {c: bool(r) for c, r in zip(calls, res[len(nodes):], strict=True)}
@@ -136,11 +138,11 @@ class Leases:
         as it was before (another token there: a previous life, or a duplicate id)."""
         res = await self._do(self._heartbeat(
             keys=[self.keys.controllers, self.keys.controller(self.id)],
-            args=[self.id, int(time.time() * 1000), self.ttl_ms, json.dumps(info)]))
+            args=[self.id, int(time.time() * 1000), self.ttl_ms, jsonx.dumps(info)]))
         before: dict[str, Any] | None = None
         if res and res[0]:
             with contextlib.suppress(ValueError):
-                before = json.loads(res[0])
+                before = jsonx.loads(res[0])
         ids = list(res[1:]) if res else []
         if not ids:
             return {}, before
@@ -149,7 +151,7 @@ class Leases:
         for i, r in zip(ids, raw, strict=True):
             if r:
                 try:
-                    out[i] = json.loads(r)
+                    out[i] = jsonx.loads(r)
                 except ValueError:
                     continue
         return out, before
@@ -163,16 +165,17 @@ class Leases:
 
     # ----------------------------------------------------------------- calls
 
-    async def start_call(self, call_id: str, node: str, fields: dict[str, str]) -> bool:
-        """Record a new call we drive (lease + ``call:<id>`` + indexes). False: another
-        controller holds its lease."""
+    async def start_call(self, call_id: str, node: str, fields: dict[str, str]) -> int:
+        """Record a new call we drive (lease + ``call:<id>`` + indexes): ``STARTED``;
+        ``TAKEN`` (falsy): another controller holds its lease; ``ENDED``: the call's end was
+        written already, nothing is (START_CALL)."""
         args: list[Any] = [call_id, fields.get("started", time.time()), CALL_TTL, self.token,
                            self.ttl_ms]
         for k, v in {**fields, "node": node}.items():
             args += [k, v]
-        return bool(await self._do(self.mux.evalsha(self._start,
+        return int(await self._do(self.runner.evalsha(self._start,
             keys=[self.keys.call(call_id), self.keys.calls_live, self.keys.call_lease(call_id),
-                  self.keys.node_calls(node)], args=args)))
+                  self.keys.node_calls(node), self.keys.trace(call_id)], args=args)))
 
     async def finish_call(self, call_id: str, node: str, end: CallEnd) -> None:
         """The call ended: everything Redis keeps of it, in one atomic step (FINISH_CALL)."""
@@ -190,7 +193,7 @@ class Leases:
         for key, name, n, owner in end.counts:
             keys.append(k.stats(key))
             args += [name, n, index.get(owner or "", 0)]
-        await self._do(self.mux.evalsha(self._finish, keys=keys, args=args))
+        await self._do(self.runner.evalsha(self._finish, keys=keys, args=args))
 
     async def connected(self, call_id: str, busy: Sequence[str],
                         fields: dict[str, str]) -> bool:
@@ -211,7 +214,7 @@ class Leases:
         args: list[Any] = [call_id, BUSY_TTL, "1" if claim else "0"]
         for k, v in fields.items():
             args += [k, v]
-        return int(await self._do(self.mux.evalsha(self._connected,
+        return int(await self._do(self.runner.evalsha(self._connected,
             keys=[self.keys.call(call_id), *(self.keys.busy(u) for u in busy)],
             args=args)))
 
@@ -254,15 +257,15 @@ class Leases:
         how many were released."""
         if not call_ids:
             return 0
-        return int(await self._do(self.mux.evalsha(
+        return int(await self._do(self.runner.evalsha(
             _RELEASE_CALLS, keys=[self.keys.call_lease(c) for c in call_ids], args=[self.token])))
 
     # ----------------------------------------------------------------- plumbing
 
     async def close(self) -> None:
-        """Close the pipelined connection if it is ours (not the store's)."""
-        if self._owns_mux:
-            await self.mux.close()
+        """Close the runner if it is ours (not the store's)."""
+        if self._owns_runner:
+            await self.runner.close()
 
     async def _do(self, aw: Any) -> Any:
         try:

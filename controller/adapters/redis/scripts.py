@@ -61,9 +61,16 @@ return out
 """
 
 # KEYS[1] call:<id>  KEYS[2] calls:live  KEYS[3] lease:call:<id>  KEYS[4] calls:node:<node>
-# ARGV[1] call id  ARGV[2] started  ARGV[3] hash ttl s  ARGV[4] my token  ARGV[5] lease ms
-# ARGV[6..] field/value pairs.   A new call: lease, hash and indexes in one step.
+# KEYS[5] trace:<id>   ARGV[1] call id  ARGV[2] started  ARGV[3] hash ttl s  ARGV[4] my token
+# ARGV[5] lease ms  ARGV[6..] field/value pairs.   A new call: lease, hash and indexes in one
+# step; 0: another controller holds its lease. 2: the call has ended already (its trace,
+# written by FINISH_CALL, exists): nothing is written. The start is sent in the background
+# and, over a connection pool, may reach Redis after the call's own end (another connection,
+# still connecting): it must not bring the call back.
 START_CALL = """
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return 2
+end
 local cur = redis.call('GET', KEYS[3])
 if cur and cur ~= ARGV[4] then
   return 0

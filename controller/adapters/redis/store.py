@@ -26,7 +26,6 @@ call runtime catches it and degrades (the call goes on) rather than dropping the
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -38,8 +37,10 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from controller import jsonx
 from controller.adapters.redis import connect
 from controller.adapters.redis.keys import DEFAULT_PREFIX, Keys
+from controller.adapters.redis.runner import CommandRunner, RedisPyRunner
 from controller.config import redis_safe_url
 from controller.core.model import UserFacts
 from controller.core.overrides import user_facts
@@ -63,11 +64,11 @@ class RedisStore:
         # the default pool raises MaxConnectionsError past 100 connections instead. A
         # ``redis+sentinel://`` URL finds the master through Redis Sentinel (store/connect.py).
         self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
-        # the per-call reads and writes: one pipelined connection (store/mux.py)
-        self.mux = connect.mux_for(self.redis, timeout=timeout)
+        # the per-call reads and writes (store/runner.py): raw replies, on that pool
+        self.runner: CommandRunner = RedisPyRunner(self.redis)
 
     async def close(self) -> None:
-        await self.mux.close()
+        await self.runner.close()
         await connect.aclose(self.redis)
 
     async def ping(self) -> bool:
@@ -107,7 +108,7 @@ class RedisStore:
         for u in users:
             cmds += [("EXISTS", self.keys.busy(u)), ("ZSCORE", self.keys.lastcall, u),
                      ("HGETALL", self.keys.user(u))]
-        raw = await self._do(self.mux.execute_many(cmds))
+        raw = await self._do(self.runner.execute_many(cmds))
         out: dict[str, UserFacts] = {}
         for i, u in enumerate(users):
             busy, last, pairs = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2] or []
@@ -147,15 +148,15 @@ class RedisStore:
     # ----------------------------------------------------------------- strategies
 
     async def next_cursor(self, key: str) -> int:
-        return int(await self._do(self.mux.execute("INCR", self.keys.cursor(key)))) - 1
+        return int(await self._do(self.runner.execute("INCR", self.keys.cursor(key)))) - 1
 
     async def get_sticky(self, dept: str, caller: str) -> str | None:
         key = self.keys.sticky(dept, caller)
-        return await self._do(self.mux.execute("GET", key))  # type: ignore[no-any-return]
+        return await self._do(self.runner.execute("GET", key))  # type: ignore[no-any-return]
 
     async def set_sticky(self, dept: str, caller: str, user: str, ttl: int) -> None:
-        await self._do(self.mux.execute("SET", self.keys.sticky(dept, caller), user,
-                                        "EX", ttl))
+        await self._do(self.runner.execute("SET", self.keys.sticky(dept, caller), user,
+                                           "EX", ttl))
 
     # ----------------------------------------------------------------- call log
 
@@ -164,8 +165,8 @@ class RedisStore:
 
         async def run() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.keys.trace(call_id), json.dumps(trace), ex=TRACE_TTL)
-                pipe.xadd(self.keys.calllog, {"record": json.dumps(record)},
+                pipe.set(self.keys.trace(call_id), jsonx.dumps(trace), ex=TRACE_TTL)
+                pipe.xadd(self.keys.calllog, {"record": jsonx.dumps(record)},
                           maxlen=CALLLOG_MAXLEN, approximate=True)
                 await pipe.execute()
 
@@ -173,20 +174,20 @@ class RedisStore:
 
     async def get_trace(self, call_id: str) -> list[dict[str, Any]] | None:
         raw = await self._do(self.redis.get(self.keys.trace(call_id)))
-        return json.loads(raw) if raw else None
+        return jsonx.loads(raw) if raw else None
 
     async def find_call(self, call_id: str, scan: int = 10_000) -> dict[str, Any] | None:
         """The call log record of ``call_id``, searched among the ``scan`` newest calls."""
         rows = await self._do(self.redis.xrevrange(self.keys.calllog, count=scan))
         for _, fields in rows:
-            rec = json.loads(fields["record"])
+            rec = jsonx.loads(fields["record"])
             if rec.get("call_id") == call_id:
                 return dict(rec)
         return None
 
     async def recent_calls(self, count: int = 50) -> list[dict[str, Any]]:
         rows = await self._do(self.redis.xrevrange(self.keys.calllog, count=count))
-        return [json.loads(fields["record"]) for _, fields in rows]
+        return [jsonx.loads(fields["record"]) for _, fields in rows]
 
     # ----------------------------------------------------------------- failover tests
 

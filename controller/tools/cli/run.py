@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -57,8 +58,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         return EXIT_OK
 
+    from controller import jsonx
+    from controller.tools import loops
+
+    try:  # uvloop unless CALLCTL_LOOP=asyncio (or uvloop is not installed)
+        loop = loops.pick(os.environ.get("CALLCTL_LOOP", ""))
+        if jsonx.CONFIG_ERROR:
+            raise ValueError(jsonx.CONFIG_ERROR)
+    except ValueError as e:
+        print(f"callctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(main())
+        return loops.run(main(), loop)
     return EXIT_OK
 
 

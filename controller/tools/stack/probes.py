@@ -6,7 +6,6 @@ import base64
 import socket
 import urllib.error
 import urllib.request
-from typing import Any
 from urllib.parse import urlsplit
 
 from controller.config import Settings
@@ -18,7 +17,13 @@ from controller.tools.stack.conf import (
 def redis_probe(url: str, timeout: float = 0.5) -> str:
     """``"ok"`` (PONG with the URL's credentials), ``"auth"`` (answers but refuses them or
     wants others) or ``"down"``. Sentinel URLs (several hosts): ``"down"`` (not probed)."""
-    from controller.adapters.redis.mux import ProtocolError, RespParser, encode
+    import redis
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        RedisError,
+        ResponseError,
+    )
 
     parts = urlsplit(url)
     try:
@@ -26,26 +31,23 @@ def redis_probe(url: str, timeout: float = 0.5) -> str:
     except ValueError:  # redis+sentinel://h1:p1,h2:p2/...: not a server we start or probe
         return "down"
     user, password = redis_credentials(url)
-    cmds: list[list[str]] = [["AUTH", user, password] if user else ["AUTH", password]] \
-        if password else []
-    cmds.append(["PING"])
+    # RESP2: a plain AUTH, which a Redis without a password refuses (an older Redis of ours,
+    # from before requirepass: `stack up` must say so); RESP3's HELLO would accept any
+    client = redis.Redis(host=parts.hostname or "127.0.0.1", port=port or 6379,
+                         username=user or None, password=password or None, protocol=2,
+                         socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port or 6379),
-                                      timeout=timeout) as s:
-            s.sendall(b"".join(encode(c) for c in cmds))
-            parser = RespParser()
-            replies: list[Any] = []
-            while len(replies) < len(cmds):
-                data = s.recv(4096)
-                if not data:
-                    return "down"
-                replies += parser.feed(data)
-    except (OSError, ProtocolError):  # nothing there, or not Redis
+        return "ok" if client.ping() else "down"
+    # refused credentials, or none given where some are wanted (NOAUTH), or ours given to a
+    # Redis without a password
+    except (AuthenticationError, AuthenticationWrongNumberOfArgsError):
+        return "auth"
+    except ResponseError as e:
+        return "auth" if "auth" in str(e).lower() else "down"
+    except (RedisError, OSError):  # nothing there, or not Redis
         return "down"
-    # an error reply to AUTH (wrong password, or none set: an older Redis of ours) is "auth"
-    # too: the controller's own AUTH would be refused the same way
-    return "ok" if replies[-1] == "PONG" and not any(
-        isinstance(r, Exception) for r in replies) else "auth"
+    finally:
+        client.close()
 
 
 def redis_ping(url: str, timeout: float = 0.5) -> bool:
