@@ -1,7 +1,10 @@
 """Docker HEALTHCHECK of callctl's containers (docker/Dockerfile): exit 0 when healthy.
 
-    healthcheck.py asterisk     Asterisk answers its CLI on the project's config:
-                                asterisk -C <run dir>/etc/asterisk.conf -rx 'core show uptime'
+    healthcheck.py asterisk     Asterisk has fully booted, asked on its CLI with the project's
+                                config: asterisk -C <run dir>/etc/asterisk.conf
+                                -rx 'core waitfullybooted'. Not 'core show uptime': the CLI
+                                answers that while modules still load, and Asterisk 16 loses a
+                                SIGTERM (docker stop) that comes before it has fully booted.
     healthcheck.py controller   the admin API's /health answers 200 (ARI and Redis answer)
 
 Both read the CALLCTL_* settings the checked process reads (env_file in docker-compose.yml).
@@ -25,12 +28,12 @@ def asterisk() -> tuple[bool, str]:
     if not conf.is_file():  # else asterisk -rx would ask the system's default socket
         return False, f"no {conf} (not rendered yet)"
     try:
-        out = subprocess.run(["asterisk", "-C", str(conf), "-rx", "core show uptime"],
+        out = subprocess.run(["asterisk", "-C", str(conf), "-rx", "core waitfullybooted"],
                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
     except (OSError, subprocess.SubprocessError) as e:
         return False, f"asterisk -rx: {e}"
     text = (out.stdout + out.stderr).strip()
-    return "System uptime" in text, text.splitlines()[0] if text else "no answer"
+    return "fully booted" in text, text.splitlines()[0] if text else "no answer"
 
 
 def controller() -> tuple[bool, str]:
