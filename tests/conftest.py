@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,14 @@ import pytest
 from controller.core.flows import loader as _loader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Under pytest-xdist (scripts/test.sh runs 2 workers) each worker gets a test slot of its own:
+# CALLCTL_TEST_SLOT + its number (gw0, gw1, ...). A slot is its own Asterisk, Redis, ports
+# and run directory (integration/conftest.py, sippctl.py), so the workers' calls never meet.
+# Set here, before those modules read it; the processes a test starts inherit it.
+if (_worker := os.environ.get("PYTEST_XDIST_WORKER", "")).startswith("gw"):
+    os.environ["CALLCTL_TEST_SLOT"] = str(int(os.environ.get("CALLCTL_TEST_SLOT") or 0)
+                                          + int(_worker[2:]))
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from controller.core.callerid import normalise, valid_did
 from controller.core.flows.schema import FlowSet
-from controller.core.patterns import DTMF_DIGITS
+from controller.core.patterns import DID_RE, DTMF_DIGITS, ENDPOINT_RE
 from controller.ops.blocklist import load_blocklist
 from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError
@@ -20,13 +20,20 @@ from controller.ops.timeline import describe
 from controller.shell.blocklist import BLOCK_CAUSE
 
 
+def _who(value: object) -> bool:
+    """A user id, an endpoint or a number: what ``answer`` and ``busy`` may name."""
+    return isinstance(value, str) and bool(ENDPOINT_RE.fullmatch(value) or DID_RE.fullmatch(value))
+
+
 @redis_errors
 async def simulate(ctx: Context, *, did: str, caller: str = "", at: str | datetime | None = None,
                    tz: str | None = None, digits: Sequence[str] = (),
                    flowset: FlowSet | None = None, answer: str | None = None,
+                   busy: Sequence[str] = (),
                    ) -> dict[str, Any]:
     """Dry-run a call (see :func:`simulate_flow`); ``flowset``: a draft instead of the
-    published flows. Reads live state, changes nothing."""
+    published flows; ``busy``: users (or addresses) whose phones answer 486. Reads live
+    state, changes nothing."""
     if not isinstance(did, str) or not valid_did(did):
         raise OpsError(400, f"{did!r} is not a DID (digits, optional leading +)", "did")
     norm = normalise(caller or "")
@@ -35,6 +42,12 @@ async def simulate(ctx: Context, *, did: str, caller: str = "", at: str | dateti
     for i, d in enumerate(digits):
         if not isinstance(d, str) or any(c not in DTMF_DIGITS for c in d):
             raise OpsError(400, f"{d!r} is not DTMF (0-9 * # A-D)", f"digits[{i}]")
+    for i, b in enumerate(busy):
+        if not _who(b):
+            raise OpsError(400, f"{b!r} is not a user id, endpoint or number", f"busy[{i}]")
+    if answer is not None and not _who(answer):
+        raise OpsError(400, f"{answer!r} is not a user id, endpoint, number or 'first'",
+                       "answer")
     version: int | None = None
     if flowset is None:
         version, fs = await published(ctx)
@@ -64,5 +77,6 @@ async def simulate(ctx: Context, *, did: str, caller: str = "", at: str | dateti
     lookups = SimLookups(facts=ctx.store.facts, sticky=ctx.store.get_sticky,
                          cursor=cursor)
     res = await simulate_flow(fs, did=did, caller=norm, at=when, digits=digits,
-                              answer=answer, lookups=lookups, failover_tests=tests)
+                              answer=answer, busy=busy, lookups=lookups,
+                              failover_tests=tests)
     return {**res, **base}

@@ -262,6 +262,8 @@ async def test_given_bad_input_then_4xx_names_the_field_and_nothing_changes(
     await bad("POST", "/failover/tests", 400, "seconds", body={"line": DID, "seconds": 0})
     await bad("POST", "/failover/tests", 404, "line", body={"line": "+19999", "seconds": 60})
     await bad("POST", "/simulate", 400, "digits[1]", body={"did": DID, "digits": ["1", "x"]})
+    await bad("POST", "/simulate", 400, "busy[1]", body={"did": DID, "busy": ["bob", "x y"]})
+    await bad("POST", "/simulate", 400, "answer", body={"did": DID, "answer": "<script>"})
     await bad("GET", "/calls?limit=ten", 400, "limit")
     await bad("GET", "/calls?since=yesterday-ish", 400, "since")
     # a flow file with an error: 422, the YAML path and its file:line:col
@@ -359,6 +361,9 @@ async def test_api_round_trips_same_ops_as_cli(
                                                            "at": "2026-12-07 10:00"})
     assert status == 200 and sim["path"] == ["hello", "sales", "bye"], sim
     assert sim["first_ring"]["user"] == "alice" and sim["ring_order"] == ["alice", "bob"]
+    status, sim = await api.req("POST", "/simulate", body={
+        "did": DID, "at": "2026-12-07 10:00", "busy": ["alice"], "answer": "first"})
+    assert status == 200 and sim["answered_by"] == "bob", sim  # alice's phone said 486
     draft = FLOW.replace("members: [alice, bob]", "members: [bob, alice]")
     # at a fixed time too: alice's availability (set above) is mon-fri 09:00-17:00 UTC
     status, sim = await api.req("POST", "/simulate", body={"did": DID, "flows": draft,
@@ -898,15 +903,22 @@ async def test_the_event_loop_stays_responsive_while_a_big_flow_validates(
             await asyncio.sleep(0.05)
 
     tasks = [asyncio.create_task(probe()), asyncio.create_task(poll_health())]
+    started = asyncio.get_running_loop().time()
     try:
         status, res = await api.req("POST", "/flows/validate", data=big, headers=YAML)
     finally:
+        elapsed = asyncio.get_running_loop().time() - started
         done.set()
         await asyncio.gather(*tasks)
     assert status == 200 and res["ok"] and res["summary"]["flows"] == 1, res
     assert len(lags) >= 20 and len(health) >= 3, (len(lags), health)  # all along the load
-    assert max(lags) < 0.2, f"event loop stalled {max(lags):.3f} s during the validate"
-    assert all(s == 200 for s, _ in health) and max(t for _, t in health) < 1.0, health
+    # Against the validate's own time, not a wall-clock bound (the other test worker shares
+    # the CPUs): validating on the loop stalls it for all of it (ratio ~1); measured alone,
+    # in the worker process, the longest stall is ~1 % of it.
+    assert max(lags) < 0.3 * elapsed, \
+        f"event loop stalled {max(lags):.3f} s of the validate's {elapsed:.3f} s"
+    assert all(s == 200 for s, _ in health), health
+    assert max(t for _, t in health) < 0.3 * elapsed + 0.2, (elapsed, health)
 
     # publish it the same way (off the loop): the controller routes on 10,000 nodes
     status, res = await api.req("POST", "/flows/publish", body={"files": {"big.yaml":

@@ -4,7 +4,7 @@ healthchecks, exactly as docker/Dockerfile names them, on the real Asterisk, Red
 ``callctl run``.
 
 Ports: a private block ``7600 + 10 * CALLCTL_TEST_SLOT`` (+0 SIP, +1 ARI, +2 AMI, +3 the admin
-API), RTP ``26000 + 200 * slot`` (200 ports), the run directory in the test's tmp dir.
+API), RTP ``23000 + 200 * slot`` (200 ports), the run directory in the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def asterisk_env(run: Path) -> dict[str, str]:
     return clean_env(
         CALLCTL_RUN_DIR=str(run), CALLCTL_APP=f"callctl-docker{SLOT}",
         CALLCTL_SIP_PORT=str(BASE), CALLCTL_ARI_URL=f"http://127.0.0.1:{BASE + 1}",
-        CALLCTL_AMI_PORT=str(BASE + 2), CALLCTL_RTP_START=str(26000 + 200 * SLOT),
-        CALLCTL_RTP_END=str(26199 + 200 * SLOT), CALLCTL_NODE=f"docker{SLOT}",
+        CALLCTL_AMI_PORT=str(BASE + 2), CALLCTL_RTP_START=str(23000 + 200 * SLOT),
+        CALLCTL_RTP_END=str(23199 + 200 * SLOT), CALLCTL_NODE=f"docker{SLOT}",
     )
 
 

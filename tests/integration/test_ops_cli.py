@@ -194,6 +194,21 @@ async def test_status_calls_blocklist_and_simulate_commands(
     assert rc == 0 and sim["result"] == "blocked" and sim["path"] == []
     rc, sim, _ = await cli(harness, "simulate", "--did", "nope", "--json")
     assert rc == 2 and sim["field"] == "did"
+    # --busy: alice's phone answers 486, so her alternate (set live) rings for her at once
+    rc, _, _ = await cli(harness, "users", "alternate", "alice", "+15550109999")
+    assert rc == 0
+    rc, sim, _ = await cli(harness, "simulate", "--did", "+15550100", "--at",
+                           "2026-12-06 22:00", "--busy", "alice", "--json")
+    assert rc == 0 and sim["ring_order"] == ["alice", "alice", "bob"], sim
+    assert [(t["role"], t["address"], t["outcome"]) for t in sim["trace"]
+            if t["kind"] == "leg"][:2] == [("primary", "agent1", "busy"),
+                                           ("alternate", "+15550109999", "no_answer")]
+    rc, out, _ = await cli(harness, "simulate", "--did", "+15550100", "--busy", "alice,bob")
+    assert rc == 0 and "result:" in out
+    rc, err, _ = await cli(harness, "simulate", "--did", "+15550100", "--busy", "a;b", "--json")
+    assert rc == 2 and err["field"] == "busy[0]", err
+    rc, _, _ = await cli(harness, "users", "alternate", "alice", "--clear")
+    assert rc == 0
 
     # a draft flow set (not published) is simulated as it is
     draft = tmp_path / "draft"

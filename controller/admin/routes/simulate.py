@@ -18,7 +18,10 @@ class SimulateBody(Body):
     tz: str | None = Field(None, description="time zone of `at` (default: the flows')")
     digits: list[str] = Field(default_factory=list, max_length=50,
                               description="one entry per prompt that collects digits")
-    answer: str | None = Field(None, description="a user/address that answers, or 'first'")
+    answer: str | None = Field(None, max_length=64,
+                               description="a user/address that answers, or 'first'")
+    busy: list[str] = Field(default_factory=list, max_length=50,
+                            description="users/addresses whose phones answer busy (486)")
     flows: str | None = Field(None, max_length=MAX_BODY,
                               description="a draft flow file (YAML) to walk instead of the "
                                           "published flows")
@@ -44,4 +47,4 @@ async def h_simulate(api: Api, request: web.Request) -> web.Response:
         draft = res.flowset
     return respond_json(await dryrun.simulate(api.ops, did=b.did, caller=b.from_, at=b.at,
                                               tz=b.tz, digits=b.digits, flowset=draft,
-                                              answer=b.answer))
+                                              answer=b.answer, busy=b.busy))

@@ -97,6 +97,9 @@ def add_ops_commands(sub: Any) -> None:
     s.add_argument("--digits", help="keys for successive prompts, e.g. 2,1 (empty = no input)")
     s.add_argument("--answer", metavar="USER",
                    help="this user (or 'first') answers when rung (default: nobody answers)")
+    s.add_argument("--busy", metavar="USER[,USER]",
+                   help="these users' phones (or these addresses) answer busy (486): their "
+                        "alternates ring, as in a real call")
     s.add_argument("--flows", nargs="+", metavar="DIR", help="a draft instead of the published")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)

@@ -61,6 +61,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAIL
         draft = res.flowset
     digits = [d.strip() for d in args.digits.split(",")] if args.digits else []
+    busy = [b.strip() for b in args.busy.split(",") if b.strip()] if args.busy else []
     return run_op(settings, lambda ops: simulate(
         ops, did=args.did, caller=args.caller, at=args.at, tz=args.tz, digits=digits,
-        flowset=draft, answer=args.answer), args.json, format_simulation)
+        flowset=draft, answer=args.answer, busy=busy), args.json, format_simulation)
