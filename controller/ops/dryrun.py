@@ -9,7 +9,8 @@ from typing import Any
 
 from controller.core.callerid import normalise, valid_did
 from controller.core.flows.schema import FlowSet
-from controller.core.patterns import DID_RE, DTMF_DIGITS, ENDPOINT_RE
+from controller.core.model import valid_endpoint
+from controller.core.patterns import DTMF_DIGITS
 from controller.ops.blocklist import load_blocklist
 from controller.ops.context import Context, redis_errors
 from controller.ops.errors import OpsError
@@ -22,7 +23,7 @@ from controller.shell.blocklist import BLOCK_CAUSE
 
 def _who(value: object) -> bool:
     """A user id, an endpoint or a number: what ``answer`` and ``busy`` may name."""
-    return isinstance(value, str) and bool(ENDPOINT_RE.fullmatch(value) or DID_RE.fullmatch(value))
+    return isinstance(value, str) and (valid_endpoint(value) or valid_did(value))
 
 
 @redis_errors
