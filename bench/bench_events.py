@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from controller.adapters.ari.events import channel_id_of, parse_event
+from controller.adapters.ari.parse import channel_id_of, parse_event
 
 CHANNEL = {
     "id": "1709287200.42", "name": "PJSIP/pstn-0000002a", "state": "Up",

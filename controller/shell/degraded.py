@@ -26,6 +26,7 @@ class Degraded:
     store: RedisStore
     store_degraded: bool
     _pending_ends: deque[tuple[Call, CallEnd]]
+    _pending_rejected: deque[tuple[dict[str, Any], list[dict[str, Any]], str | None]]
     spawn: Callable[..., asyncio.Task[Any]]
 
     # ------------------------------------------------------------------ degraded mode
@@ -60,7 +61,7 @@ class Degraded:
     async def store_resync(self) -> None:
         """Write back what happened while Redis was away: the state of calls that started
         meanwhile (so a peer could adopt them), busy marks, released marks, finished calls'
-        state removal and call logs."""
+        state removal and call logs (rejected calls' too)."""
         for call in list(self.calls.values()):
             # Every write is decided again after each await: a call that ended (or began
             # its teardown) meanwhile must not get its start state or busy marks written
@@ -83,6 +84,10 @@ class Degraded:
             call, end = self._pending_ends[0]
             await self.cluster.end_call(call, end)
             self._pending_ends.popleft()
+        while self._pending_rejected:
+            record, trace, blocked_by = self._pending_rejected[0]
+            await self.store.log_rejected(record, trace, blocked_by)
+            self._pending_rejected.popleft()
 
     def _live(self, call: Call) -> bool:
         """Still ours and not ending: its state may be written."""

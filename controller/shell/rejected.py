@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controller.adapters.ari.errors import AriError
-from controller.adapters.redis import RedisStore
+from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.cluster.manager import Cluster
 from controller.core.calllog import build_record
 from controller.shell.blocklist import BLOCK_CAUSE
@@ -28,6 +29,9 @@ class Rejections:
     _event_node: str | None
     """The node of the event being handled (None: the first node)."""
     _notify: Callable[[dict[str, Any]], None]
+    _pending_rejected: deque[tuple[dict[str, Any], list[dict[str, Any]], str | None]]
+    """Records of calls rejected while Redis was away: (record, trace, blocked_by)."""
+    store_failed: Callable[[], None]
 
     def _rejected_at(self) -> dict[str, Any]:
         """When, where and under which flow version a call was rejected on arrival."""
@@ -62,6 +66,12 @@ class Rejections:
             ended=time.time(), result=result or ("blocked" if blocked_by else "no_flow"),
             trace=trace, node=node, blocked_by=blocked_by, **(origin or {}))
         self._notify({**record, "trace": trace})
-        if blocked_by:
-            await self.store.count_blocked(blocked_by)
-        await self.store.log_call(record, trace)
+        try:
+            await self.store.log_rejected(record, trace, blocked_by)
+        except StoreUnavailable as e:
+            # Redis away: the record waits (bounded) and is written when Redis is back
+            # (controller.shell.degraded), once: the write is idempotent.
+            log.warning("call %s: rejected call's record not written (%s): written when "
+                        "Redis is back", call_id, e)
+            self._pending_rejected.append((record, trace, blocked_by))
+            self.store_failed()

@@ -18,8 +18,8 @@ from controller.adapters.ari.events import (
     RecordingFinished,
     StasisEnd,
     StasisStart,
-    parse_channel,
 )
+from controller.adapters.ari.parse import parse_channel
 from controller.adapters.redis import RedisStore
 from controller.cluster.manager import Cluster
 from controller.cluster.nodes import Node

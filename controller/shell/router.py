@@ -8,11 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from controller.adapters.ari.events import (
-    Event,
-    StasisStart,
-    channel_id_of,
-)
+from controller.adapters.ari.events import Event, StasisStart
+from controller.adapters.ari.parse import channel_id_of
 from controller.cluster.manager import Cluster
 from controller.core import internal
 from controller.core.callerid import normalise, valid_did

@@ -81,6 +81,8 @@ class Controller(Router, Resync, Degraded, OutageSync):
         # Degraded mode (Redis away): what to write back when it returns (bounded).
         self.store_degraded = False
         self._pending_ends: deque[tuple[Call, CallEnd]] = deque(maxlen=10_000)
+        self._pending_rejected: deque[
+            tuple[dict[str, Any], list[dict[str, Any]], str | None]] = deque(maxlen=10_000)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None

@@ -4,12 +4,14 @@ stack: who may claim, renew, adopt and release what. Each test uses its own key 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from controller.adapters.redis import RedisStore
 from controller.adapters.redis.leases import (
     CLAIMED,
     CLAIMED_ELSEWHERE,
@@ -226,6 +228,47 @@ async def test_finish_call_is_one_step_for_state_busy_marks_log_and_counters(
     assert await redis.hgetall(f"{p}stats:agent:dan") == {"busy": "1"}
     assert await redis.hgetall(f"{p}stats:agent:zed") == {"missed": "2"}
     assert await redis.hgetall(f"{p}stats:dept:s") == {"calls": "1", "ann:answered": "1"}
+
+
+async def test_a_finish_written_again_logs_and_counts_once_and_still_drops_our_lease(
+        r: tuple[aioredis.Redis, str]) -> None:
+    """A retry after a lost reply (or the re-sync after an outage) runs FINISH_CALL again:
+    one call log record, counters added once; the state and our lease still go."""
+    redis, p = r
+    c1, c2 = leases(r, "c1"), leases(r, "c2")
+    end = CallEnd(ended=9.0, record_json='{"call_id": "h1"}', trace_json="[]",
+                  counts=(("dept:s", "calls", 1, None),))
+    await c1.start_call("h1", "a", {"started": "1"})
+    await c2.finish_call("h1", "a", end)  # a peer wrote the end first
+    assert await redis.get(f"{p}lease:call:h1") == "c1/i1"
+    await c1.finish_call("h1", "a", end)
+    await c1.finish_call("h1", "a", end)
+    assert not await redis.exists(f"{p}call:h1", f"{p}lease:call:h1", f"{p}calls:node:a")
+    assert [f for _, f in await redis.xrange(f"{p}calllog")] == [{"record": '{"call_id": "h1"}'}]
+    assert await redis.hgetall(f"{p}stats:dept:s") == {"calls": "1"}
+
+
+async def test_a_rejected_call_is_logged_once_with_its_blocklist_counters(
+        test_settings: Settings) -> None:
+    store = RedisStore(test_settings.redis_url, f"l{uuid.uuid4().hex[:8]}:")
+    p = store.p
+    try:
+        rec = {"call_id": "rj1", "did": "+15550100", "result": "blocked"}
+        trace = [{"at": 1.0, "kind": "blocked", "pattern": "+1555*"}]
+        assert await store.log_rejected(rec, trace, "+1555*")
+        assert not await store.log_rejected(rec, trace, "+1555*")  # the re-sync's retry
+        assert await store.log_rejected({**rec, "call_id": "rj2", "result": "no_flow"},
+                                        trace)
+        rows = [json.loads(f["record"]) for _, f in await store.redis.xrange(f"{p}calllog")]
+        assert [x["call_id"] for x in rows] == ["rj1", "rj2"]
+        assert await store.get_trace("rj1") == trace
+        assert await store.redis.hgetall(f"{p}blocklist:hits") == {"+1555*": "1"}
+        assert await store.redis.get(f"{p}blocklist:blocked") == "1"
+    finally:
+        keys = [k async for k in store.redis.scan_iter(match=f"{p}*")]
+        if keys:
+            await store.redis.delete(*keys)
+        await store.close()
 
 
 async def test_a_start_that_lands_after_the_call_s_end_writes_nothing(

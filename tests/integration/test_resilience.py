@@ -39,7 +39,8 @@ import yaml
 
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import NotFound
-from controller.adapters.ari.events import StasisStart, parse_channel
+from controller.adapters.ari.events import StasisStart
+from controller.adapters.ari.parse import parse_channel
 from controller.config import PROJECT_ROOT, Settings
 from controller.core import waits
 from controller.core.backoff import ConstantBackoff
@@ -672,6 +673,9 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
             answered.append(rec["answered_by"])
         # balanced round-robin went on from a local cursor: the agents alternate
         assert answered in (["alice", "bob", "alice"], ["bob", "alice", "bob"]), answered
+        # a call to a number with no flow is refused from memory; its record waits
+        nf = await harness.call("+15550999", hold_ms=200)
+        assert nf.final_status() == 404, nf.trace[-1500:]
         ok, failed, errors = await load.wait(60)
         assert (ok, failed) == (n, 0), errors  # the load was routed from memory too
         assert ctl.store_degraded
@@ -692,6 +696,9 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
     logged = {json.loads(f["record"])["call_id"]
               for _, f in await harness.redis.xrange(f"{harness.prefix}calllog")}
     assert len(logged) >= 3 + n, logged  # the calls of the outage were logged after it
+    refused = [r for _, f in await harness.redis.xrange(f"{harness.prefix}calllog")
+               if (r := json.loads(f["record"]))["did"] == "+15550999"]
+    assert [r["result"] for r in refused] == ["no_flow"], refused  # written once, after it
     assert (await held).final_status() == 200
     await harness.record()
     await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")

@@ -37,9 +37,8 @@ from controller.adapters.ari.events import (
     StasisEnd,
     StasisStart,
     UnknownEvent,
-    channel_id_of,
-    parse_event,
 )
+from controller.adapters.ari.parse import channel_id_of, parse_event
 from controller.adapters.ari.stream import EventStream
 from controller.core.backoff import ConstantBackoff
 

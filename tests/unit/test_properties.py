@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from controller.adapters.ari.errors import AriUnavailable, BadRequest, NotFound
-from controller.adapters.ari.events import Event, channel_id_of, parse_event
+from controller.adapters.ari.events import Event
+from controller.adapters.ari.parse import channel_id_of, parse_event
 from controller.adapters.redis import StoreUnavailable
 from controller.core.callerid import normalise, presentable, valid_did
 from controller.core.flows.schema import FlowSet

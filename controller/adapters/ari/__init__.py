@@ -13,7 +13,8 @@ from controller.adapters.ari.errors import (
     Unprocessable,
     error_for,
 )
-from controller.adapters.ari.events import Event, channel_id_of, parse_event
+from controller.adapters.ari.events import Event
+from controller.adapters.ari.parse import channel_id_of, parse_event
 from controller.adapters.ari.stream import EventStream
 
 __all__ = [

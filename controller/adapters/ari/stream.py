@@ -24,7 +24,8 @@ import aiohttp
 from controller import jsonx
 from controller.adapters.ari.client import AriClient
 from controller.adapters.ari.errors import AriError
-from controller.adapters.ari.events import Event, parse_event
+from controller.adapters.ari.events import Event
+from controller.adapters.ari.parse import parse_event
 from controller.core.backoff import Backoff, ExponentialBackoff
 
 __all__ = ["EventStream"]

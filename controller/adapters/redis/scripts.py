@@ -92,13 +92,18 @@ return 1
 # A finished call in one step: state, indexes and lease gone; busy marks released (only the
 # ones this call holds) with the end of the user's call stamped; trace and call log written;
 # answered/missed counters added, leaving out users opted out right now (runtime override
-# in user:<user>, else the published value).
+# in user:<user>, else the published value). The record is written once: a trace already
+# there means this end was written before (a retry after a lost reply, a re-sync, a peer):
+# then only the state, indexes and our lease go, and it returns 0.
 FINISH_CALL = """
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[2] then
   redis.call('DEL', KEYS[3])
+end
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  return 0
 end
 local nb, nu, nc = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local k, a = 8, 11
@@ -212,4 +217,23 @@ for i = 1, #KEYS do
   end
 end
 return n
+"""
+
+# KEYS[1] trace:<id>  KEYS[2] calllog  KEYS[3] blocklist:hits  KEYS[4] blocklist:blocked
+# ARGV[1] trace JSON  ARGV[2] trace ttl s  ARGV[3] record JSON  ARGV[4] calllog maxlen
+# ARGV[5] the blocklist pattern that matched ("" if none)
+# A call rejected on arrival (controller.shell.rejected): trace, call log record and the
+# blocklist counters in one step, written once (a trace already there: 0, nothing changes),
+# so a retry after a lost reply or a re-sync after an outage logs the call once.
+LOG_REJECTED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'record', ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+  redis.call('INCR', KEYS[4])
+end
+return 1
 """

@@ -40,7 +40,8 @@ from redis.exceptions import (
 from controller import jsonx
 from controller.adapters.redis import connect
 from controller.adapters.redis.keys import DEFAULT_PREFIX, Keys
-from controller.adapters.redis.runner import CommandRunner, RedisPyRunner
+from controller.adapters.redis.runner import CommandRunner, RedisPyRunner, Script
+from controller.adapters.redis.scripts import LOG_REJECTED
 from controller.config import redis_safe_url
 from controller.core.model import UserFacts
 from controller.core.overrides import user_facts
@@ -66,6 +67,7 @@ class RedisStore:
         self.redis: aioredis.Redis = connect.client(url, timeout=timeout, max_connections=64)
         # the per-call reads and writes (store/runner.py): raw replies, on that pool
         self.runner: CommandRunner = RedisPyRunner(self.redis)
+        self._log_rejected = Script(LOG_REJECTED)
 
     async def close(self) -> None:
         await self.runner.close()
@@ -135,16 +137,6 @@ class RedisStore:
 
         await self._do(run())
 
-    async def count_blocked(self, pattern: str) -> None:
-        """One rejected attempt of a blocked caller (controller.shell.blocklist)."""
-        async def run() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(self.keys.blocklist_hits, pattern, 1)
-                pipe.incr(self.keys.blocklist_blocked)
-                await pipe.execute()
-
-        await self._do(run())
-
     # ----------------------------------------------------------------- strategies
 
     async def next_cursor(self, key: str) -> int:
@@ -160,17 +152,16 @@ class RedisStore:
 
     # ----------------------------------------------------------------- call log
 
-    async def log_call(self, record: dict[str, Any], trace: list[dict[str, Any]]) -> None:
-        call_id = record["call_id"]
-
-        async def run() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self.keys.trace(call_id), jsonx.dumps(trace), ex=TRACE_TTL)
-                pipe.xadd(self.keys.calllog, {"record": jsonx.dumps(record)},
-                          maxlen=CALLLOG_MAXLEN, approximate=True)
-                await pipe.execute()
-
-        await self._do(run())
+    async def log_rejected(self, record: dict[str, Any], trace: list[dict[str, Any]],
+                           blocked_by: str | None = None) -> bool:
+        """A call rejected on arrival: its trace and call log record, and the blocklist's
+        counters when ``blocked_by``, in one step written once (LOG_REJECTED): False when
+        they were written already (a retry after a lost reply, or a re-sync)."""
+        k = self.keys
+        return bool(await self._do(self.runner.evalsha(self._log_rejected, keys=[
+            k.trace(record["call_id"]), k.calllog, k.blocklist_hits, k.blocklist_blocked],
+            args=[jsonx.dumps(trace), TRACE_TTL, jsonx.dumps(record), CALLLOG_MAXLEN,
+                  blocked_by or ""])))
 
     async def get_trace(self, call_id: str) -> list[dict[str, Any]] | None:
         raw = await self._do(self.redis.get(self.keys.trace(call_id)))
