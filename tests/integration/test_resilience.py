@@ -690,7 +690,10 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
         await asyncio.to_thread(stack.up, test_settings, asterisk=False)
     await until(lambda: not ctl.store_degraded, 10, "re-synced after Redis came back")
     await harness.redis.connection_pool.disconnect()  # the test's own connections died too
-    assert await harness.redis.exists(f"{harness.prefix}call:{live_id}")
+    live = ctl.calls.get(live_id)
+    assert await harness.redis.exists(f"{harness.prefix}call:{live_id}"), (
+        "the bridged call's state was not written back", live is not None and
+        (live.result, live.ending, live_id in ctl.cluster._leased))
     busy = [k async for k in harness.redis.scan_iter(match=f"{harness.prefix}busy:*")]
     assert len(busy) == 1, busy
     logged = {json.loads(f["record"])["call_id"]

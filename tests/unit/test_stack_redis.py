@@ -55,3 +55,36 @@ def test_render_writes_a_private_redis_conf_with_the_generated_password(tmp_path
     _, password = redis_credentials(s.redis_url)
     assert password and f'requirepass "{password}"' in text
     assert "port 6390" in text and "bind 127.0.0.1" in text
+
+
+def test_the_probe_of_something_that_is_not_redis_tries_once() -> None:
+    """One connection per probe: redis-py's default retry (3 more attempts with backoff, ~2.4 s
+    of sleeps) made `stack up` of a stopped Redis, and the tests' Redis restarts, wait ~5 s."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(5)
+    accepted: list[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()  # a reset before any reply: a connection error, as redis-py sees it
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        assert probes.redis_probe(f"redis://127.0.0.1:{srv.getsockname()[1]}/0") == "down"
+    finally:
+        done.set()
+        srv.close()
+        t.join(5)
+    assert len(accepted) == 1, accepted
