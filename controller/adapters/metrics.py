@@ -251,9 +251,18 @@ class Metrics:
         self.ari_up = r.gauge("ari_up", "1 while the node's ARI event websocket is connected.",
                               ("node",))
         self.redis_up = r.gauge("redis_up", "1 while Redis answers.")
+        self.writeback_pending = r.gauge(
+            "redis_writeback_pending",
+            "What waits for Redis to come back: call ends, refused calls' records, "
+            "failover-test events, sticky agents.")
+        self.writeback_dropped = r.counter(
+            "redis_writeback_dropped_total",
+            "Write-backs dropped because their queue was full while Redis was away.")
         self.flow_ids = BoundedIds()
         self.department_ids = BoundedIds()
         self.live_calls.func = lambda: 0.0
+        self.writeback_pending.func = lambda: 0.0
+        self.writeback_dropped.func = lambda: 0.0
         self.ari_reconnects.func = lambda: 0.0
         self.ari_app_replaced.func = lambda: 0.0
         self.loop_lag.func = lambda: 0.0

@@ -92,6 +92,10 @@ class Handover(Adoption[C]):
             log.warning("handover: Redis unavailable (%s): the calls' leases lapse within "
                         "%.1f s, then a peer adopts them (this controller restarted: at once)",
                         e, self.lease_s)
+            if unrecorded:
+                log.error("handover: %d of these calls started while Redis was away and have "
+                          "no state in it: no peer can adopt them where they are",
+                          len(unrecorded))
         return len(calls), flow
 
     @staticmethod

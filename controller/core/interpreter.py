@@ -10,7 +10,8 @@ drift. Every decision is made here or in the state machine a command's driver ru
   cancelled with cause 26 first, then answer and bridge; alternates);
 - ``Record``: the recording and its bound (below); a caller hanging up ends the message;
 - ``LoadFacts``/``NextCursor``/``GetSticky``: the Redis-down policy: the last facts read with
-  "busy" from this controller's own calls, a local round-robin cursor, no sticky agent;
+  "busy" from this controller's own calls, a local round-robin cursor, only the sticky
+  agents this controller set while Redis was away (the port answers those itself);
 - ``Hangup``: the caller is hung up and the flow closed (its generator gets GeneratorExit).
 
 Each driver sits next to its pure state machine (collect.py, ringrace.py): a newcomer finds

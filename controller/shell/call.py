@@ -318,10 +318,13 @@ class Call(Legs):
         try:
             return await self.ctl.store.get_sticky(department, caller)
         except StoreUnavailable as e:
+            held = self.ctl.sticky_held(department, caller)  # set while Redis was away
+            if held is not None:
+                return held
             raise Unavailable(str(e)) from None
 
     def set_sticky(self, department: str, caller: str, user: str, ttl: int) -> None:
-        self.ctl.background(self.ctl.store.set_sticky(department, caller, user, ttl))
+        self.ctl.background(self.ctl.write_sticky(department, caller, user, ttl))
 
     def store_failed(self) -> None:
         self.ctl.store_failed()

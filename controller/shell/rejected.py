@@ -32,6 +32,7 @@ class Rejections:
     _pending_rejected: deque[tuple[dict[str, Any], list[dict[str, Any]], str | None]]
     """Records of calls rejected while Redis was away: (record, trace, blocked_by)."""
     store_failed: Callable[[], None]
+    pend: Callable[..., None]
 
     def _rejected_at(self) -> dict[str, Any]:
         """When, where and under which flow version a call was rejected on arrival."""
@@ -73,5 +74,5 @@ class Rejections:
             # (controller.shell.degraded), once: the write is idempotent.
             log.warning("call %s: rejected call's record not written (%s): written when "
                         "Redis is back", call_id, e)
-            self._pending_rejected.append((record, trace, blocked_by))
+            self.pend(self._pending_rejected, (record, trace, blocked_by), "refused calls")
             self.store_failed()

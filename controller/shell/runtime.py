@@ -27,7 +27,7 @@ from controller.core.model import HttpResponse, UserFacts
 from controller.shell import memory
 from controller.shell.blocklist import BlocklistCache
 from controller.shell.call import Call
-from controller.shell.degraded import Degraded
+from controller.shell.degraded import PENDING_MAX, Degraded
 from controller.shell.legs import TARGET_VAR, Winner, target_from_json
 from controller.shell.live import LiveFlows
 from controller.shell.outage import OutageSync
@@ -80,9 +80,12 @@ class Controller(Router, Resync, Degraded, OutageSync):
         self._cursors: dict[str, int] = {}
         # Degraded mode (Redis away): what to write back when it returns (bounded).
         self.store_degraded = False
-        self._pending_ends: deque[tuple[Call, CallEnd]] = deque(maxlen=10_000)
+        self._pending_ends: deque[tuple[Call, CallEnd]] = deque(maxlen=PENDING_MAX)
         self._pending_rejected: deque[
-            tuple[dict[str, Any], list[dict[str, Any]], str | None]] = deque(maxlen=10_000)
+            tuple[dict[str, Any], list[dict[str, Any]], str | None]] = deque(maxlen=PENDING_MAX)
+        self._pending_failover: deque[dict[str, str]] = deque(maxlen=PENDING_MAX)
+        self._pending_sticky: dict[tuple[str, str], tuple[str, float]] = {}
+        self.writeback_dropped = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._call_tasks: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
@@ -188,6 +191,7 @@ class Controller(Router, Resync, Degraded, OutageSync):
                             "background tasks")
         if self._http is not None:
             await self._bounded(self._http.close(), "HTTP client")
+        await self.last_write_back()  # Redis away: what waits for it, or say it is lost
         # releases our node leases, closes ARI/AMI clients
         await self._bounded(self.cluster.close(), "cluster")
         await self._bounded(self.store.close(), "Redis")
@@ -217,14 +221,21 @@ class Controller(Router, Resync, Degraded, OutageSync):
         try:
             # state, indexes, lease, busy marks, call log and counters: one atomic step
             await self.cluster.end_call(call, end)
-            for line in tested:
-                await self.store.failover_log({"event": "call", "line": line,
-                                               "call_id": call.id, "result": call.result})
         except StoreUnavailable as e:
             log.warning("call %s: end not written (%s): busy marks, call log and counters "
                         "are written when Redis is back", call.id, e)
-            self._pending_ends.append((call, end))
+            self.pend(self._pending_ends, (call, end), "call ends")
             self.store_failed()
+        for line in tested:
+            event = {"event": "call", "line": line, "call_id": call.id, "result": call.result}
+            if self.store_degraded:  # in order, after what waits already
+                self.pend(self._pending_failover, event, "failover-test events")
+                continue
+            try:
+                await self.store.failover_log(event)
+            except StoreUnavailable:
+                self.pend(self._pending_failover, event, "failover-test events")
+                self.store_failed()
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
                  call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
         self._notify({**record, "trace": trace})

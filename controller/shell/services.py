@@ -37,9 +37,11 @@ class ServicesHost(Protocol):
     ari: AriClient
     flows: LiveFlows
     store_degraded: bool
+    writeback_dropped: int
     observers: list[Any]
     live_observers: list[Any]
 
+    def pending_writes(self) -> int: ...
 
 
 class AdminApi(Protocol):
@@ -72,6 +74,8 @@ class Services:
         self.metrics = Metrics()
         self.loop_lag = LoopLag()
         self.metrics.live_calls.func = lambda: float(len(ctl.calls))
+        self.metrics.writeback_pending.func = lambda: float(ctl.pending_writes())
+        self.metrics.writeback_dropped.func = lambda: float(ctl.writeback_dropped)
         self.metrics.ari_reconnects.func = lambda: float(
             sum(n.stream.reconnects for n in ari_nodes(ctl, held_only=False)))
         self.metrics.ari_app_replaced.func = lambda: float(

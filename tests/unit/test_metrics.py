@@ -71,7 +71,8 @@ def test_every_family_has_help_and_type_lines() -> None:
     for name in ("calls_total", "ring_attempts_total", "failovers_total", "live_calls",
                  "ari_reconnects_total", "ari_app_replaced_total",
                  "media_events_lost_total", "event_loop_lag_seconds",
-                 "webhook_deliveries_total"):
+                 "webhook_deliveries_total", "redis_writeback_pending",
+                 "redis_writeback_dropped_total"):
         assert f"# TYPE callctl_{name} " in text
         assert f"# HELP callctl_{name} " in text
 
