@@ -707,6 +707,46 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
     await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
 
 
+STICKY_SERIAL = BALANCED.replace(
+    "team: {strategy: balanced, members: [alice, bob], ring_time: 10}",
+    "team: {strategy: serial, members: [alice, bob], ring_time: 3, sticky: {ttl: 1h}}")
+STICKY_CALLER = "+15557770002"
+
+
+async def test_given_redis_stopped_then_a_sticky_agent_set_meanwhile_is_used_and_written_back(
+        harness: Harness, phones: PhoneBank, ari: AriClient, tmp_path: Path,
+        test_settings: Settings) -> None:
+    a = await phones.start("agent1", "busy")
+    await phones.start("agent2", "answer", ring_ms=200)
+    await harness.publish(STICKY_SERIAL, tmp_path)
+    ctl = await harness.start()
+    await harness.call("+15550700", caller="+15557770099", hold_ms=300)  # learns the users
+    assert (await harness.record())["answered_by"] == "bob"
+    key = f"{harness.prefix}sticky:team:{STICKY_CALLER}"
+    await _redis_down(test_settings)
+    try:
+        # alice is busy (486), bob answers: STICKY_CALLER is bob's, known only in memory
+        await harness.call("+15550700", caller=STICKY_CALLER, hold_ms=300)
+        rec = await harness.record()
+        assert rec["answered_by"] == "bob" and ctl.store_degraded
+        await until(lambda: ctl.pending_writes() >= 2, 5, "the end and the sticky agent wait")
+        # alice free now: the returning caller still gets bob first, and alice never rings
+        a = await phones.start("agent1", "answer", ring_ms=200)
+        await harness.call("+15550700", caller=STICKY_CALLER, hold_ms=300)
+        rec = await harness.record()
+        assert rec["answered_by"] == "bob", rec["trace"]
+        assert [t["user"] for t in rec["trace"] if t["kind"] == "sticky"] == ["bob"]
+        assert a.invites() == 0
+    finally:
+        await asyncio.to_thread(stack.up, test_settings, asterisk=False)
+    await until(lambda: not ctl.store_degraded, 10, "re-synced after Redis came back")
+    await harness.redis.connection_pool.disconnect()  # the test's own connections died too
+    assert await harness.redis.get(key) == "bob"
+    assert 3000 < await harness.redis.ttl(key) <= 3600
+    assert ctl.pending_writes() == 0
+    await until(lambda: nothing_left(harness, ari), 10, "no channel, bridge or call state")
+
+
 # ---------------------------------------------------------------------------- Asterisk restart
 
 async def test_given_asterisk_restarted_then_controller_reconnects_by_itself(
