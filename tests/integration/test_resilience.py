@@ -679,11 +679,19 @@ async def test_given_redis_stopped_then_calls_keep_routing_round_robin_and_state
         ok, failed, errors = await load.wait(60)
         assert (ok, failed) == (n, 0), errors  # the load was routed from memory too
         assert ctl.store_degraded
-        # one call still up when Redis returns: its state must be written back
+        # one call still up when Redis returns: its state must be written back. The load's
+        # callers are done, but their calls may still be tearing down: wait them out, and
+        # pick the held call by its number (not "the one call left").
+        await until(lambda: not ctl.calls, 10, "the load's calls torn down")
         held = asyncio.ensure_future(harness.call("+15550700", hold_ms=6000))
-        await until(lambda: len(ctl.calls) == 1 and next(iter(ctl.calls.values())).result
-                    == "connected", 10, "a call bridged while Redis is down")
-        live_id = next(iter(ctl.calls))
+
+        def bridged() -> list[str]:
+            return [c.id for c in ctl.calls.values()
+                    if c.ctx.did == "+15550700" and c.result == "connected"]
+
+        await until(lambda: bridged(), 10, "a call bridged while Redis is down")
+        live_id = bridged()[0]
+        assert ctl.store_degraded and live_id not in ctl.cluster._leased  # memory only
     finally:
         if load is not None:
             load.kill()
