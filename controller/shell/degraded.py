@@ -21,6 +21,8 @@ T = TypeVar("T")
 PENDING_MAX = 10_000
 """Entries each write-back queue holds while Redis is away; past it the oldest is dropped
 (logged, counted in ``callctl_redis_writeback_dropped_total``)."""
+Rejected = tuple[dict[str, Any], list[dict[str, Any]], str | None]
+"""A call refused on arrival, waiting for Redis: (record, trace, blocked_by)."""
 
 
 class Degraded:
@@ -32,7 +34,7 @@ class Degraded:
     store: RedisStore
     store_degraded: bool
     _pending_ends: deque[tuple[Call, CallEnd]]
-    _pending_rejected: deque[tuple[dict[str, Any], list[dict[str, Any]], str | None]]
+    _pending_rejected: deque[Rejected]
     _pending_failover: deque[dict[str, str]]
     _pending_sticky: dict[tuple[str, str], tuple[str, float]]
     writeback_dropped: int
@@ -48,12 +50,14 @@ class Degraded:
         """Queue ``item`` for the write-back; a full queue drops its oldest entry, said
         (the first drop of an outage and every 1000th after) and counted."""
         if queue.maxlen is not None and len(queue) >= queue.maxlen:
-            self.writeback_dropped += 1
-            if self.writeback_dropped % 1000 == 1:
-                log.error("redis away: the write-back queue of %s is full (%d): the oldest "
-                          "is dropped, %d dropped so far", what, queue.maxlen,
-                          self.writeback_dropped)
+            self._dropped(what, queue.maxlen)
         queue.append(item)
+
+    def _dropped(self, what: str, limit: int) -> None:
+        self.writeback_dropped += 1
+        if self.writeback_dropped % 1000 == 1:
+            log.error("redis away: the write-back queue of %s is full (%d): the oldest is "
+                      "dropped, %d dropped so far", what, limit, self.writeback_dropped)
 
     def pending_writes(self) -> int:
         """What waits for Redis: call ends, refused calls' records, failover-test events,
@@ -72,7 +76,7 @@ class Degraded:
                         "is back", user, caller, department, e)
             if len(self._pending_sticky) >= PENDING_MAX:
                 self._pending_sticky.pop(next(iter(self._pending_sticky)))
-                self.writeback_dropped += 1
+                self._dropped("sticky agents", PENDING_MAX)
             self._pending_sticky[(department, caller)] = (user, time.time() + ttl)
             self.store_failed()
 

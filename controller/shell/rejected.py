@@ -14,6 +14,7 @@ from controller.adapters.redis import RedisStore, StoreUnavailable
 from controller.cluster.manager import Cluster
 from controller.core.calllog import build_record
 from controller.shell.blocklist import BLOCK_CAUSE
+from controller.shell.degraded import Rejected
 from controller.shell.live import LiveFlows
 
 log = logging.getLogger("callctl.runtime")
@@ -29,8 +30,8 @@ class Rejections:
     _event_node: str | None
     """The node of the event being handled (None: the first node)."""
     _notify: Callable[[dict[str, Any]], None]
-    _pending_rejected: deque[tuple[dict[str, Any], list[dict[str, Any]], str | None]]
-    """Records of calls rejected while Redis was away: (record, trace, blocked_by)."""
+    _pending_rejected: deque[Rejected]
+    """Records of calls rejected while Redis was away."""
     store_failed: Callable[[], None]
     pend: Callable[..., None]
 

@@ -27,7 +27,7 @@ from controller.core.model import HttpResponse, UserFacts
 from controller.shell import memory
 from controller.shell.blocklist import BlocklistCache
 from controller.shell.call import Call
-from controller.shell.degraded import PENDING_MAX, Degraded
+from controller.shell.degraded import PENDING_MAX, Degraded, Rejected
 from controller.shell.legs import TARGET_VAR, Winner, target_from_json
 from controller.shell.live import LiveFlows
 from controller.shell.outage import OutageSync
@@ -81,8 +81,7 @@ class Controller(Router, Resync, Degraded, OutageSync):
         # Degraded mode (Redis away): what to write back when it returns (bounded).
         self.store_degraded = False
         self._pending_ends: deque[tuple[Call, CallEnd]] = deque(maxlen=PENDING_MAX)
-        self._pending_rejected: deque[
-            tuple[dict[str, Any], list[dict[str, Any]], str | None]] = deque(maxlen=PENDING_MAX)
+        self._pending_rejected: deque[Rejected] = deque(maxlen=PENDING_MAX)
         self._pending_failover: deque[dict[str, str]] = deque(maxlen=PENDING_MAX)
         self._pending_sticky: dict[tuple[str, str], tuple[str, float]] = {}
         self.writeback_dropped = 0
@@ -228,14 +227,13 @@ class Controller(Router, Resync, Degraded, OutageSync):
             self.store_failed()
         for line in tested:
             event = {"event": "call", "line": line, "call_id": call.id, "result": call.result}
-            if self.store_degraded:  # in order, after what waits already
-                self.pend(self._pending_failover, event, "failover-test events")
-                continue
-            try:
-                await self.store.failover_log(event)
-            except StoreUnavailable:
-                self.pend(self._pending_failover, event, "failover-test events")
-                self.store_failed()
+            if not self.store_degraded:  # degraded: in order, after what waits already
+                try:
+                    await self.store.failover_log(event)
+                    continue
+                except StoreUnavailable:
+                    self.store_failed()
+            self.pend(self._pending_failover, event, "failover-test events")
         log.info("call %s: ended %s (did %s, answered by %s, %.1f s)", call.id, call.result,
                  call.ctx.did, call.ctx.answered_by or "-", ended - call.started)
         self._notify({**record, "trace": trace})
